@@ -1,0 +1,176 @@
+"""The per-image reference recipe of MNIST Large Scale (SPEC.md), in scikit-image.
+
+This is the definition: slow, one image at a time, written to be read.  The
+production engine (``engine.py``) must reproduce it to floating-point rounding.
+
+For an image ``I`` (28 x 28, values 0..255) and a scale ``s``:
+
+1. resample, centred, bicubic, zero outside the image: output pixel ``i`` reads
+   the input at ``u = (i - (H-1)/2) / s + (28-1)/2`` on each axis;
+2. clip to ``[clip_min, clip_max]`` (switchable);
+3. Gaussian smoothing with ``sigma = sigma_per_scale * s`` output pixels, on a
+   canvas wide enough that the frame sees the digit as on an infinite zero plane;
+4. optionally stretch so that the image maximum is ``clip_max``;
+5. soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import AffineTransform, warp
+
+__all__ = ["Recipe", "canvas_margin", "resample", "smooth", "soft_threshold", "transform_image", "transform_images"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The constants of the recipe; every one is a config value (``recipe:``).
+
+    Attributes
+    ----------
+    order : int
+        Spline order of the resampling (3: bicubic, as scikit-image's warp does it).
+    clip : bool
+        Clip the resampled values to ``[clip_min, clip_max]`` before smoothing.
+    clip_min, clip_max : float
+        The clipping range, in MNIST grey levels.
+    sigma_per_scale : float
+        Smoothing sigma in original MNIST pixels; the output sigma is this times s.
+    truncate : float
+        Gaussian kernel radius in sigmas (scipy's ``truncate``).
+    stretch : bool
+        Scale each smoothed image so that its maximum becomes ``clip_max``.
+    gain, offset : float
+        Soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
+    """
+
+    order: int = 3
+    clip: bool = True
+    clip_min: float = 0.0
+    clip_max: float = 255.0
+    sigma_per_scale: float = 0.875
+    truncate: float = 4.0
+    stretch: bool = False
+    gain: float = 0.02
+    offset: float = 128.0
+
+    @classmethod
+    def from_config(cls, values: dict) -> "Recipe":
+        """Build from the config's ``recipe`` mapping (unknown keys raise TypeError)."""
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def sigma(self, scale: float) -> float:
+        """Smoothing sigma in output pixels at one scale."""
+        return self.sigma_per_scale * scale
+
+
+def canvas_margin(sigma: float, truncate: float) -> int:
+    """Pixels of margin around the frame so that smoothing sees an infinite plane.
+
+    scipy's Gaussian kernel has radius ``int(truncate * sigma + 0.5)``; one more
+    pixel keeps the frame clear of the canvas edge.
+    """
+    return int(truncate * sigma + 0.5) + 1
+
+
+def resample(image: np.ndarray, scale: float, out_shape: tuple[int, int], margin: int = 0, order: int = 3) -> np.ndarray:
+    """Resample an image about its centre onto a canvas of the output frame plus margin.
+
+    Parameters
+    ----------
+    image : (h, w) ndarray
+        Input image, any real dtype; read as float64 in its own value range.
+    scale : float
+        Magnification s > 0.
+    out_shape : (H, W)
+        Output frame in pixels.
+    margin : int
+        Extra pixels on each side of the frame.
+    order : int
+        Interpolation order of scikit-image's warp.
+
+    Returns
+    -------
+    (H + 2 margin, W + 2 margin) ndarray of float64
+        Canvas pixel ``(i, j)`` reads the input at
+        ``((i - margin - (H-1)/2)/s + (h-1)/2, (j - margin - (W-1)/2)/s + (w-1)/2)``;
+        zero outside the input.
+    """
+    h, w = image.shape
+    height, width = out_shape
+    # warp's matrix maps output (col, row) to input (col, row).
+    matrix = np.array(
+        [
+            [1 / scale, 0.0, (w - 1) / 2 - (margin + (width - 1) / 2) / scale],
+            [0.0, 1 / scale, (h - 1) / 2 - (margin + (height - 1) / 2) / scale],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+    return warp(
+        np.asarray(image, dtype=np.float64),
+        AffineTransform(matrix=matrix),
+        output_shape=(height + 2 * margin, width + 2 * margin),
+        order=order,
+        mode="constant",
+        cval=0.0,
+        preserve_range=True,
+        clip=False,
+    )
+
+
+def smooth(canvas: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """Gaussian smoothing, sampled and truncated at ``truncate`` sigmas; zero outside."""
+    if sigma == 0:
+        return canvas
+    return ndimage.gaussian_filter(canvas, sigma, mode="constant", cval=0.0, truncate=truncate)
+
+
+def soft_threshold(x: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """``(2/pi) * arctan(gain * (x - offset))``: grey levels into (-1, 1)."""
+    return (2 / math.pi) * np.arctan(gain * (x - offset))
+
+
+def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int], recipe: Recipe = Recipe()) -> np.ndarray:
+    """One MNIST image at one scale, by the reference recipe.
+
+    Parameters
+    ----------
+    image : (28, 28) ndarray
+        MNIST grey levels 0..255 (uint8 or float).
+    scale : float
+        Magnification s > 0.
+    out_shape : (H, W)
+        Output frame in pixels.
+    recipe : Recipe
+
+    Returns
+    -------
+    (H, W) ndarray of float64
+        Values in (-1, 1); the background is ``soft_threshold(0)``.
+    """
+    height, width = out_shape
+    sigma = recipe.sigma(scale)
+    margin = canvas_margin(sigma, recipe.truncate)
+    canvas = resample(image, scale, out_shape, margin, recipe.order)
+    if recipe.clip:
+        canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
+    frame = smooth(canvas, sigma, recipe.truncate)[margin : margin + height, margin : margin + width]
+    if recipe.stretch:
+        peak = frame.max()
+        frame = frame * (recipe.clip_max / peak) if peak > 0 else frame
+    return soft_threshold(frame, recipe.gain, recipe.offset)
+
+
+def transform_images(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, int], recipe: Recipe = Recipe()) -> np.ndarray:
+    """The reference recipe over a batch: ``(n, h, w)`` images and ``(n,)`` scales to ``(n, H, W)``."""
+    out = np.empty((len(images), *out_shape))
+    for k, (image, scale) in enumerate(zip(images, np.broadcast_to(scales, len(images)))):
+        out[k] = transform_image(image, float(scale), out_shape, recipe)
+    return out
