@@ -114,8 +114,10 @@ class ScaleSpec:
 
     @classmethod
     def parse(cls, text: str) -> "ScaleSpec":
-        low, _, high = text.partition("-")
+        low, dash, high = text.partition("-")
         spec = cls(low, high or low)
+        if dash and low == high:
+            raise InvalidName(f"scale range {text!r} is a single scale: write {low}")
         if spec.is_range and not spec.low < spec.high:
             raise InvalidName(f"scale range {text!r} must go from a smaller to a larger scale")
         return spec

@@ -1,0 +1,99 @@
+"""Shared fixtures: the repository, real MNIST (fetched once per session by the workflow's own code)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_large_scale.idx import read_idx
+from mnist_large_scale.sources import BaseData, fetch_raw_file
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+@pytest.fixture(scope="session")
+def config() -> dict:
+    with open(REPO / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.fixture(scope="session")
+def mnist_base(config) -> BaseData:
+    return BaseData.from_config("mnist", config["base_data"]["mnist"])
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(mnist_base) -> Path:
+    """A folder with the four verified raw MNIST files.
+
+    Reuses the checkout's resources/mnist/ when it is complete; otherwise fetches
+    through the configured sources into a cache under the pytest temp root.
+    """
+    folder = REPO / "resources" / "mnist"
+    if not all((folder / raw.name).is_file() for raw in mnist_base.files.values()):
+        folder = Path(os.environ.get("MNIST_TEST_CACHE", REPO / ".pytest_cache" / "mnist"))
+        for raw in mnist_base.files.values():
+            fetch_raw_file(mnist_base, raw.name, folder / raw.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_paths(mnist_dir, mnist_base) -> dict[str, str]:
+    return {raw.name: str(mnist_dir / raw.name) for raw in mnist_base.files.values()}
+
+
+@pytest.fixture(scope="session")
+def mnist_train_images(mnist_dir):
+    return read_idx(mnist_dir / "train-images-idx3-ubyte", ndim=3)
+
+
+@pytest.fixture(scope="session")
+def mnist_test_images(mnist_dir):
+    return read_idx(mnist_dir / "t10k-images-idx3-ubyte", ndim=3)
+
+
+def make_workdir(tmp_path: Path, mnist_dir: Path, config_overrides: dict | None = None) -> Path:
+    """A copy of the workflow in tmp_path with resources/mnist/ prefilled (hard links when possible)."""
+    work = tmp_path / "wf"
+    work.mkdir()
+    for item in ("Snakefile", "config.yaml", "workflow", "profiles"):
+        source = REPO / item
+        if source.is_dir():
+            shutil.copytree(source, work / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, work / item)
+    if mnist_dir is not None:
+        (work / "resources" / "mnist").mkdir(parents=True)
+        for raw in mnist_dir.iterdir():
+            target = work / "resources" / "mnist" / raw.name
+            try:
+                os.link(raw, target)
+            except OSError:
+                shutil.copy2(raw, target)
+    if config_overrides:
+        with open(work / "config.yaml") as handle:
+            data = yaml.safe_load(handle)
+        _merge(data, config_overrides)
+        with open(work / "config.yaml", "w") as handle:
+            yaml.safe_dump(data, handle, sort_keys=False)
+    return work
+
+
+def _merge(data: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _merge(data[key], value)
+        else:
+            data[key] = value
+
+
+def run_snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run snakemake in ``work``; returns the finished process (check returncode yourself)."""
+    return subprocess.run([SNAKEMAKE, *args], cwd=work, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,110 @@
+"""The written layout (SPEC.md), provenance, atomic writes and reproducibility."""
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from mnist_large_scale.build import build_file, draw_scales, split_scales
+from mnist_large_scale.names import ScaleSpec, parse_name
+from mnist_large_scale.recipe import Recipe, transform_image, transform_images
+from mnist_large_scale.writer import SplitData, atomic_path, write_file
+
+
+def build(tmp_path, mnist_base, mnist_paths, name, **options):
+    path = tmp_path / name
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform_images, seed=7, **options)
+    return path
+
+
+def test_training_file_layout(tmp_path, mnist_base, mnist_paths, mnist_train_images, mnist_test_images):
+    path = build(tmp_path, mnist_base, mnist_paths, "mnist_large_scale_tr30_vl20_te10_outsize40-48_sctr2p000_scte2p000.h5", chunk_images=7)
+    with h5py.File(path, "r") as h5:
+        assert sorted(h5) == ["x_test", "x_train", "x_val", "y_test", "y_train", "y_val"]
+        for split, n in (("train", 30), ("val", 20), ("test", 10)):
+            x = h5[f"x_{split}"]
+            assert x.shape == (n, 40, 48, 1) and x.dtype == np.float64
+            assert x.chunks is None and x.compression is None  # contiguous, as published
+            assert h5[f"y_{split}"].shape == (n,) and h5[f"y_{split}"].dtype == np.uint8
+        assert np.array_equal(h5["x_train"][3, :, :, 0], transform_image(mnist_train_images[3], 2.0, (40, 48)))
+        assert np.array_equal(h5["x_val"][0, :, :, 0], transform_image(mnist_train_images[50000], 2.0, (40, 48)))
+        assert np.array_equal(h5["x_test"][9, :, :, 0], transform_image(mnist_test_images[9], 2.0, (40, 48)))
+        assert h5["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+        assert json.loads(h5.attrs["recipe"]) == Recipe().as_dict()
+        assert "LeCun" in h5.attrs["citation"] and "Jansson" in h5.attrs["citation"]
+        assert json.loads(h5.attrs["source_sha256"])["train-images-idx3-ubyte"] == mnist_base.files["train_images"].sha256
+
+
+def test_test_only_file_holds_one_train_and_one_val_sample_without_the_leading_axis(tmp_path, mnist_base, mnist_paths, mnist_train_images):
+    path = build(tmp_path, mnist_base, mnist_paths, "mnist_large_scale_te5_outsize112-112_scte1p189.h5")
+    with h5py.File(path, "r") as h5:
+        assert h5["x_train"].shape == (112, 112, 1) and h5["x_val"].shape == (112, 112, 1)
+        assert h5["y_train"].shape == () and h5["y_train"][()] == 5
+        assert h5["y_val"][()] == mnist_base_label(mnist_paths, 50000)
+        assert h5["x_test"].shape == (5, 112, 112, 1)
+        assert np.array_equal(h5["x_train"][:, :, 0], transform_image(mnist_train_images[0], 2**0.25, (112, 112)))
+        # what the published loader does
+        x_train = np.array(h5["x_train"], dtype=np.float32)
+        assert (x_train[np.newaxis] if x_train.ndim == 3 else x_train).shape == (1, 112, 112, 1)
+
+
+def mnist_base_label(mnist_paths, index):
+    from mnist_large_scale.idx import read_idx
+
+    return read_idx(mnist_paths["train-labels-idx1-ubyte"])[index]
+
+
+def test_range_file_stores_log_uniform_per_sample_scales(tmp_path, mnist_base, mnist_paths, mnist_train_images):
+    path = build(tmp_path, mnist_base, mnist_paths, "mnist_large_scale_tr40_vl10_te10_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5")
+    with h5py.File(path, "r") as h5:
+        scales = h5["s_train"][()]
+        assert scales.shape == (40,) and np.all((scales >= 1) & (scales < 4))
+        assert np.array_equal(h5["x_train"][5, :, :, 0], transform_image(mnist_train_images[5], scales[5], (112, 112)))
+        assert h5.attrs["scale_seed"] == 7
+        assert not np.array_equal(h5["s_train"][:10], h5["s_val"][()])
+
+
+def test_scale_draws_are_prefix_stable_and_log_uniform():
+    spec = ScaleSpec("1p000", "4p000")
+    many = draw_scales(spec, 20000, seed=1, split="train")
+    assert np.array_equal(draw_scales(spec, 100, seed=1, split="train"), many[:100])
+    u = np.log2(many) / 2
+    assert np.histogram(u, bins=10, range=(0, 1))[0].min() > 1800
+    assert not np.array_equal(draw_scales(spec, 100, seed=1, split="val"), many[:100])
+    fixed = split_scales(parse_name("mnist_large_scale_te3_outsize8-8_scte2p000.h5"), "test", seed=1)
+    assert fixed.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_same_inputs_give_byte_identical_files(tmp_path, mnist_base, mnist_paths):
+    name = "mnist_large_scale_tr20_vl5_te5_outsize32-32_sctr1p000-4p000_scte2p000.h5"
+    first = build(tmp_path, mnist_base, mnist_paths, name)
+    (tmp_path / "again").mkdir()
+    second = build(tmp_path / "again", mnist_base, mnist_paths, name)
+    assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(second.read_bytes()).hexdigest()
+
+
+def test_float32_and_compression_are_options(tmp_path, mnist_base, mnist_paths):
+    path = build(tmp_path, mnist_base, mnist_paths, "mnist_large_scale_te100_outsize28-28_scte1p000.h5", dtype="float32", compression="gzip")
+    with h5py.File(path, "r") as h5:
+        assert h5["x_test"].dtype == np.float32 and h5["x_test"].compression == "gzip"
+
+
+def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path):
+    def failing(images, scales):
+        raise RuntimeError("engine failed")
+
+    target = tmp_path / "out.h5"
+    data = SplitData(np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8), np.ones(3))
+    with pytest.raises(RuntimeError, match="engine failed"):
+        write_file(target, {"train": data, "val": data, "test": data}, failing, (8, 8), {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_renames_only_on_success(tmp_path):
+    target = tmp_path / "a.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"x")
+        assert not target.exists()
+    assert target.read_bytes() == b"x"

@@ -1,0 +1,144 @@
+"""Build one MNIST Large Scale file from its name, the raw files and the config."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import h5py
+import numpy as np
+import scipy
+import skimage
+
+from . import __version__
+from .idx import read_idx
+from .names import FileSpec, ScaleSpec
+from .recipe import Recipe
+from .sources import BaseData
+from .writer import SPLITS, SplitData, write_file
+
+__all__ = ["CITATION", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
+
+CITATION = (
+    "Jansson, Y. and Lindeberg, T. (2022). Scale-invariant scale-channel networks: deep networks that "
+    "generalise to previously unseen scales. Journal of Mathematical Imaging and Vision 64(5):506-536, "
+    "doi:10.1007/s10851-022-01082-2. | Jansson, Y. and Lindeberg, T. (2020). Exploring the ability of "
+    "CNNs to generalise to previously unseen scales over wide scale ranges. ICPR 2020, arXiv:2004.01536. "
+    "| Data set: MNIST Large Scale, Zenodo record 3820247. | LeCun, Y., Bottou, L., Bengio, Y. and "
+    "Haffner, P. (1998). Gradient-based learning applied to document recognition. Proceedings of the "
+    "IEEE 86(11):2278-2324."
+)
+
+
+def draw_scales(spec: ScaleSpec, n: int, seed: int, split: str) -> np.ndarray:
+    """Per-sample scales of one split, log-uniform on ``[low, high)``.
+
+    ``s = low * (high / low) ** u`` with ``u`` uniform on [0, 1) from numpy's
+    PCG64 seeded by ``SeedSequence([seed, k])``, k the split's index in
+    ('train', 'val', 'test').  The first n draws do not depend on the total, so
+    a file with smaller counts holds the first n scales of the larger one.
+    """
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, SPLITS.index(split)])))
+    return spec.low * (spec.high / spec.low) ** rng.random(n)
+
+
+def split_scales(spec: FileSpec, split: str, seed: int) -> np.ndarray:
+    """The ``(n,)`` float64 scales of one split of a file."""
+    scale = spec.split_scale(split)
+    n = spec.split_count(split)
+    if scale.is_range:
+        return draw_scales(scale, n, seed, split)
+    return np.full(n, scale.low)
+
+
+def load_split(base: BaseData, raw_paths: dict[str, str], split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n images ``(n, 28, 28) uint8`` and labels ``(n,) uint8`` of a split."""
+    source = base.splits[split]
+    if n > source.size:
+        raise ValueError(f"{n} {split} images asked for, but {base.key} has {source.size}")
+    images = read_idx(raw_paths[source.images], ndim=3)
+    labels = read_idx(raw_paths[source.labels], ndim=1)
+    if len(images) != len(labels):
+        raise ValueError(f"{raw_paths[source.images]} has {len(images)} images but {raw_paths[source.labels]} has {len(labels)} labels")
+    if source.stop > len(images):
+        raise ValueError(f"{raw_paths[source.images]} has {len(images)} images; split {split} needs {source.stop}")
+    window = slice(source.start, source.start + n)
+    return images[window], labels[window]
+
+
+def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dict:
+    """Root attributes: what the file is and how it was made; nothing run-dependent."""
+    attrs = {
+        "title": "MNIST Large Scale (rebuilt)",
+        "file_name": spec.name,
+        "citation": CITATION + (f" | {base.citation}" if base.citation else ""),
+        "base_data": base.key,
+        "scale_train": (spec.train_scale or spec.test_scale).tag,
+        "scale_test": spec.test_scale.tag,
+        "recipe": json.dumps(recipe.as_dict(), sort_keys=True),
+        "splits": json.dumps(
+            {name: {"source": base.splits[name].images, "first_index": base.splits[name].start, "count": spec.split_count(name)} for name in SPLITS},
+            sort_keys=True,
+        ),
+        "source_sha256": json.dumps({raw.name: raw.sha256 for raw in base.files.values()}, sort_keys=True),
+        "software": json.dumps(
+            {"mnist_large_scale": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__, "h5py": h5py.__version__},
+            sort_keys=True,
+        ),
+    }
+    if any(spec.split_scale(name).is_range for name in SPLITS):
+        attrs["scale_seed"] = seed
+        attrs["scale_distribution"] = "log-uniform: s = low * (high/low)**u, u ~ U[0, 1) from PCG64(SeedSequence([seed, split index]))"
+    return attrs
+
+
+def build_file(
+    spec: FileSpec,
+    base: BaseData,
+    raw_paths: dict[str, str],
+    out_path: str | os.PathLike,
+    recipe: Recipe,
+    transform: Callable,
+    seed: int,
+    dtype: str = "float64",
+    compression: str | None = None,
+    chunk_images: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Build the file that ``spec`` names.
+
+    Parameters
+    ----------
+    spec : FileSpec
+    base : BaseData
+    raw_paths : dict
+        Path of each raw file, by its name (``'train-images-idx3-ubyte'`` ...).
+    out_path : path
+    recipe : Recipe
+    transform : callable
+        ``transform(images, scales, out_shape, recipe) -> (n, H, W)``: the engine.
+    seed : int
+        Seed of per-sample scales.
+    dtype, compression, chunk_images, progress
+        As in ``writer.write_file``.
+    """
+    splits = {}
+    for name in SPLITS:
+        n = spec.split_count(name)
+        images, labels = load_split(base, raw_paths, name, n)
+        scale = spec.split_scale(name)
+        splits[name] = SplitData(
+            images, labels, split_scales(spec, name, seed), single=spec.test_only and name != "test", store_scales=scale.is_range
+        )
+    write_file(
+        out_path,
+        splits,
+        lambda images, scales: transform(images, scales, spec.out_shape, recipe),
+        spec.out_shape,
+        provenance(spec, base, recipe, seed),
+        dtype=dtype,
+        compression=compression,
+        chunk_images=chunk_images,
+        progress=progress,
+    )

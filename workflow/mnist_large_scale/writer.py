@@ -1,0 +1,123 @@
+"""Writing the published HDF5 layout of MNIST Large Scale.
+
+Layout (SPEC.md): ``/x_train``, ``/x_val``, ``/x_test`` of shape ``[n, H, W, 1]``,
+float64, C order, contiguous, uncompressed; ``/y_*`` uint8 of shape ``[n]``.  A
+test-only file holds one train and one val sample without the leading axis
+(``x`` of shape ``[H, W, 1]``, ``y`` a scalar).  Splits with per-sample scales
+also hold ``/s_*``, the scale of each sample.  Attributes carry provenance and
+nothing that changes from run to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = ["SPLITS", "atomic_path", "SplitData", "write_file"]
+
+SPLITS = ("train", "val", "test")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it to ``path`` only on success.
+
+    Whatever fails inside the block, nothing is left under ``path`` or the
+    temporary name.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class SplitData:
+    """What goes into one split: the source images, labels and per-sample scales.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray of uint8
+    labels : (n,) ndarray of uint8
+    scales : (n,) ndarray of float64
+    single : bool
+        Store one sample without the leading axis (test-only files' train and val).
+    store_scales : bool
+        Write ``/s_<split>`` (for splits with per-sample scales).
+    """
+
+    def __init__(self, images, labels, scales, single=False, store_scales=False):
+        if single and len(images) != 1:
+            raise ValueError("a single-sample split holds exactly one image")
+        self.images, self.labels, self.scales = images, labels, np.asarray(scales, dtype=np.float64)
+        self.single, self.store_scales = single, store_scales
+
+
+def write_file(
+    path: str | os.PathLike,
+    splits: dict[str, SplitData],
+    transform: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    out_shape: tuple[int, int],
+    attrs: dict,
+    dtype: str = "float64",
+    compression: str | None = None,
+    chunk_images: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Transform and write all splits to ``path`` atomically, one chunk at a time.
+
+    Parameters
+    ----------
+    path : path
+        The final file name; written under a temporary name first.
+    splits : dict
+        ``SplitData`` by split name, in ``SPLITS``.
+    transform : callable
+        ``transform(images, scales) -> (n, H, W) float64``.
+    out_shape : (H, W)
+    attrs : dict
+        Root attributes (str, numbers or arrays).
+    dtype : {'float64', 'float32'}
+        Stored image dtype.
+    compression : {None, 'gzip', 'lzf'}
+        None (the published layout) writes contiguous datasets; otherwise chunked.
+    chunk_images : int
+        Images transformed and written per step; bounds memory whatever n is.
+    progress : callable, optional
+        Called with the number of images just written.
+    """
+    height, width = out_shape
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for key in sorted(attrs):
+            h5.attrs[key] = attrs[key]
+        for name in SPLITS:
+            data = splits[name]
+            n = len(data.images)
+            shape = (height, width, 1) if data.single else (n, height, width, 1)
+            options = {}
+            if compression and not data.single:
+                options = {"compression": compression, "chunks": (min(n, 64), height, width, 1), "shuffle": True}
+            x = h5.create_dataset(f"x_{name}", shape=shape, dtype=dtype, track_times=False, **options)
+            labels = np.asarray(data.labels, dtype=np.uint8)
+            h5.create_dataset(f"y_{name}", data=labels[0] if data.single else labels, track_times=False)
+            if data.store_scales:
+                h5.create_dataset(f"s_{name}", data=data.scales[0] if data.single else data.scales, track_times=False)
+            for start in range(0, n, chunk_images):
+                stop = min(start + chunk_images, n)
+                block = transform(data.images[start:stop], data.scales[start:stop])[..., np.newaxis]
+                if data.single:
+                    x[...] = block[0]
+                else:
+                    x[start:stop] = block
+                if progress is not None:
+                    progress(stop - start)

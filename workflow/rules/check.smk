@@ -1,0 +1,30 @@
+# Checks at the end: a validation report per file and the checksum manifest.
+
+
+rule validate_file:
+    input:
+        unpack(raw_inputs),
+        h5="results/{name}.h5",
+    output:
+        report="results/validation/{name}.json",
+    params:
+        base_key=base_key,
+        base=base_config,
+        storage=config["output"],
+    log:
+        "logs/validate/{name}.log",
+    resources:
+        mem_mb=500,
+    script:
+        "../scripts/validate_file.py"
+
+
+rule sha256sums:
+    input:
+        published_files(),
+    output:
+        "results/SHA256SUMS",
+    log:
+        "logs/sha256sums.log",
+    script:
+        "../scripts/sha256sums.py"

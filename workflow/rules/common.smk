@@ -1,0 +1,87 @@
+# The name grammar's bridge to Snakemake: target lists and input functions.
+# Everything here parses names through mnist_large_scale.names, nowhere else.
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from mnist_large_scale.names import InvalidName, check_counts, parse_name
+from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.sources import BaseData
+
+
+BASES = {key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()}
+BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
+RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
+
+
+def _check_config():
+    """Config checks that the schema cannot express; they fail before any work."""
+    Recipe.from_config(config["recipe"])
+    if len(BASE_BY_PREFIX) != len(BASES):
+        raise ValueError("config: two base_data entries share one prefix")
+    for base in BASES.values():
+        if base.local_dir and not os.access(base.local_dir, os.R_OK | os.X_OK):
+            raise ValueError(
+                f"config: base_data.{base.key}.local_dir {base.local_dir!r} is not a readable folder"
+            )
+        names = {raw.name for raw in base.files.values()}
+        for split_name, split in base.splits.items():
+            if split.images not in names or split.labels not in names:
+                raise ValueError(
+                    f"config: base_data.{base.key}.splits.{split_name} names a file not in its files"
+                )
+            if split.stop <= split.start:
+                raise ValueError(
+                    f"config: base_data.{base.key}.splits.{split_name} is empty (stop <= start)"
+                )
+    for name in config["targets"]:
+        file_spec(name)
+
+
+def file_spec(name):
+    """The FileSpec of a target name, checked against its base data; raises with the reason."""
+    spec = parse_name(name, prefixes=tuple(BASE_BY_PREFIX))
+    check_counts(spec, BASE_BY_PREFIX[spec.prefix].available())
+    return spec
+
+
+def base_of(name):
+    return BASE_BY_PREFIX[file_spec(name).prefix]
+
+
+def published_files():
+    return [f"results/{name}" for name in config["targets"]]
+
+
+def validation_reports():
+    return [f"results/validation/{Path(name).stem}.json" for name in config["targets"]]
+
+
+def raw_inputs(wildcards):
+    """The raw files a file is built from, by file name (parses the name: bad names fail here)."""
+    base = base_of(wildcards.name)
+    return {raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()}
+
+
+def base_key(wildcards):
+    return base_of(wildcards.name).key
+
+
+def base_config(wildcards):
+    return config["base_data"][base_key(wildcards)]
+
+
+def raw_sha256(wildcards):
+    return BASES[wildcards.base].file_by_name(wildcards.file).sha256
+
+
+_check_config()
+
+
+wildcard_constraints:
+    name=r"[^/]+",
+    base="|".join(BASES),
+    file="|".join(RAW_NAMES),

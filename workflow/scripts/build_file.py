@@ -1,0 +1,39 @@
+"""Snakemake entry point: build one MNIST Large Scale file from its name."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tqdm import tqdm
+
+from mnist_large_scale.build import build_file
+from mnist_large_scale.names import parse_name
+from mnist_large_scale.recipe import Recipe, transform_images
+from mnist_large_scale.sources import BaseData
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+spec = parse_name(snakemake.wildcards.name)
+base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
+storage = snakemake.params.storage
+raw_paths = {name: snakemake.input[name] for name in (raw.name for raw in base.files.values())}
+total = sum(spec.split_count(split) for split in ("train", "val", "test"))
+try:
+    with open(snakemake.log[0], "a") as log, tqdm(total=total, unit="img", file=log, mininterval=5, ascii=True, desc=spec.name) as bar:
+        build_file(
+            spec,
+            base,
+            raw_paths,
+            snakemake.output[0],
+            Recipe.from_config(snakemake.params.recipe),
+            lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe),
+            seed=snakemake.params.scale_seed,
+            dtype=storage["dtype"],
+            compression=storage["compression"],
+            chunk_images=storage["chunk_images"],
+            progress=bar.update,
+        )
+except Exception:
+    logging.exception("building %s failed", spec.name)
+    raise
