@@ -11,8 +11,9 @@ from mnist_large_scale.names import InvalidName, check_counts, parse_name
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 
-
-BASES = {key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()}
+BASES = {
+    key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
+}
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 
