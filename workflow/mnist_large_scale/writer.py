@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -100,6 +101,7 @@ def write_file(
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for key in sorted(attrs):
             h5.attrs[key] = attrs[key]
+        blocks = []
         for name in SPLITS:
             data = splits[name]
             n = len(data.images)
@@ -112,12 +114,30 @@ def write_file(
             h5.create_dataset(f"y_{name}", data=labels[0] if data.single else labels, track_times=False)
             if data.store_scales:
                 h5.create_dataset(f"s_{name}", data=data.scales[0] if data.single else data.scales, track_times=False)
-            for start in range(0, n, chunk_images):
-                stop = min(start + chunk_images, n)
-                block = transform(data.images[start:stop], data.scales[start:stop])[..., np.newaxis]
-                if data.single:
-                    x[...] = block[0]
-                else:
-                    x[start:stop] = block
-                if progress is not None:
-                    progress(stop - start)
+            blocks += [(x, data, start, min(start + chunk_images, n)) for start in range(0, n, chunk_images)]
+        _transform_and_write(blocks, transform, progress)
+
+
+def _transform_and_write(blocks: list, transform: Callable, progress: Callable[[int], None] | None) -> None:
+    """Write each block while the next one is computed in a second thread.
+
+    numpy and h5py release the GIL in their heavy parts, so the disk and the
+    CPU work at the same time; at most two blocks are in memory.
+    """
+
+    def compute(block):
+        _, data, start, stop = block
+        return transform(data.images[start:stop], data.scales[start:stop])[..., np.newaxis]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(compute, blocks[0]) if blocks else None
+        for index, (x, data, start, stop) in enumerate(blocks):
+            values = pending.result()
+            pending = pool.submit(compute, blocks[index + 1]) if index + 1 < len(blocks) else None
+            if data.single:
+                x[...] = values[0]
+            else:
+                x[start:stop] = values
+            del values
+            if progress is not None:
+                progress(stop - start)
