@@ -1,0 +1,730 @@
+"""Production engine: the reference recipe (``recipe.py``) as batched matrix products.
+
+Before the soft threshold the recipe is two separable linear stages with an
+elementwise clip between them.  On one axis of length ``L`` (output pixels) with
+an input of ``n`` pixels, at scale ``s``:
+
+* resampling ``R`` (canvas x n): canvas pixel ``c`` reads the input at
+  ``u = c / s + (n-1)/2 - (margin + (L-1)/2) / s``, with the weights of
+  scikit-image's Cython interpolation (Keys cubic convolution, a = -0.5, for
+  order 3) and zero outside the input;
+* Gaussian smoothing and crop ``G`` (L x canvas): scipy's sampled kernel, a band
+  of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
+  ``margin + o`` for frame pixel ``o``.
+
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``.  Only canvas pixels that the digit
+reaches *and* that lie within ``r`` of the frame matter, and only frame pixels
+within ``r`` of those can differ from the background; every product below is
+restricted to those ranges and split into row blocks that skip the zeros of the
+banded matrices.  Images go through in small groups so the intermediates stay in
+the core's cache; a group shares one set of matrices (one scale) or carries one
+per image (the per-sample scales of the scale-range file: the samples are sorted
+by scale so that a group's matrices have nearly the same extent).
+
+Frame coordinates are used for canvas rows throughout: ``p = c - margin`` is the
+frame pixel the canvas pixel sits on (negative in the margin), which lines the
+Gaussian bands of different scales up.
+
+The engine reproduces the reference to floating-point rounding (about 1e-13 on
+the 0..255 grey scale before the threshold); only the order of the additions
+differs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .recipe import Recipe
+
+__all__ = ["transform_images", "SUPPORTED_ORDERS", "blas_threads_limited"]
+
+#: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
+SUPPORTED_ORDERS = (0, 1, 3)
+
+# scipy's gaussian_filter leaves an axis alone when its sigma is at most this.
+_SIGMA_SKIP = 1e-15
+
+# Row-block heights of the banded products; a block's GEMM reads the block's rows
+# plus the band's reach (about 2 r for the Gaussian, 4 / s for the resampling).
+_SMOOTH_BLOCK = 16
+_RESAMPLE_BLOCK = 32
+
+# Bytes of one group's canvas: groups this small keep the canvas and the
+# smoothed rows in a core's L2 cache (1 MB on the development machine).
+_GROUP_BYTES = 1 << 20
+_GROUP_MAX = 64
+
+
+# --------------------------------------------------------------------------- #
+# BLAS threads
+# --------------------------------------------------------------------------- #
+
+_OPENBLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+_OPENBLAS_GETTERS = (
+    "scipy_openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+    "openblas_get_num_threads",
+)
+
+
+def _loaded_openblas() -> list[tuple[ctypes.CDLL, str, str]]:
+    """OpenBLAS libraries mapped into this process, with their thread setter and getter.
+
+    Used only when threadpoolctl is not installed.  Reads ``/proc/self/maps``
+    (Linux); elsewhere it finds nothing and BLAS keeps its own thread count.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((name for name in _OPENBLAS_SETTERS if hasattr(lib, name)), None)
+        getter = next((name for name in _OPENBLAS_GETTERS if hasattr(lib, name)), None)
+        if setter and getter:
+            found.append((lib, setter, getter))
+    return found
+
+
+_limit_lock = threading.Lock()
+
+
+@contextmanager
+def blas_threads_limited(n_threads: int = 1) -> Iterator[None]:
+    """Limit the BLAS libraries of this process to ``n_threads`` threads for a block.
+
+    threadpoolctl is used when installed; otherwise OpenBLAS's own setter is
+    called through ctypes (numpy's wheels bundle OpenBLAS).  The engine runs its
+    own worker threads, so BLAS must not add more: ``threads=1`` means one core.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
+        return
+    with _limit_lock:
+        libs = _loaded_openblas()
+        previous = [getattr(lib, getter)() for lib, _, getter in libs]
+        for lib, setter, _ in libs:
+            getattr(lib, setter)(ctypes.c_int(n_threads))
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            for (lib, setter, _), count in zip(libs, previous):
+                getattr(lib, setter)(ctypes.c_int(count))
+
+
+# --------------------------------------------------------------------------- #
+# One axis: interpolation and Gaussian weights, for a stack of scales
+# --------------------------------------------------------------------------- #
+
+
+def gaussian_radius(sigma: np.ndarray, truncate: float) -> np.ndarray:
+    """scipy's kernel radius ``int(truncate * sigma + 0.5)``, elementwise, as int64.
+
+    The canvas margin of the recipe is this plus one, for any sigma.
+    """
+    return np.trunc(truncate * np.asarray(sigma, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's sampled Gaussian kernels for a stack of sigmas, zero-padded to one width.
+
+    Parameters
+    ----------
+    sigma : (m,) ndarray of float64
+        Standard deviations in pixels, >= 0.
+    truncate : float
+        Radius in sigmas.
+
+    Returns
+    -------
+    radius : (m,) ndarray of int64
+        Kernel half-widths; 0 where the filter is skipped (``sigma <= 1e-15``).
+    weights : (m, 2 * radius.max() + 1) ndarray of float64
+        Row ``j`` holds ``exp(-0.5 x^2 / sigma_j^2)`` for ``|x| <= radius_j``,
+        normalised to sum 1 (``scipy.ndimage._gaussian_kernel1d``), centred; a
+        skipped filter is the identity ``[1]``.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    smooth = sigma > _SIGMA_SKIP
+    radius = np.where(smooth, gaussian_radius(sigma, truncate), 0)
+    reach = int(radius.max())
+    x = np.arange(-reach, reach + 1)
+    inside = np.abs(x) <= radius[:, None]
+    # Same expression as scipy (-0.5 / sigma2 * x ** 2); the guard only avoids
+    # dividing by a zero sigma whose row is replaced by the identity below.
+    sigma2 = np.where(smooth, sigma * sigma, 1.0)
+    phi = np.where(inside, np.exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    weights = phi / phi.sum(axis=1, keepdims=True)
+    weights[~smooth] = (x == 0).astype(np.float64)
+    return radius, weights
+
+
+def interpolation_taps(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input pixels and weights that scikit-image's Cython warp reads at coordinate ``u``.
+
+    Parameters
+    ----------
+    u : ndarray of float64
+        Input coordinates (pixel centres at integers).
+    order : {0, 1, 3}
+        0: nearest (rounding half away from zero), 1: linear, 3: Keys cubic
+        convolution with a = -0.5 (``skimage/_shared/interpolation.pxd``).
+
+    Returns
+    -------
+    first : ndarray of int64, shape of ``u``
+        Index of the first tap; tap ``t`` reads pixel ``first + t``.
+    weights : ndarray of float64, shape ``u.shape + (taps,)``
+        Tap weights; pixels outside the input read as zero (mode constant, cval 0).
+    """
+    if order == 3:
+        first = np.floor(u)
+        x = u - first
+        x2 = x * x
+        x3 = x2 * x
+        # The Cython's Horner form f1 + x/2 (f2 - f0 + x (2 f0 - 5 f1 + 4 f2 - f3
+        # + x (3 (f1 - f2) + f3 - f0))), collected per neighbour.
+        weights = np.stack(
+            [
+                0.5 * (2.0 * x2 - x - x3),
+                1.0 - 2.5 * x2 + 1.5 * x3,
+                0.5 * (x + 4.0 * x2 - 3.0 * x3),
+                0.5 * (x3 - x2),
+            ],
+            axis=-1,
+        )
+        return first.astype(np.int64) - 1, weights
+    if order == 1:
+        first = np.floor(u)
+        x = u - first
+        return first.astype(np.int64), np.stack([1.0 - x, x], axis=-1)
+    if order == 0:
+        # Cython's round(): (r + 0.5) if r > 0 else (r - 0.5), truncated to an integer.
+        nearest = np.trunc(np.where(u > 0.0, u + 0.5, u - 0.5))
+        return nearest.astype(np.int64), np.ones(u.shape + (1,))
+    raise NotImplementedError(f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
+
+
+@dataclass(frozen=True)
+class Band:
+    """A stack of banded matrices ``A`` (k, P, Q), cut into row blocks without their zero columns.
+
+    ``k`` is 1 for a matrix shared by a whole group, else one matrix per image.
+
+    Attributes
+    ----------
+    shape : (P, Q)
+        Rows and columns of each matrix.
+    blocks : tuple of (a, b, q0, q1, block)
+        ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
+        that slice, C-contiguous, shape (k, b-a, q1-q0); or its transpose
+        (k, q1-q0, b-a) in a band built for right-multiplication.
+    zero_rows : tuple of (a, b)
+        Row ranges that are zero in every matrix.
+    """
+
+    shape: tuple[int, int]
+    blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
+    zero_rows: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray, block: int, transpose: bool, nonzero: np.ndarray | None = None) -> "Band":
+        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows.
+
+        ``nonzero`` (P, Q) bool, optional, marks entries that may be nonzero in
+        any of the k matrices; by default it is computed from ``matrix``.
+        """
+        k, rows, cols = matrix.shape
+        if nonzero is None:
+            nonzero = (matrix != 0).any(axis=0)
+        blocks, zero_rows = [], []
+        for a in range(0, rows, block):
+            b = min(rows, a + block)
+            used = np.flatnonzero(nonzero[a:b].any(axis=0))
+            if used.size == 0:
+                zero_rows.append((a, b))
+                continue
+            q0, q1 = int(used[0]), int(used[-1]) + 1
+            piece = matrix[:, a:b, q0:q1]
+            blocks.append((a, b, q0, q1, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
+        return cls((rows, cols), tuple(blocks), tuple(zero_rows))
+
+    def left(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = A @ x``: x (m, Q, N) -> out (m, P, N); A broadcasts when k == 1."""
+        for a, b, q0, q1, block in self.blocks:
+            np.matmul(block, x[:, q0:q1], out=out[:, a:b])
+        for a, b in self.zero_rows:
+            out[:, a:b] = 0.0
+        return out
+
+    def right(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
+
+        A shared matrix turns the whole group into one GEMM of m N rows.
+        """
+        m, n = x.shape[:2]
+        shared = all(block.shape[0] == 1 for *_, block in self.blocks)
+        if shared and x.flags.c_contiguous and out.flags.c_contiguous:
+            x2, out2 = x.reshape(m * n, -1), out.reshape(m * n, -1)
+            for a, b, q0, q1, block in self.blocks:
+                np.matmul(x2[:, q0:q1], block[0], out=out2[:, a:b])
+        else:
+            for a, b, q0, q1, block in self.blocks:
+                np.matmul(x[:, :, q0:q1], block, out=out[:, :, a:b])
+        for a, b in self.zero_rows:
+            out[:, :, a:b] = 0.0
+        return out
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """The recipe's two linear stages on one axis, for one scale or a sorted stack of scales.
+
+    Attributes
+    ----------
+    p0 : int
+        Frame coordinate of the first kept canvas pixel.
+    size : int
+        Kept canvas pixels ``K``: those the digit reaches (or all when the clip
+        maps zero to a nonzero value) within the Gaussian's reach of the frame.
+    o0, o1 : int
+        Frame pixels ``o0:o1`` can differ from the background; the rest are
+        exactly the smoothed zero plane.
+    resample : Band or None
+        ``R`` (k, K, n) restricted to the kept canvas pixels (with a clip).
+    smooth : Band or None
+        ``G`` (k, o1-o0, K) restricted likewise (with a clip).
+    folded : ndarray of float64 or None
+        ``G @ R`` (k, o1-o0, n), without a clip: both stages in one matrix.
+        The x axis stores all of these transposed, for right-multiplication.
+    """
+
+    p0: int
+    size: int
+    o0: int
+    o1: int
+    resample: Band | None
+    smooth: Band | None
+    folded: np.ndarray | None
+
+    @property
+    def empty(self) -> bool:
+        return self.size == 0 or self.o1 <= self.o0
+
+
+def plan_axis(
+    scales: np.ndarray,
+    length: int,
+    n_in: int,
+    recipe: Recipe,
+    support: tuple[int, int],
+    keep_all: bool,
+    transpose: bool,
+) -> AxisPlan:
+    """Build one axis's matrices for a stack of scales, vectorised over the stack.
+
+    Parameters
+    ----------
+    scales : (k,) ndarray of float64
+        Magnifications s > 0.
+    length : int
+        Output frame pixels on this axis.
+    n_in : int
+        Input pixels on this axis.
+    recipe : Recipe
+    support : (lo, hi)
+        Input pixels ``lo:hi`` hold every nonzero input value of the group; the
+        others contribute nothing and are left out of the matrices.
+    keep_all : bool
+        Keep every canvas pixel within reach of the frame, zero or not (needed
+        when the clip maps zero to a nonzero value).
+    transpose : bool
+        Build the matrices for right-multiplication (the x axis): bands hold
+        transposed blocks and ``folded`` is stored as (k, n, o1-o0).
+
+    Returns
+    -------
+    AxisPlan
+    """
+    scales = np.asarray(scales, dtype=np.float64)
+    sigma = recipe.sigma_per_scale * scales
+    margin = gaussian_radius(sigma, recipe.truncate) + 1  # recipe.canvas_margin
+    radius, kernel = gaussian_weights(sigma, recipe.truncate)
+    reach = kernel.shape[1] // 2
+
+    # Canvas pixels within reach of the frame, in frame coordinates.
+    p = np.arange(-reach, length + reach)
+    # The warp's matrix, as scikit-image evaluates it: u = (1/s) c + t, c = p + margin.
+    inv = 1.0 / scales
+    shift = (n_in - 1) / 2 - (margin + (length - 1) / 2) / scales
+    u = inv[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
+    first, weights = interpolation_taps(u, recipe.order)
+
+    # Dense R over (k, canvas, input) by scattering the taps that land on the support.
+    lo, hi = support
+    n_taps = weights.shape[-1]
+    stack = len(scales)
+    matrix = np.zeros((stack, p.size, n_in))
+    flat = matrix.reshape(-1)
+    base = (np.arange(stack)[:, None] * p.size + np.arange(p.size)[None, :]) * n_in
+    for t in range(n_taps):
+        # Taps of one rank land on distinct entries, so plain assignment suffices.
+        pixel = first + t
+        hit = (pixel >= lo) & (pixel < hi)
+        flat[(base + pixel)[hit]] = weights[..., t][hit]
+    # A sample with a smaller kernel than the stack's widest reaches fewer canvas
+    # pixels; its rows beyond its own reach meet zero Gaussian weights.
+
+    row_used = (matrix != 0).any(axis=(0, 2))
+    if keep_all:
+        rows = np.ones(p.size, dtype=bool)
+    else:
+        rows = row_used
+    kept = np.flatnonzero(rows)
+    if kept.size == 0:
+        return AxisPlan(0, 0, 0, 0, None, None, None)
+    k_lo, k_hi = int(kept[0]), int(kept[-1]) + 1
+    p0, size = int(p[k_lo]), k_hi - k_lo
+    matrix = matrix[:, k_lo:k_hi]
+
+    # Frame pixels within reach of a kept canvas pixel; all of them when the
+    # zero plane itself is not zero after the clip.
+    if keep_all:
+        o0, o1 = 0, length
+    else:
+        o0, o1 = max(0, p0 - reach), min(length, p0 + size + reach)
+    if o1 <= o0:
+        return AxisPlan(p0, size, 0, 0, None, None, None)
+
+    # G[j, o, q] = kernel_j[(p0 + q) - o + reach]: a Toeplitz matrix, read as a
+    # sliding window over the kernel padded to every offset d = p - o.
+    d_min = p0 - (o1 - 1)
+    d_max = p0 + size - 1 - o0
+    padded = np.zeros((stack, d_max - d_min + 1))
+    lo_d, hi_d = max(d_min, -reach), min(d_max, reach)
+    if lo_d <= hi_d:
+        padded[:, lo_d - d_min : hi_d - d_min + 1] = kernel[:, lo_d + reach : hi_d + reach + 1]
+    gauss = sliding_window_view(padded, size, axis=1)[:, ::-1]  # (k, o1 - o0, size)
+    offsets = np.arange(o0, o1)[:, None] - (p0 + np.arange(size))[None, :]
+    band_mask = np.abs(offsets) <= reach
+
+    if recipe.clip:
+        resample = Band.from_matrix(matrix, _RESAMPLE_BLOCK, transpose=transpose)
+        smooth = Band.from_matrix(gauss, _SMOOTH_BLOCK, transpose=transpose, nonzero=band_mask)
+        folded = None
+    else:
+        resample = smooth = None
+        folded = np.matmul(gauss, matrix)
+        if transpose:
+            folded = np.ascontiguousarray(folded.transpose(0, 2, 1))
+    return AxisPlan(p0, size, o0, o1, resample, smooth, folded)
+
+
+# --------------------------------------------------------------------------- #
+# A group of images through the stages
+# --------------------------------------------------------------------------- #
+
+
+class Workspace:
+    """Reusable scratch arrays of one worker thread, so the groups fault no fresh pages."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous float64 array of ``shape`` (contents undefined), reusing memory."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(max(size, 1))
+        return buffer[:size].reshape(shape)
+
+
+def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row and column ranges that hold every nonzero pixel of a group of images.
+
+    Parameters
+    ----------
+    images : (m, h, w) ndarray
+
+    Returns
+    -------
+    rows, cols : (lo, hi) pairs
+        ``(0, 0)`` on both axes when every pixel is zero.
+    """
+    nonzero = images != 0
+    rows = np.flatnonzero(nonzero.any(axis=(0, 2)))
+    cols = np.flatnonzero(nonzero.any(axis=(0, 1)))
+    if rows.size == 0:
+        return (0, 0), (0, 0)
+    return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+
+
+def smoothed_region(images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace) -> np.ndarray:
+    """The smoothed frame pixels that can differ from the background, before the threshold.
+
+    Parameters
+    ----------
+    images : (m, h, w) ndarray of float64, C-contiguous
+    plan_y, plan_x : AxisPlan
+        Row and column matrices; one set for all m images or one per image.
+    recipe : Recipe
+    work : Workspace
+
+    Returns
+    -------
+    (m, plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) ndarray of float64
+        A view into ``work``: grey levels of frame pixels ``[o0:o1, o0:o1]``.
+    """
+    m = images.shape[0]
+    rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
+    region = work.get("region", (m, rows, cols))
+    if not recipe.clip:
+        across = np.matmul(images, plan_x.folded, out=work.get("across", (m, images.shape[1], cols)))
+        return np.matmul(plan_y.folded, across, out=region)
+    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)))
+    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)))
+    np.clip(canvas, recipe.clip_min, recipe.clip_max, out=canvas)
+    smoothed = plan_x.smooth.right(canvas, work.get("smoothed", (m, plan_y.size, cols)))
+    return plan_y.smooth.left(smoothed, region)
+
+
+def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
+    """Scale each image so that its frame maximum becomes ``clip_max`` (the recipe's stretch).
+
+    ``region`` (m, h, w) holds the pixels that can differ from the background;
+    outside it the frame is zero, which counts toward the maximum unless
+    ``whole_frame``.  Images whose maximum is not positive stay as they are.
+    """
+    peak = region.max(axis=(1, 2))
+    if not whole_frame:
+        np.maximum(peak, 0.0, out=peak)
+    positive = peak > 0
+    factor = np.ones_like(peak)
+    # Same expression as the reference: frame * (clip_max / peak).
+    factor[positive] = clip_max / peak[positive]
+    region *= factor[:, None, None]
+
+
+def soft_threshold_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """``arctan(gain (x - offset))`` in place; the caller multiplies by 2/pi while storing."""
+    region -= recipe.offset
+    region *= recipe.gain
+    return np.arctan(region, out=region)
+
+
+def background_value(recipe: Recipe) -> float:
+    """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
+    zero = np.zeros(1)
+    return float((2 / math.pi) * np.arctan(recipe.gain * (zero - recipe.offset))[0])
+
+
+def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
+    """Write thresholded regions into output frames, background around them.
+
+    ``index`` is a slice (one scale: consecutive images) or an integer array
+    (per-sample scales: a sorted group), selecting ``len(region)`` frames of ``out``.
+    """
+    y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
+    height, width = out.shape[1:]
+    frames = [out[index]] if isinstance(index, slice) else [out[i : i + 1] for i in index]
+    parts = [region] if isinstance(index, slice) else [region[j : j + 1] for j in range(len(index))]
+    for frame, part in zip(frames, parts):
+        if y0 > 0:
+            frame[:, :y0] = background
+        if y1 < height:
+            frame[:, y1:] = background
+        if x0 > 0:
+            frame[:, y0:y1, :x0] = background
+        if x1 < width:
+            frame[:, y0:y1, x1:] = background
+        np.multiply(part, 2 / math.pi, out=frame[:, y0:y1, x0:x1])
+
+
+# --------------------------------------------------------------------------- #
+# Grouping, threads, entry point
+# --------------------------------------------------------------------------- #
+
+
+def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
+    """Rough count of kept canvas pixels on one axis at one scale (sizes the groups)."""
+    radius = int(recipe.truncate * recipe.sigma(scale) + 0.5)
+    return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
+
+
+def _group_size(scale: float, out_shape: tuple[int, int], in_shape: tuple[int, int], recipe: Recipe) -> int:
+    """Images per group at one scale so that the group's canvas is about ``_GROUP_BYTES``."""
+    ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
+    kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
+    return int(min(_GROUP_MAX, max(4, _GROUP_BYTES // (8 * ky * kx))))
+
+
+@dataclass
+class _Job:
+    """Everything a worker needs; the plan cache is shared between workers."""
+
+    images: np.ndarray
+    scales: np.ndarray
+    out: np.ndarray
+    recipe: Recipe
+    keep_all: bool
+    background: float
+    plans: dict
+
+
+def _plans_for(job: _Job, scales: np.ndarray, group: np.ndarray, shared_key) -> tuple[AxisPlan, AxisPlan]:
+    """Row and column plans for a group (cached by support when the scale is shared)."""
+    (h, w), (height, width) = job.images.shape[1:], job.out.shape[1:]
+    if job.keep_all:
+        support_y, support_x = (0, h), (0, w)
+    else:
+        support_y, support_x = input_support(group)
+    key = None if shared_key is None else (shared_key, support_y, support_x)
+    if key is not None and key in job.plans:
+        return job.plans[key]
+    plans = (
+        plan_axis(scales, height, h, job.recipe, support_y, job.keep_all, transpose=False),
+        plan_axis(scales, width, w, job.recipe, support_x, job.keep_all, transpose=True),
+    )
+    if key is not None:
+        job.plans[key] = plans  # a race only builds the same plans twice
+    return plans
+
+
+def _run_group(job: _Job, index, work: Workspace) -> None:
+    """Transform the images ``index`` (slice: one scale; int array: per-sample) into ``job.out``."""
+    group = np.ascontiguousarray(job.images[index], dtype=np.float64)
+    if isinstance(index, slice):
+        plan_y, plan_x = _plans_for(job, job.scales[index.start : index.start + 1], group, float(job.scales[index.start]))
+    else:
+        plan_y, plan_x = _plans_for(job, job.scales[index], group, None)
+    if plan_y.empty or plan_x.empty:
+        target = job.out[index]
+        target[...] = job.background
+        if not isinstance(index, slice):
+            job.out[index] = target
+        return
+    region = smoothed_region(group, plan_y, plan_x, job.recipe, work)
+    if job.recipe.stretch:
+        height, width = job.out.shape[1:]
+        whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == (height, width)
+        stretch_in_place(region, whole, job.recipe.clip_max)
+    soft_threshold_in_place(region, job.recipe)
+    store(job.out, index, region, plan_y, plan_x, job.background)
+
+
+def _groups(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
+    """Split the batch into groups: slices of one scale, or index arrays of nearby scales."""
+    n = len(scales)
+    if n == 0:
+        return []
+    if np.all(scales == scales[0]):
+        size = _group_size(float(scales[0]), out_shape, in_shape, recipe)
+        return [slice(a, min(n, a + size)) for a in range(0, n, size)]
+    order = np.argsort(scales, kind="stable")
+    groups, a = [], 0
+    while a < n:
+        # Sorted ascending, so the group's last (largest) scale sets its size.
+        size = _group_size(float(scales[order[min(n, a + _GROUP_MAX) - 1]]), out_shape, in_shape, recipe)
+        size = _group_size(float(scales[order[min(n, a + size) - 1]]), out_shape, in_shape, recipe)
+        groups.append(np.sort(order[a : a + size]))
+        a += size
+    return groups
+
+
+def transform_images(
+    images: np.ndarray,
+    scales,
+    out_shape: tuple[int, int],
+    recipe: Recipe = Recipe(),
+    threads: int = 1,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The recipe over a batch, as ``recipe.transform_images`` computes it, batched.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray
+        Grey levels (MNIST: uint8 0..255, 28 x 28), any real dtype; read as float64.
+    scales : float or (n,) array_like
+        Magnification per image (s > 0); one value for all, or one per image.
+    out_shape : (H, W)
+        Output frame in pixels.
+    recipe : Recipe
+        ``order`` must be one of ``SUPPORTED_ORDERS``.
+    threads : int
+        Worker threads (cores) to use; BLAS is held to one thread per worker.
+    out : (n, H, W) ndarray of float64, optional
+        Where to write the result.
+
+    Returns
+    -------
+    (n, H, W) ndarray of float64
+        Values in (-1, 1), equal to the reference to floating-point rounding.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, h, w), got shape {images.shape}")
+    if recipe.order not in SUPPORTED_ORDERS:
+        raise NotImplementedError(f"interpolation order {recipe.order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
+    if recipe.sigma_per_scale < 0 or recipe.truncate < 0:
+        raise ValueError("sigma_per_scale and truncate must be >= 0")
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    n = images.shape[0]
+    height, width = (int(v) for v in out_shape)
+    scales = np.broadcast_to(np.asarray(scales, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(scales) & (scales > 0)):
+        raise ValueError("scales must be finite and > 0")
+    if out is None:
+        out = np.empty((n, height, width))
+    elif out.shape != (n, height, width) or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
+
+    # With a clip that maps zero elsewhere the whole canvas is nonzero.
+    zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe), {})
+    groups = _groups(scales, (height, width), images.shape[1:], recipe)
+
+    def worker(share: list) -> None:
+        work = Workspace()
+        for index in share:
+            _run_group(job, index, work)
+
+    threads = min(int(threads), max(1, len(groups)))
+    with blas_threads_limited(1):
+        if threads == 1:
+            worker(groups)
+        else:
+            # Interleaved shares balance the sorted (growing) per-sample groups.
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for future in [pool.submit(worker, groups[t::threads]) for t in range(threads)]:
+                    future.result()
+    return out
