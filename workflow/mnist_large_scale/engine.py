@@ -33,6 +33,7 @@ differs.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import threading
@@ -42,7 +43,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .recipe import Recipe
 
@@ -63,6 +63,10 @@ _RESAMPLE_BLOCK = 32
 # smoothed rows in a core's L2 cache (1 MB on the development machine).
 _GROUP_BYTES = 1 << 20
 _GROUP_MAX = 64
+
+# Per-sample scales: images sorted by scale share one set of matrix stacks per
+# this many, so that building the matrices costs little per image.
+_PLAN_GROUP = 64
 
 
 # --------------------------------------------------------------------------- #
@@ -186,8 +190,8 @@ def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np
     return radius, weights
 
 
-def interpolation_taps(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input pixels and weights that scikit-image's Cython warp reads at coordinate ``u``.
+def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """First input pixel that scikit-image's Cython warp reads at coordinate ``u``, and the fraction.
 
     Parameters
     ----------
@@ -200,104 +204,167 @@ def interpolation_taps(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarra
     Returns
     -------
     first : ndarray of int64, shape of ``u``
-        Index of the first tap; tap ``t`` reads pixel ``first + t``.
-    weights : ndarray of float64, shape ``u.shape + (taps,)``
-        Tap weights; pixels outside the input read as zero (mode constant, cval 0).
+        Tap ``t`` reads input pixel ``first + t``; it never decreases as ``u`` grows.
+    fraction : ndarray of float64, shape of ``u``
+        ``u - floor(u)`` (unused by order 0).
     """
-    if order == 3:
-        first = np.floor(u)
-        x = u - first
-        x2 = x * x
-        x3 = x2 * x
-        # The Cython's Horner form f1 + x/2 (f2 - f0 + x (2 f0 - 5 f1 + 4 f2 - f3
-        # + x (3 (f1 - f2) + f3 - f0))), collected per neighbour.
-        weights = np.stack(
-            [
-                0.5 * (2.0 * x2 - x - x3),
-                1.0 - 2.5 * x2 + 1.5 * x3,
-                0.5 * (x + 4.0 * x2 - 3.0 * x3),
-                0.5 * (x3 - x2),
-            ],
-            axis=-1,
-        )
-        return first.astype(np.int64) - 1, weights
-    if order == 1:
-        first = np.floor(u)
-        x = u - first
-        return first.astype(np.int64), np.stack([1.0 - x, x], axis=-1)
+    if order not in SUPPORTED_ORDERS:
+        raise NotImplementedError(f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
     if order == 0:
         # Cython's round(): (r + 0.5) if r > 0 else (r - 0.5), truncated to an integer.
         nearest = np.trunc(np.where(u > 0.0, u + 0.5, u - 0.5))
-        return nearest.astype(np.int64), np.ones(u.shape + (1,))
-    raise NotImplementedError(f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
+        return nearest.astype(np.int64), np.zeros_like(u)
+    floor = np.floor(u)
+    first = floor.astype(np.int64) - (1 if order == 3 else 0)
+    return first, u - floor
+
+
+def tap_weights(fraction: np.ndarray, order: int) -> np.ndarray:
+    """Weights of the taps at ``fraction`` (from ``tap_positions``), shape ``fraction.shape + (taps,)``.
+
+    Pixels outside the input read as zero (mode constant, cval 0), so a tap
+    off the image simply contributes nothing.
+    """
+    x = fraction
+    if order == 3:
+        x2 = x * x
+        x3 = x2 * x
+        # The Cython's Horner form f1 + x/2 (f2 - f0 + x (2 f0 - 5 f1 + 4 f2 - f3
+        # + x (3 (f1 - f2) + f3 - f0))), collected per neighbour f0..f3.
+        return np.stack(
+            [0.5 * (2.0 * x2 - x - x3), 1.0 - 2.5 * x2 + 1.5 * x3, 0.5 * (x + 4.0 * x2 - 3.0 * x3), 0.5 * (x3 - x2)], axis=-1
+        )
+    if order == 1:
+        return np.stack([1.0 - x, x], axis=-1)
+    return np.ones(x.shape + (1,))
+
+
+def toeplitz_piece(kernel: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
+    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs.
+
+    Parameters
+    ----------
+    kernel : (k, 2 r + 1) ndarray of float64
+    rows : int
+    transpose : bool
+        Return the transpose of each matrix.
+
+    Returns
+    -------
+    (k, rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, rows) when ``transpose``
+        ``piece[j, i, c] = kernel[j, c - i]`` (zero off the band): output ``o + i``
+        reads inputs ``o - r + c``.
+    """
+    stack, width = kernel.shape
+    piece = np.zeros((stack, rows + width - 1, rows) if transpose else (stack, rows, rows + width - 1))
+    for i in range(rows):
+        if transpose:
+            piece[:, i : i + width, i] = kernel
+        else:
+            piece[:, i, i : i + width] = kernel
+    return piece
 
 
 @dataclass(frozen=True)
 class Band:
-    """A stack of banded matrices ``A`` (k, P, Q), cut into row blocks without their zero columns.
+    """A stack of banded matrices ``A`` (k, P, Q), as row blocks without their zero columns.
 
-    ``k`` is 1 for a matrix shared by a whole group, else one matrix per image.
+    ``k`` is 1 for a matrix shared by all images, else one matrix per image.
 
     Attributes
     ----------
-    shape : (P, Q)
-        Rows and columns of each matrix.
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
-        that slice, C-contiguous, shape (k, b-a, q1-q0); or its transpose
-        (k, q1-q0, b-a) in a band built for right-multiplication.
+        that slice, shape (k, b-a, q1-q0), or its transpose (k, q1-q0, b-a) in
+        a band for right-multiplication; possibly a view of a shared piece.
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
     """
 
-    shape: tuple[int, int]
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
 
     @classmethod
-    def from_matrix(cls, matrix: np.ndarray, block: int, transpose: bool, nonzero: np.ndarray | None = None) -> "Band":
-        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows.
+    def from_matrix(cls, matrix: np.ndarray, starts: np.ndarray, stops: np.ndarray, block: int, transpose: bool) -> "Band":
+        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
 
-        ``nonzero`` (P, Q) bool, optional, marks entries that may be nonzero in
-        any of the k matrices; by default it is computed from ``matrix``.
+        ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
+        each row (of any of the k matrices); both must be nondecreasing, as in a band.
         """
-        k, rows, cols = matrix.shape
-        if nonzero is None:
-            nonzero = (matrix != 0).any(axis=0)
+        blocks, zero_rows = [], []
+        for a in range(0, matrix.shape[1], block):
+            b = min(matrix.shape[1], a + block)
+            q0, q1 = int(starts[a]), int(stops[b - 1])
+            if q1 <= q0:
+                zero_rows.append((a, b))
+                continue
+            piece = matrix[:, a:b, q0:q1]
+            blocks.append((a, b, q0, q1, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
+        return cls(tuple(blocks), tuple(zero_rows))
+
+    @classmethod
+    def from_kernel(cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool) -> "Band":
+        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, blocks viewing one piece.
+
+        Parameters
+        ----------
+        kernel : (k, 2 r + 1) ndarray of float64
+        rows : int
+            Outputs ``o = 0 .. rows-1``.
+        first_column : int
+            Input index of output 0's centre; inputs are ``0 .. columns-1``.
+        columns : int
+        block, transpose
+            As in ``from_matrix``.
+
+        Every interior block is the same Toeplitz piece, and the blocks at the
+        ends are parts of it, so all blocks are views of one small array.
+        """
+        reach = kernel.shape[1] // 2
+        block = min(block, rows)
+        piece = toeplitz_piece(kernel, block, transpose)
         blocks, zero_rows = [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
-            used = np.flatnonzero(nonzero[a:b].any(axis=0))
-            if used.size == 0:
+            start = first_column + a - reach  # input read by piece column 0
+            q0, q1 = max(0, start), min(columns, start + block + 2 * reach)
+            if q1 <= q0:
                 zero_rows.append((a, b))
                 continue
-            q0, q1 = int(used[0]), int(used[-1]) + 1
-            piece = matrix[:, a:b, q0:q1]
-            blocks.append((a, b, q0, q1, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
-        return cls((rows, cols), tuple(blocks), tuple(zero_rows))
+            c0, c1 = q0 - start, q1 - start
+            view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
+            blocks.append((a, b, q0, q1, view))
+        return cls(tuple(blocks), tuple(zero_rows))
 
-    def left(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out = A @ x``: x (m, Q, N) -> out (m, P, N); A broadcasts when k == 1."""
+    @property
+    def shared(self) -> bool:
+        """True when one matrix serves every image."""
+        return all(block.shape[0] == 1 for *_, block in self.blocks)
+
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+        """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
+
+        ``images`` selects the m matrices of a per-image stack; a shared matrix broadcasts.
+        """
         for a, b, q0, q1, block in self.blocks:
-            np.matmul(block, x[:, q0:q1], out=out[:, a:b])
+            np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
 
-    def right(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
         """
         m, n = x.shape[:2]
-        shared = all(block.shape[0] == 1 for *_, block in self.blocks)
-        if shared and x.flags.c_contiguous and out.flags.c_contiguous:
+        if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
             x2, out2 = x.reshape(m * n, -1), out.reshape(m * n, -1)
             for a, b, q0, q1, block in self.blocks:
                 np.matmul(x2[:, q0:q1], block[0], out=out2[:, a:b])
         else:
             for a, b, q0, q1, block in self.blocks:
-                np.matmul(x[:, :, q0:q1], block, out=out[:, :, a:b])
+                np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
         for a, b in self.zero_rows:
             out[:, :, a:b] = 0.0
         return out
@@ -312,10 +379,11 @@ class AxisPlan:
     p0 : int
         Frame coordinate of the first kept canvas pixel.
     size : int
-        Kept canvas pixels ``K``: those the digit reaches (or all when the clip
-        maps zero to a nonzero value) within the Gaussian's reach of the frame.
+        Kept canvas pixels ``K``: those the input's support reaches (all of
+        them when the clip maps zero to a nonzero value) within the Gaussian's
+        reach of the frame.
     o0, o1 : int
-        Frame pixels ``o0:o1`` can differ from the background; the rest are
+        Frame pixels ``o0:o1`` can differ from the background; the others are
         exactly the smoothed zero plane.
     resample : Band or None
         ``R`` (k, K, n) restricted to the kept canvas pixels (with a clip).
@@ -336,7 +404,11 @@ class AxisPlan:
 
     @property
     def empty(self) -> bool:
+        """True when no frame pixel differs from the background."""
         return self.size == 0 or self.o1 <= self.o0
+
+
+_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None, None)
 
 
 def plan_axis(
@@ -360,8 +432,8 @@ def plan_axis(
         Input pixels on this axis.
     recipe : Recipe
     support : (lo, hi)
-        Input pixels ``lo:hi`` hold every nonzero input value of the group; the
-        others contribute nothing and are left out of the matrices.
+        Input pixels ``lo:hi`` hold every nonzero input value of the images
+        this plan serves; the others contribute nothing and are left out.
     keep_all : bool
         Keep every canvas pixel within reach of the frame, zero or not (needed
         when the clip maps zero to a nonzero value).
@@ -374,77 +446,76 @@ def plan_axis(
     AxisPlan
     """
     scales = np.asarray(scales, dtype=np.float64)
+    stack = len(scales)
     sigma = recipe.sigma_per_scale * scales
     margin = gaussian_radius(sigma, recipe.truncate) + 1  # recipe.canvas_margin
-    radius, kernel = gaussian_weights(sigma, recipe.truncate)
+    _, kernel = gaussian_weights(sigma, recipe.truncate)
     reach = kernel.shape[1] // 2
+    lo, hi = support
 
-    # Canvas pixels within reach of the frame, in frame coordinates.
+    # Canvas pixels within reach of the frame, in frame coordinates, and the
+    # warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
     p = np.arange(-reach, length + reach)
-    # The warp's matrix, as scikit-image evaluates it: u = (1/s) c + t, c = p + margin.
     inv = 1.0 / scales
     shift = (n_in - 1) / 2 - (margin + (length - 1) / 2) / scales
     u = inv[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
-    first, weights = interpolation_taps(u, recipe.order)
+    first, fraction = tap_positions(u, recipe.order)
+    n_taps = {0: 1, 1: 2, 3: 4}[recipe.order]
 
-    # Dense R over (k, canvas, input) by scattering the taps that land on the support.
-    lo, hi = support
-    n_taps = weights.shape[-1]
-    stack = len(scales)
-    matrix = np.zeros((stack, p.size, n_in))
-    flat = matrix.reshape(-1)
-    base = (np.arange(stack)[:, None] * p.size + np.arange(p.size)[None, :]) * n_in
-    for t in range(n_taps):
-        # Taps of one rank land on distinct entries, so plain assignment suffices.
-        pixel = first + t
-        hit = (pixel >= lo) & (pixel < hi)
-        flat[(base + pixel)[hit]] = weights[..., t][hit]
-    # A sample with a smaller kernel than the stack's widest reaches fewer canvas
-    # pixels; its rows beyond its own reach meet zero Gaussian weights.
-
-    row_used = (matrix != 0).any(axis=(0, 2))
+    # Canvas pixels whose taps meet the support: a run, as u grows with p.
     if keep_all:
-        rows = np.ones(p.size, dtype=bool)
+        k_lo, k_hi = 0, p.size
     else:
-        rows = row_used
-    kept = np.flatnonzero(rows)
-    if kept.size == 0:
-        return AxisPlan(0, 0, 0, 0, None, None, None)
-    k_lo, k_hi = int(kept[0]), int(kept[-1]) + 1
+        touched = np.flatnonzero(((first + (n_taps - 1) >= lo) & (first < hi)).any(axis=0))
+        if touched.size == 0:
+            return _EMPTY_PLAN
+        k_lo, k_hi = int(touched[0]), int(touched[-1]) + 1
     p0, size = int(p[k_lo]), k_hi - k_lo
-    matrix = matrix[:, k_lo:k_hi]
+    first, fraction = first[:, k_lo:k_hi], fraction[:, k_lo:k_hi]
 
     # Frame pixels within reach of a kept canvas pixel; all of them when the
     # zero plane itself is not zero after the clip.
-    if keep_all:
-        o0, o1 = 0, length
-    else:
-        o0, o1 = max(0, p0 - reach), min(length, p0 + size + reach)
+    o0, o1 = (0, length) if keep_all else (max(0, p0 - reach), min(length, p0 + size + reach))
     if o1 <= o0:
-        return AxisPlan(p0, size, 0, 0, None, None, None)
+        return _EMPTY_PLAN
 
-    # G[j, o, q] = kernel_j[(p0 + q) - o + reach]: a Toeplitz matrix, read as a
-    # sliding window over the kernel padded to every offset d = p - o.
-    d_min = p0 - (o1 - 1)
-    d_max = p0 + size - 1 - o0
-    padded = np.zeros((stack, d_max - d_min + 1))
-    lo_d, hi_d = max(d_min, -reach), min(d_max, reach)
-    if lo_d <= hi_d:
-        padded[:, lo_d - d_min : hi_d - d_min + 1] = kernel[:, lo_d + reach : hi_d + reach + 1]
-    gauss = sliding_window_view(padded, size, axis=1)[:, ::-1]  # (k, o1 - o0, size)
-    offsets = np.arange(o0, o1)[:, None] - (p0 + np.arange(size))[None, :]
-    band_mask = np.abs(offsets) <= reach
+    # R (k, K, n): scatter the taps that land on the support.  Taps of one rank
+    # land on distinct entries, so plain assignment suffices.  A sample with a
+    # smaller kernel than the stack's widest has rows beyond its own reach;
+    # they meet zero Gaussian weights.
+    weights = tap_weights(fraction, recipe.order)
+    matrix = np.zeros((stack, size, n_in))
+    flat = matrix.reshape(-1)
+    base = np.arange(stack * size).reshape(stack, size) * n_in
+    for t in range(n_taps):
+        pixel = first + t
+        hit = (pixel >= lo) & (pixel < hi)
+        flat[(base + pixel)[hit]] = weights[..., t][hit]
 
-    if recipe.clip:
-        resample = Band.from_matrix(matrix, _RESAMPLE_BLOCK, transpose=transpose)
-        smooth = Band.from_matrix(gauss, _SMOOTH_BLOCK, transpose=transpose, nonzero=band_mask)
-        folded = None
-    else:
-        resample = smooth = None
-        folded = np.matmul(gauss, matrix)
+    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
+    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.
+    if not recipe.clip:
+        gauss = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).blocks
+        dense = np.zeros((stack, o1 - o0, size))
+        for a, b, q0, q1, block in gauss:
+            dense[:, a:b, q0:q1] = block
+        folded = np.matmul(dense, matrix)
         if transpose:
             folded = np.ascontiguousarray(folded.transpose(0, 2, 1))
-    return AxisPlan(p0, size, o0, o1, resample, smooth, folded)
+        return AxisPlan(p0, size, o0, o1, None, None, folded)
+
+    # Column bounds of R's rows: first grows with p in every sample.
+    tap_starts = np.clip(first.min(axis=0), lo, hi)
+    tap_stops = np.clip(first.max(axis=0) + n_taps, lo, hi)
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose)
+    smooth = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    return AxisPlan(p0, size, o0, o1, resample, smooth, None)
+
+
+@functools.lru_cache(maxsize=512)
+def shared_plan(scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool) -> AxisPlan:
+    """``plan_axis`` for one scale, kept across calls: the writer calls the engine chunk by chunk."""
+    return plan_axis(np.array([scale]), length, n_in, recipe, support, keep_all, transpose)
 
 
 # --------------------------------------------------------------------------- #
@@ -481,22 +552,26 @@ def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     """
     nonzero = images != 0
     rows = np.flatnonzero(nonzero.any(axis=(0, 2)))
-    cols = np.flatnonzero(nonzero.any(axis=(0, 1)))
     if rows.size == 0:
         return (0, 0), (0, 0)
+    cols = np.flatnonzero(nonzero.any(axis=(0, 1)))
     return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
 
 
-def smoothed_region(images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace) -> np.ndarray:
+def smoothed_region(
+    images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace, stack: slice = slice(None)
+) -> np.ndarray:
     """The smoothed frame pixels that can differ from the background, before the threshold.
 
     Parameters
     ----------
     images : (m, h, w) ndarray of float64, C-contiguous
     plan_y, plan_x : AxisPlan
-        Row and column matrices; one set for all m images or one per image.
+        Row and column matrices; shared by all images or one per image.
     recipe : Recipe
     work : Workspace
+    stack : slice
+        The m images' entries in per-image plans.
 
     Returns
     -------
@@ -507,13 +582,15 @@ def smoothed_region(images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, reci
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
     region = work.get("region", (m, rows, cols))
     if not recipe.clip:
-        across = np.matmul(images, plan_x.folded, out=work.get("across", (m, images.shape[1], cols)))
-        return np.matmul(plan_y.folded, across, out=region)
-    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)))
-    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)))
+        fold_y = plan_y.folded if plan_y.folded.shape[0] == 1 else plan_y.folded[stack]
+        fold_x = plan_x.folded if plan_x.folded.shape[0] == 1 else plan_x.folded[stack]
+        across = np.matmul(images, fold_x, out=work.get("across", (m, images.shape[1], cols)))
+        return np.matmul(fold_y, across, out=region)
+    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)), stack)
+    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack)
     np.clip(canvas, recipe.clip_min, recipe.clip_max, out=canvas)
-    smoothed = plan_x.smooth.right(canvas, work.get("smoothed", (m, plan_y.size, cols)))
-    return plan_y.smooth.left(smoothed, region)
+    smoothed = plan_x.smooth.right(canvas, work.get("smoothed", (m, plan_y.size, cols)), stack)
+    return plan_y.smooth.left(smoothed, region, stack)
 
 
 def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
@@ -534,38 +611,43 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
 
 
 def soft_threshold_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """``arctan(gain (x - offset))`` in place; the caller multiplies by 2/pi while storing."""
+    """``(2/pi) arctan(gain (x - offset))`` in place, in the reference's order of operations."""
     region -= recipe.offset
     region *= recipe.gain
-    return np.arctan(region, out=region)
+    np.arctan(region, out=region)
+    region *= 2 / math.pi
+    return region
 
 
 def background_value(recipe: Recipe) -> float:
     """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    zero = np.zeros(1)
-    return float((2 / math.pi) * np.arctan(recipe.gain * (zero - recipe.offset))[0])
+    return float(soft_threshold_in_place(np.zeros(1), recipe)[0])
 
 
 def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
-    """Write thresholded regions into output frames, background around them.
+    """Write thresholded regions into their output frames, background around them.
 
-    ``index`` is a slice (one scale: consecutive images) or an integer array
-    (per-sample scales: a sorted group), selecting ``len(region)`` frames of ``out``.
+    Parameters
+    ----------
+    out : (n, H, W) ndarray of float64
+    index : slice or (m,) ndarray of int
+        The frames of ``out`` that the m regions belong to.
+    region : (m, o1-o0, o1-o0) ndarray of float64
+    plan_y, plan_x : AxisPlan
+        Their ``o0:o1`` place the regions in the frames.
+    background : float
     """
     y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
     height, width = out.shape[1:]
-    frames = [out[index]] if isinstance(index, slice) else [out[i : i + 1] for i in index]
-    parts = [region] if isinstance(index, slice) else [region[j : j + 1] for j in range(len(index))]
-    for frame, part in zip(frames, parts):
-        if y0 > 0:
-            frame[:, :y0] = background
-        if y1 < height:
-            frame[:, y1:] = background
-        if x0 > 0:
-            frame[:, y0:y1, :x0] = background
-        if x1 < width:
-            frame[:, y0:y1, x1:] = background
-        np.multiply(part, 2 / math.pi, out=frame[:, y0:y1, x0:x1])
+    if y0 > 0:
+        out[index, :y0] = background
+    if y1 < height:
+        out[index, y1:] = background
+    if x0 > 0:
+        out[index, y0:y1, :x0] = background
+    if x1 < width:
+        out[index, y0:y1, x1:] = background
+    out[index, y0:y1, x0:x1] = region
 
 
 # --------------------------------------------------------------------------- #
@@ -579,16 +661,14 @@ def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
     return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
 
 
-def _group_size(scale: float, out_shape: tuple[int, int], in_shape: tuple[int, int], recipe: Recipe) -> int:
-    """Images per group at one scale so that the group's canvas is about ``_GROUP_BYTES``."""
-    ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
-    kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
-    return int(min(_GROUP_MAX, max(4, _GROUP_BYTES // (8 * ky * kx))))
+def _images_per_pass(ky: int, kx: int) -> int:
+    """Images computed together so that their canvas is about ``_GROUP_BYTES``."""
+    return int(min(_GROUP_MAX, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
-    """Everything a worker needs; the plan cache is shared between workers."""
+    """The call's inputs and constants, shared by the workers."""
 
     images: np.ndarray
     scales: np.ndarray
@@ -596,67 +676,69 @@ class _Job:
     recipe: Recipe
     keep_all: bool
     background: float
-    plans: dict
+
+    def plans(self, scales: np.ndarray, images: np.ndarray, shared: bool) -> tuple[AxisPlan, AxisPlan]:
+        """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``)."""
+        (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
+        if self.keep_all:
+            support_y, support_x = (0, h), (0, w)
+        else:
+            support_y, support_x = input_support(images)
+        if shared:
+            scale = float(scales[0])
+            return (
+                shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
+                shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
+            )
+        return (
+            plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, transpose=False),
+            plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, transpose=True),
+        )
+
+    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
+        """Stretch, threshold and store ``region`` for the frames ``index``."""
+        if self.recipe.stretch:
+            whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
+            stretch_in_place(region, whole, self.recipe.clip_max)
+        soft_threshold_in_place(region, self.recipe)
+        store(self.out, index, region, plan_y, plan_x, self.background)
+
+    def run_slice(self, index: slice, work: Workspace) -> None:
+        """Consecutive images at the one scale of the batch."""
+        images = np.ascontiguousarray(self.images[index], dtype=np.float64)
+        plan_y, plan_x = self.plans(self.scales[index], images, shared=True)
+        if plan_y.empty or plan_x.empty:
+            self.out[index] = self.background
+            return
+        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x)
+
+    def run_sorted(self, index: np.ndarray, work: Workspace) -> None:
+        """Images with their own scales, of nearby values: one plan, computed a few at a time."""
+        images = np.ascontiguousarray(self.images[index], dtype=np.float64)
+        plan_y, plan_x = self.plans(self.scales[index], images, shared=False)
+        if plan_y.empty or plan_x.empty:
+            self.out[index] = self.background
+            return
+        step = _images_per_pass(plan_y.size, plan_x.size)
+        for a in range(0, len(index), step):
+            part = slice(a, min(len(index), a + step))
+            region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
+            self.finish(index[part], region, plan_y, plan_x)
 
 
-def _plans_for(job: _Job, scales: np.ndarray, group: np.ndarray, shared_key) -> tuple[AxisPlan, AxisPlan]:
-    """Row and column plans for a group (cached by support when the scale is shared)."""
-    (h, w), (height, width) = job.images.shape[1:], job.out.shape[1:]
-    if job.keep_all:
-        support_y, support_x = (0, h), (0, w)
-    else:
-        support_y, support_x = input_support(group)
-    key = None if shared_key is None else (shared_key, support_y, support_x)
-    if key is not None and key in job.plans:
-        return job.plans[key]
-    plans = (
-        plan_axis(scales, height, h, job.recipe, support_y, job.keep_all, transpose=False),
-        plan_axis(scales, width, w, job.recipe, support_x, job.keep_all, transpose=True),
-    )
-    if key is not None:
-        job.plans[key] = plans  # a race only builds the same plans twice
-    return plans
-
-
-def _run_group(job: _Job, index, work: Workspace) -> None:
-    """Transform the images ``index`` (slice: one scale; int array: per-sample) into ``job.out``."""
-    group = np.ascontiguousarray(job.images[index], dtype=np.float64)
-    if isinstance(index, slice):
-        plan_y, plan_x = _plans_for(job, job.scales[index.start : index.start + 1], group, float(job.scales[index.start]))
-    else:
-        plan_y, plan_x = _plans_for(job, job.scales[index], group, None)
-    if plan_y.empty or plan_x.empty:
-        target = job.out[index]
-        target[...] = job.background
-        if not isinstance(index, slice):
-            job.out[index] = target
-        return
-    region = smoothed_region(group, plan_y, plan_x, job.recipe, work)
-    if job.recipe.stretch:
-        height, width = job.out.shape[1:]
-        whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == (height, width)
-        stretch_in_place(region, whole, job.recipe.clip_max)
-    soft_threshold_in_place(region, job.recipe)
-    store(job.out, index, region, plan_y, plan_x, job.background)
-
-
-def _groups(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
-    """Split the batch into groups: slices of one scale, or index arrays of nearby scales."""
+def _tasks(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
+    """Split the batch: slices at one scale, or index arrays of scale-sorted neighbours."""
     n = len(scales)
     if n == 0:
         return []
     if np.all(scales == scales[0]):
-        size = _group_size(float(scales[0]), out_shape, in_shape, recipe)
-        return [slice(a, min(n, a + size)) for a in range(0, n, size)]
+        scale = float(scales[0])
+        ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
+        kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
+        step = _images_per_pass(ky, kx)
+        return [slice(a, min(n, a + step)) for a in range(0, n, step)]
     order = np.argsort(scales, kind="stable")
-    groups, a = [], 0
-    while a < n:
-        # Sorted ascending, so the group's last (largest) scale sets its size.
-        size = _group_size(float(scales[order[min(n, a + _GROUP_MAX) - 1]]), out_shape, in_shape, recipe)
-        size = _group_size(float(scales[order[min(n, a + size) - 1]]), out_shape, in_shape, recipe)
-        groups.append(np.sort(order[a : a + size]))
-        a += size
-    return groups
+    return [order[a : a + _PLAN_GROUP] for a in range(0, n, _PLAN_GROUP)]
 
 
 def transform_images(
@@ -688,6 +770,7 @@ def transform_images(
     -------
     (n, H, W) ndarray of float64
         Values in (-1, 1), equal to the reference to floating-point rounding.
+        Memory beyond ``out`` is a few MB per thread, whatever n is.
     """
     images = np.asarray(images)
     if images.ndim != 3:
@@ -708,23 +791,26 @@ def transform_images(
     elif out.shape != (n, height, width) or out.dtype != np.float64:
         raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
 
-    # With a clip that maps zero elsewhere the whole canvas is nonzero.
+    # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe), {})
-    groups = _groups(scales, (height, width), images.shape[1:], recipe)
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
+    tasks = _tasks(scales, (height, width), images.shape[1:], recipe)
 
     def worker(share: list) -> None:
         work = Workspace()
         for index in share:
-            _run_group(job, index, work)
+            if isinstance(index, slice):
+                job.run_slice(index, work)
+            else:
+                job.run_sorted(index, work)
 
-    threads = min(int(threads), max(1, len(groups)))
+    threads = min(int(threads), max(1, len(tasks)))
     with blas_threads_limited(1):
         if threads == 1:
-            worker(groups)
+            worker(tasks)
         else:
-            # Interleaved shares balance the sorted (growing) per-sample groups.
+            # Interleaved shares balance the per-sample groups, whose cost grows with the scale.
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                for future in [pool.submit(worker, groups[t::threads]) for t in range(threads)]:
+                for future in [pool.submit(worker, tasks[t::threads]) for t in range(threads)]:
                     future.result()
     return out
