@@ -68,8 +68,12 @@ def measure_engine(images: np.ndarray, scales, out_shape: tuple[int, int], threa
     float
         Images per second, wall clock.
     """
-    engine.transform_images(images[: min(len(images), 64)], np.broadcast_to(scales, len(images))[:64], out_shape, threads=threads)
-    return fastest_rate(lambda: engine.transform_images(images, scales, out_shape, threads=threads), len(images), repeats)
+    engine.transform_images(
+        images[: min(len(images), 64)], np.broadcast_to(scales, len(images))[:64], out_shape, threads=threads
+    )
+    return fastest_rate(
+        lambda: engine.transform_images(images, scales, out_shape, threads=threads), len(images), repeats
+    )
 
 
 def measure_reference(images: np.ndarray, scales, out_shape: tuple[int, int], repeats: int) -> float:
@@ -92,7 +96,16 @@ def speed_table(images: np.ndarray, n_reference: int, n_engine: int, repeats: in
         one = measure_engine(images[:n_engine], scales, OUT_SHAPE, 1, repeats)
         every = measure_engine(images[:n_engine], scales, OUT_SHAPE, threads, repeats)
         diff = max_abs_diff(images[:n_reference], scales[:n_reference], OUT_SHAPE)
-        rows.append({"scale": label, "reference": reference, "engine_1": one, "engine_all": every, "speedup": one / reference, "max_abs_diff": diff})
+        rows.append(
+            {
+                "scale": label,
+                "reference": reference,
+                "engine_1": one,
+                "engine_all": every,
+                "speedup": one / reference,
+                "max_abs_diff": diff,
+            }
+        )
     return rows
 
 
@@ -105,7 +118,9 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of the 'all' column")
     args = parser.parse_args(argv)
     images = read_idx(args.images, ndim=3)[: max(args.reference_images, args.engine_images)]
-    print(f"| scale | reference img/s | engine img/s, 1 thread | engine img/s, {args.threads} threads | per core | max abs diff |")
+    print(
+        f"| scale | reference img/s | engine img/s, 1 thread | engine img/s, {args.threads} threads | per core | max abs diff |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for row in speed_table(images, args.reference_images, args.engine_images, args.repeats, args.threads):
         print(

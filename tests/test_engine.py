@@ -61,7 +61,9 @@ def synthetic() -> np.ndarray:
 @pytest.fixture(scope="module")
 def real() -> np.ndarray:
     if not MNIST_TRAIN.is_file():
-        pytest.skip(f"real MNIST not fetched: {MNIST_TRAIN.relative_to(REPO)} is missing (the workflow's fetch rule puts it there)")
+        pytest.skip(
+            f"real MNIST not fetched: {MNIST_TRAIN.relative_to(REPO)} is missing (the workflow's fetch rule puts it there)"
+        )
     return read_idx(MNIST_TRAIN, ndim=3)[:12]
 
 
@@ -152,7 +154,9 @@ def test_chunks_give_the_result_of_the_whole_batch(synthetic):
     images = np.concatenate([synthetic] * 3)
     scales = log_uniform(len(images), 1, 4, seed=4)
     whole = transform_images(images, scales, OUT)
-    parts = np.concatenate([transform_images(images[a : a + 7], scales[a : a + 7], OUT) for a in range(0, len(images), 7)])
+    parts = np.concatenate(
+        [transform_images(images[a : a + 7], scales[a : a + 7], OUT) for a in range(0, len(images), 7)]
+    )
     assert np.abs(whole - parts).max() <= 1e-12
 
 

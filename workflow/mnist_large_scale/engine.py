@@ -35,7 +35,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -235,7 +234,9 @@ def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
         ``u - floor(u)`` (unused by order 0).
     """
     if order not in SUPPORTED_ORDERS:
-        raise NotImplementedError(f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
+        raise NotImplementedError(
+            f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
+        )
     if order == 0:
         # Cython's round(): (r + 0.5) if r > 0 else (r - 0.5), truncated to an integer.
         nearest = np.trunc(np.where(u > 0.0, u + 0.5, u - 0.5))
@@ -317,7 +318,13 @@ class Band:
 
     @classmethod
     def from_matrix(
-        cls, matrix: np.ndarray, starts: np.ndarray, stops: np.ndarray, block: int, transpose: bool, column_offset: int = 0
+        cls,
+        matrix: np.ndarray,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        block: int,
+        transpose: bool,
+        column_offset: int = 0,
     ) -> "Band":
         """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
 
@@ -338,7 +345,9 @@ class Band:
         return cls(tuple(blocks), tuple(zero_rows))
 
     @classmethod
-    def from_kernel(cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool) -> "Band":
+    def from_kernel(
+        cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool
+    ) -> "Band":
         """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, blocks viewing one piece.
 
         Parameters
@@ -561,7 +570,9 @@ def plan_axis(
 
 
 @functools.lru_cache(maxsize=512)
-def shared_plan(scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool) -> AxisPlan:
+def shared_plan(
+    scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool
+) -> AxisPlan:
     """``plan_axis`` for one scale, kept across calls: the writer calls the engine chunk by chunk."""
     return plan_axis(np.array([scale]), length, n_in, recipe, support, keep_all, transpose)
 
@@ -818,7 +829,9 @@ def transform_images(
     if images.ndim != 3:
         raise ValueError(f"images must be (n, h, w), got shape {images.shape}")
     if recipe.order not in SUPPORTED_ORDERS:
-        raise NotImplementedError(f"interpolation order {recipe.order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}")
+        raise NotImplementedError(
+            f"interpolation order {recipe.order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
+        )
     if recipe.sigma_per_scale < 0 or recipe.truncate < 0:
         raise ValueError("sigma_per_scale and truncate must be >= 0")
     if int(threads) < 1:
