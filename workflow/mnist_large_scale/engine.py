@@ -594,11 +594,11 @@ def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     rows, cols : (lo, hi) pairs
         ``(0, 0)`` on both axes when every pixel is zero.
     """
-    nonzero = images != 0
-    rows = np.flatnonzero(nonzero.any(axis=(0, 2)))
+    inked = (images != 0).any(axis=0)  # (h, w): reducing the stack first is cheapest
+    rows = np.flatnonzero(inked.any(axis=1))
     if rows.size == 0:
         return (0, 0), (0, 0)
-    cols = np.flatnonzero(nonzero.any(axis=(0, 1)))
+    cols = np.flatnonzero(inked.any(axis=0))
     return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
 
 
@@ -656,18 +656,20 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
     region *= factor[:, None, None]
 
 
-def soft_threshold_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """``(2/pi) arctan(gain (x - offset))`` in place, in the reference's order of operations."""
+def arctan_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """``arctan(gain (x - offset))`` in place: the soft threshold but for its factor 2/pi.
+
+    The operations are the reference's, in its order; ``store`` applies the
+    factor while writing the output.
+    """
     region -= recipe.offset
     region *= recipe.gain
-    np.arctan(region, out=region)
-    region *= 2 / math.pi
-    return region
+    return np.arctan(region, out=region)
 
 
 def background_value(recipe: Recipe) -> float:
     """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    return float(soft_threshold_in_place(np.zeros(1), recipe)[0])
+    return float((2 / math.pi) * arctan_in_place(np.zeros(1), recipe)[0])
 
 
 def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
@@ -679,6 +681,8 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
     region : (m, o1-o0, o1-o0) ndarray of float64
+        ``arctan_in_place`` output; multiplied by 2/pi here (in place when
+        ``index`` is an array).
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
@@ -693,7 +697,11 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
         out[index, y0:y1, :x0] = background
     if x1 < width:
         out[index, y0:y1, x1:] = background
-    out[index, y0:y1, x0:x1] = region
+    if isinstance(index, slice):
+        np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
+    else:
+        region *= 2 / math.pi
+        out[index, y0:y1, x0:x1] = region
 
 
 # --------------------------------------------------------------------------- #
@@ -746,7 +754,7 @@ class _Job:
         if self.recipe.stretch:
             whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
             stretch_in_place(region, whole, self.recipe.clip_max)
-        soft_threshold_in_place(region, self.recipe)
+        arctan_in_place(region, self.recipe)
         store(self.out, index, region, plan_y, plan_x, self.background)
 
     def gather(self, index, work: Workspace) -> np.ndarray:
