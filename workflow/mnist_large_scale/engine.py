@@ -688,15 +688,10 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     background : float
     """
     y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
-    height, width = out.shape[1:]
-    if y0 > 0:
-        out[index, :y0] = background
-    if y1 < height:
-        out[index, y1:] = background
-    if x0 > 0:
-        out[index, y0:y1, :x0] = background
-    if x1 < width:
-        out[index, y0:y1, x1:] = background
+    if (y1 - y0, x1 - x0) != out.shape[1:]:
+        # Filling whole frames, then the region, beats filling the border
+        # strips: those are many short strided runs.
+        out[index] = background
     if isinstance(index, slice):
         np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
     else:
