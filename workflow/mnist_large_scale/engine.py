@@ -116,36 +116,58 @@ def _loaded_openblas() -> list[tuple[ctypes.CDLL, str, str]]:
     return found
 
 
-_limit_lock = threading.Lock()
+class _BlasLimiter:
+    """Sets the thread count of the BLAS libraries loaded when it was made, and restores it.
+
+    Finding the libraries costs about a millisecond, so it is done once per
+    process: numpy's BLAS, the one the engine calls, is loaded with numpy.
+    """
+
+    def __init__(self) -> None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            self._controller = None
+            self._libraries = _loaded_openblas()
+        else:
+            self._controller = ThreadpoolController()
+            self._libraries = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def limit(self, n_threads: int) -> Iterator[None]:
+        if self._controller is not None:
+            with self._controller.limit(limits=n_threads, user_api="blas"):
+                yield
+            return
+        with self._lock:
+            previous = [getattr(lib, getter)() for lib, _, getter in self._libraries]
+            for lib, setter, _ in self._libraries:
+                getattr(lib, setter)(ctypes.c_int(n_threads))
+        try:
+            yield
+        finally:
+            with self._lock:
+                for (lib, setter, _), count in zip(self._libraries, previous):
+                    getattr(lib, setter)(ctypes.c_int(count))
 
 
-@contextmanager
-def blas_threads_limited(n_threads: int = 1) -> Iterator[None]:
-    """Limit the BLAS libraries of this process to ``n_threads`` threads for a block.
+_limiter: _BlasLimiter | None = None
+
+
+def blas_threads_limited(n_threads: int = 1):
+    """Context manager: the process's BLAS libraries use at most ``n_threads`` threads inside.
 
     threadpoolctl is used when installed; otherwise OpenBLAS's own setter is
     called through ctypes (numpy's wheels bundle OpenBLAS).  The engine runs its
     own worker threads, so BLAS must not add more: ``threads=1`` means one core.
+    The thread count is process-wide: concurrent engine calls from several
+    threads each set and restore it.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=n_threads, user_api="blas"):
-            yield
-        return
-    with _limit_lock:
-        libs = _loaded_openblas()
-        previous = [getattr(lib, getter)() for lib, _, getter in libs]
-        for lib, setter, _ in libs:
-            getattr(lib, setter)(ctypes.c_int(n_threads))
-    try:
-        yield
-    finally:
-        with _limit_lock:
-            for (lib, setter, _), count in zip(libs, previous):
-                getattr(lib, setter)(ctypes.c_int(count))
+    global _limiter
+    if _limiter is None:
+        _limiter = _BlasLimiter()
+    return _limiter.limit(n_threads)
 
 
 # --------------------------------------------------------------------------- #
