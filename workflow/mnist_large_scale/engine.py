@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .recipe import Recipe
 
@@ -333,10 +334,15 @@ class Band:
         a band for right-multiplication; possibly a view of a shared piece.
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
+    run : (a, count, q0, piece) or None
+        ``count`` further blocks of equal height ``h`` and equal content
+        ``piece`` (as a block above), at rows ``a + i h`` and columns
+        ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
     """
 
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
+    run: tuple[int, int, int, np.ndarray] | None = None
 
     @classmethod
     def from_matrix(
@@ -383,29 +389,50 @@ class Band:
         block, transpose
             As in ``from_matrix``.
 
-        Every interior block is the same Toeplitz piece, and the blocks at the
-        ends are parts of it, so all blocks are views of one small array.
+        Every interior block is the same Toeplitz piece (they form ``run``), and
+        the blocks at the ends are parts of it.
         """
         reach = kernel.shape[1] // 2
         block = min(block, rows)
+        width = block + 2 * reach
         piece = toeplitz_piece(kernel, block, transpose)
-        blocks, zero_rows = [], []
+        blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
             start = first_column + a - reach  # input read by piece column 0
-            q0, q1 = max(0, start), min(columns, start + block + 2 * reach)
+            q0, q1 = max(0, start), min(columns, start + width)
             if q1 <= q0:
                 zero_rows.append((a, b))
-                continue
-            c0, c1 = q0 - start, q1 - start
-            view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
-            blocks.append((a, b, q0, q1, view))
-        return cls(tuple(blocks), tuple(zero_rows))
+            elif (q0, q1, b - a) == (start, start + width, block):
+                interior.append((a, q0))
+            else:
+                c0, c1 = q0 - start, q1 - start
+                view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
+                blocks.append((a, b, q0, q1, view))
+        run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
+        return cls(tuple(blocks), tuple(zero_rows), run)
+
+    def dense(self, stack: int, columns: int) -> np.ndarray:
+        """The matrices as a dense (k, P, Q) array (of a band built without ``transpose``)."""
+        rows = max([b for _, b, *_ in self.blocks] + [b for _, b in self.zero_rows] + [0])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            rows = max(rows, a + count * piece.shape[1])
+        matrix = np.zeros((stack, rows, columns))
+        for a, b, q0, q1, block in self.blocks:
+            matrix[:, a:b, q0:q1] = block
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            height, width = piece.shape[1:]
+            for i in range(count):
+                matrix[:, a + i * height : a + (i + 1) * height, q0 + i * height : q0 + i * height + width] = piece
+        return matrix
 
     @property
     def shared(self) -> bool:
         """True when one matrix serves every image."""
-        return all(block.shape[0] == 1 for *_, block in self.blocks)
+        pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
+        return all(piece.shape[0] == 1 for piece in pieces)
 
     def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
@@ -414,6 +441,16 @@ class Band:
         """
         for a, b, q0, q1, block in self.blocks:
             np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            height, width = piece.shape[1:]
+            # (count, m, rows, N) windows of x and of out, one GEMM per (block, image).
+            (sm, sq, sn), (om, oq, on) = x.strides, out.strides
+            windows = as_strided(
+                x[:, q0:], (count, x.shape[0], width, x.shape[2]), (height * sq, sm, sq, sn), writeable=False
+            )
+            targets = as_strided(out[:, a:], (count, out.shape[0], height, out.shape[2]), (height * oq, om, oq, on))
+            np.matmul(piece if piece.shape[0] == 1 else piece[images], windows, out=targets)
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
@@ -423,17 +460,23 @@ class Band:
 
         A shared matrix turns the whole group into one GEMM of m N rows.
         """
-        m, n = x.shape[:2]
+        result, (m, n) = out, x.shape[:2]
         if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
-            x2, out2 = x.reshape(m * n, -1), out.reshape(m * n, -1)
-            for a, b, q0, q1, block in self.blocks:
-                np.matmul(x2[:, q0:q1], block[0], out=out2[:, a:b])
-        else:
-            for a, b, q0, q1, block in self.blocks:
-                np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
+            x, out = x.reshape(1, m * n, -1), out.reshape(1, m * n, -1)
+        for a, b, q0, q1, block in self.blocks:
+            np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            width, height = piece.shape[1:]
+            (sm, sn, sq), (om, on, oq) = x.strides, out.strides
+            windows = as_strided(
+                x[:, :, q0:], (count, x.shape[0], x.shape[1], width), (height * sq, sm, sn, sq), writeable=False
+            )
+            targets = as_strided(out[:, :, a:], (count, out.shape[0], out.shape[1], height), (height * oq, om, on, oq))
+            np.matmul(windows, piece if piece.shape[0] == 1 else piece[images], out=targets)
         for a, b in self.zero_rows:
             out[:, :, a:b] = 0.0
-        return out
+        return result
 
 
 @dataclass(frozen=True)
@@ -573,10 +616,7 @@ def plan_axis(
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
     # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.
     if not recipe.clip:
-        gauss = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).blocks
-        dense = np.zeros((stack, o1 - o0, size))
-        for a, b, q0, q1, block in gauss:
-            dense[:, a:b, q0:q1] = block
+        dense = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).dense(stack, size)
         folded = np.zeros((stack, o1 - o0, n_in))
         np.matmul(dense, matrix, out=folded[:, :, lo:hi])
         if transpose:
