@@ -12,7 +12,7 @@ rule build_file:
         "../../envs/mnist_large_scale.yaml"
     threads: 2
     resources:
-        mem_mb=1500,
+        mem_mb=build_mem_mb,
     params:
         base_key=base_key,
         base=base_config,
