@@ -9,7 +9,8 @@ Measures, in one run, and prints as a table (also written to benchmarks/results.
 (c) the time h5py needs to write the bytes of a 10,002-image and a 70,000-image
     file (112 x 112 float64, contiguous, fsync'd) with no computation at all;
 (d) wall time and peak resident memory of building those two files through the
-    workflow's own code (a fresh process each);
+    workflow's own code (a fresh process each), alternating with (c) and taking
+    medians, since the disk's speed drifts;
 and the ratios (b)/(a) and (d)/(c).
 """
 
@@ -130,7 +131,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / "work", help="where test files are written (needs ~8 GB)")
     parser.add_argument("--reference-images", type=int, default=300)
     parser.add_argument("--engine-images", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each transform measurement (median)")
+    parser.add_argument("--build-repeats", type=int, default=3, help="alternating raw writes and builds of each file (median)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results.json")
     args = parser.parse_args(argv)
     if not (args.raw_dir / "train-images-idx3-ubyte").is_file():
@@ -144,11 +146,26 @@ def main(argv=None) -> None:
         scratch = Path(scratch)
         for label, name in BUILDS.items():
             n = 10002 if name.startswith("mnist_large_scale_te") else 70000
-            write = raw_write_seconds(n, scratch)
-            built = build_once(name, scratch, args.raw_dir, threads=os.cpu_count())
-            row = {"file": label, "images": n, "raw_write_s": write, "build_s": built["seconds"], "build_peak_rss_mb": built["peak_rss_mb"], "build_over_write": built["seconds"] / write}
+            # The disk's speed drifts (page cache, the host): alternate raw writes
+            # and builds, and compare medians.
+            writes, builds = [], []
+            for _ in range(args.build_repeats):
+                writes.append(raw_write_seconds(n, scratch))
+                builds.append(build_once(name, scratch, args.raw_dir, threads=os.cpu_count()))
+            write = statistics.median(writes)
+            seconds = statistics.median(b["seconds"] for b in builds)
+            row = {
+                "file": label,
+                "images": n,
+                "raw_write_s": write,
+                "build_s": seconds,
+                "build_peak_rss_mb": max(b["peak_rss_mb"] for b in builds),
+                "build_over_write": seconds / write,
+                "raw_write_runs_s": writes,
+                "build_runs_s": [b["seconds"] for b in builds],
+            }
             build_rows.append(row)
-            print(f"  {label}: raw write {write:6.1f} s, build {built['seconds']:6.1f} s (x{row['build_over_write']:.2f}), peak RSS {built['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"  {label}: raw write {write:6.1f} s, build {seconds:6.1f} s (x{row['build_over_write']:.2f}), peak RSS {row['build_peak_rss_mb']:.0f} MB", flush=True)
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "transform": transform_rows,
