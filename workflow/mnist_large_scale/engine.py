@@ -65,10 +65,12 @@ _SMOOTH_BLOCK = 8
 _RESAMPLE_BLOCK = 16
 
 # Images computed together: about this many bytes of canvas, so that the
-# canvas and the smoothed rows stay in the core's cache (1 MB L2, 32 MB L3 on
-# the development machine), and enough images to amortise the per-call costs.
-_GROUP_BYTES = 3 << 19
-_GROUP_MAX = 24
+# canvas and the smoothed rows stay in cache (1 MB L2 per core, 32 MB L3 on the
+# development machine), and enough images to amortise the per-call costs; with
+# per-image matrices (per-sample scales) fewer, as each brings its own.
+_GROUP_BYTES = 3 << 20
+_GROUP_MAX = 16
+_GROUP_MAX_PER_SAMPLE = 8
 
 # Per-sample scales: images sorted by scale share one set of matrix stacks per
 # this many, so that building the matrices costs little per image.
@@ -772,9 +774,9 @@ def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
     return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
 
 
-def _images_per_pass(ky: int, kx: int) -> int:
-    """Images computed together so that their canvas is about ``_GROUP_BYTES``."""
-    return int(min(_GROUP_MAX, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
+def _images_per_pass(ky: int, kx: int, most: int) -> int:
+    """Images computed together so that their canvas is about ``_GROUP_BYTES``, at most ``most``."""
+    return int(min(most, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
 
 
 @dataclass(frozen=True)
@@ -837,7 +839,7 @@ class _Job:
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
-        step = _images_per_pass(plan_y.size, plan_x.size)
+        step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
         for a in range(0, len(index), step):
             part = slice(a, min(len(index), a + step))
             region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
@@ -853,7 +855,7 @@ def _tasks(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
         scale = float(scales[0])
         ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
         kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
-        step = _images_per_pass(ky, kx)
+        step = _images_per_pass(ky, kx, _GROUP_MAX)
         return [slice(a, min(n, a + step)) for a in range(0, n, step)]
     order = np.argsort(scales, kind="stable")
     return [order[a : a + _PLAN_GROUP] for a in range(0, n, _PLAN_GROUP)]
