@@ -12,22 +12,29 @@ an input of ``n`` pixels, at scale ``s``:
   of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
   ``margin + o`` for frame pixel ``o``.
 
-So ``frame = G_y clip(R_y I R_x^T) G_x^T``.  Only canvas pixels that the digit
-reaches *and* that lie within ``r`` of the frame matter, and only frame pixels
-within ``r`` of those can differ from the background; every product below is
-restricted to those ranges and split into row blocks that skip the zeros of the
-banded matrices.  Images go through in small groups so the intermediates stay in
-the core's cache; a group shares one set of matrices (one scale) or carries one
-per image (the per-sample scales of the scale-range file: the samples are sorted
-by scale so that a group's matrices have nearly the same extent).
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as four batched products
+(columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+Only canvas pixels that the images' ink reaches *and* that lie within ``r`` of
+the frame are formed, and only frame pixels within ``r`` of those are computed
+(the rest are the smoothed zero plane, i.e. the background).  The banded
+matrices are split into row blocks that skip their zero columns; the Gaussian's
+interior blocks are all one Toeplitz piece and go through BLAS in one strided
+call.  Without the clip each axis folds into one matrix ``G R``.
 
-Frame coordinates are used for canvas rows throughout: ``p = c - margin`` is the
-frame pixel the canvas pixel sits on (negative in the margin), which lines the
-Gaussian bands of different scales up.
+Images go through in groups small enough for the intermediates to stay in the
+core's cache.  A group at one scale shares its matrices (cached across calls,
+keyed by the group's ink extent).  With per-sample scales (the scale-range
+file) the images are sorted by scale and each run of 64 gets a stack of
+per-image matrices, built vectorised, so a run's matrices have nearly the same
+extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
+
+Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
+the frame pixel a canvas pixel sits on (negative in the margin), which lines up
+the Gaussian bands of different scales.
 
 The engine reproduces the reference to floating-point rounding (about 1e-13 on
-the 0..255 grey scale before the threshold); only the order of the additions
-differs.
+the 0..255 grey scale before the threshold, a few 1e-15 after it); only the
+order of the additions differs.
 """
 
 from __future__ import annotations
