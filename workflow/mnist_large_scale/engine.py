@@ -83,6 +83,11 @@ _GROUP_MAX_PER_SAMPLE = 8
 # this many, so that building the matrices costs little per image.
 _PLAN_GROUP = 64
 
+# One scale: images are grouped by ink extent when the canvas is at least this
+# big (pixels); below it the saved canvas work does not pay for the scattered
+# (non-consecutive) output writes.
+_SORT_MIN_CANVAS = 64 * 64
+
 
 # --------------------------------------------------------------------------- #
 # BLAS threads
@@ -752,8 +757,7 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
     region : (m, o1-o0, o1-o0) ndarray of float64
-        ``arctan_in_place`` output; multiplied by 2/pi here (in place when
-        ``index`` is an array).
+        ``arctan_in_place`` output; multiplied by 2/pi on the way.
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
@@ -762,12 +766,17 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     if (y1 - y0, x1 - x0) != out.shape[1:]:
         # Filling whole frames, then the region, beats filling the border
         # strips: those are many short strided runs.
-        out[index] = background
+        if isinstance(index, slice):
+            out[index] = background
+        else:
+            for i in index.tolist():
+                out[i] = background
     if isinstance(index, slice):
         np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
     else:
-        region *= 2 / math.pi
-        out[index, y0:y1, x0:x1] = region
+        # Frame by frame: contiguous writes, faster than one fancy assignment.
+        for j, i in enumerate(index.tolist()):
+            np.multiply(region[j], 2 / math.pi, out=out[i, y0:y1, x0:x1])
 
 
 # --------------------------------------------------------------------------- #
@@ -830,8 +839,8 @@ class _Job:
         images[...] = selected
         return images
 
-    def run_slice(self, index: slice, work: Workspace) -> None:
-        """Consecutive images at the one scale of the batch."""
+    def run_shared(self, index, work: Workspace) -> None:
+        """Images at the one scale of the batch (a slice, or indices of similar ink extent)."""
         images = self.gather(index, work)
         plan_y, plan_x = self.plans(self.scales[index], images, True, work)
         if plan_y.empty or plan_x.empty:
@@ -853,19 +862,51 @@ class _Job:
             self.finish(index[part], region, plan_y, plan_x)
 
 
-def _tasks(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
-    """Split the batch: slices at one scale, or index arrays of scale-sorted neighbours."""
+def ink_order(images: np.ndarray) -> np.ndarray:
+    """An order of the images that puts those with similar ink extents next to each other.
+
+    A group's matrices span the union of its images' ink, so grouping digits of
+    like extent (narrow ones together, by first inked column, then width, then
+    rows) shrinks the canvas that the group computes.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray
+
+    Returns
+    -------
+    (n,) ndarray of int
+        Blank images come first.
+    """
+    inked = images != 0
+    cols, rows = inked.any(axis=1), inked.any(axis=2)
+    col_lo, row_lo = cols.argmax(axis=1), rows.argmax(axis=1)
+    col_width = np.where(cols.any(axis=1), cols.shape[1] - cols[:, ::-1].argmax(axis=1) - col_lo, 0)
+    row_width = np.where(rows.any(axis=1), rows.shape[1] - rows[:, ::-1].argmax(axis=1) - row_lo, 0)
+    return np.lexsort((row_width, row_lo, col_width, col_lo))
+
+
+def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) -> list[tuple[bool, slice | np.ndarray]]:
+    """Split the batch into groups: ``(shared, index)``, a slice or ascending indices.
+
+    One scale: consecutive images, or at larger scales groups of like ink
+    extent, sized for the cache.  Per-sample scales: runs of ``_PLAN_GROUP``
+    scale-sorted neighbours, each sharing one plan.
+    """
     n = len(scales)
     if n == 0:
         return []
     if np.all(scales == scales[0]):
         scale = float(scales[0])
-        ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
-        kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
+        ky = _canvas_extent(scale, out_shape[0], images.shape[1], recipe)
+        kx = _canvas_extent(scale, out_shape[1], images.shape[2], recipe)
         step = _images_per_pass(ky, kx, _GROUP_MAX)
-        return [slice(a, min(n, a + step)) for a in range(0, n, step)]
-    order = np.argsort(scales, kind="stable")
-    return [order[a : a + _PLAN_GROUP] for a in range(0, n, _PLAN_GROUP)]
+        if ky * kx < _SORT_MIN_CANVAS:
+            return [(True, slice(a, min(n, a + step))) for a in range(0, n, step)]
+        shared, order = True, ink_order(images)
+    else:
+        step, shared, order = _PLAN_GROUP, False, np.argsort(scales, kind="stable")
+    return [(shared, np.sort(order[a : a + step])) for a in range(0, n, step)]
 
 
 def transform_images(
@@ -923,13 +964,13 @@ def transform_images(
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
     job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
-    tasks = _tasks(scales, (height, width), images.shape[1:], recipe)
+    tasks = _tasks(images, scales, (height, width), recipe)
 
     def worker(share: list) -> None:
         work = Workspace()
-        for index in share:
-            if isinstance(index, slice):
-                job.run_slice(index, work)
+        for shared, index in share:
+            if shared:
+                job.run_shared(index, work)
             else:
                 job.run_sorted(index, work)
 
