@@ -23,7 +23,8 @@ call.  Without the clip each axis folds into one matrix ``G R``.
 
 Images go through in groups small enough for the intermediates to stay in the
 core's cache.  A group at one scale shares its matrices (cached across calls,
-keyed by the group's ink extent).  With per-sample scales (the scale-range
+keyed by the group's ink extent); at larger scales the images are grouped by
+ink extent, so that narrow digits make narrow canvases.  With per-sample scales (the scale-range
 file) the images are sorted by scale and each run of 64 gets a stack of
 per-image matrices, built vectorised, so a run's matrices have nearly the same
 extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
