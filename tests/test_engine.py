@@ -160,6 +160,15 @@ def test_chunks_give_the_result_of_the_whole_batch(synthetic):
     assert np.abs(whole - parts).max() <= 1e-12
 
 
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_the_order_of_the_images_does_not_matter(synthetic, scale):
+    """At larger scales the engine groups images by ink extent; results stay in place."""
+    images = np.concatenate([synthetic] * 3)
+    order = np.random.default_rng(6).permutation(len(images))
+    whole = transform_images(images, scale, OUT)
+    assert np.abs(transform_images(images[order], scale, OUT) - whole[order]).max() <= 1e-12
+
+
 def test_out_is_filled_in_place(synthetic):
     out = np.full((len(synthetic), *OUT), np.nan)
     result = transform_images(synthetic, 1.5, OUT, out=out)

@@ -12,22 +12,30 @@ an input of ``n`` pixels, at scale ``s``:
   of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
   ``margin + o`` for frame pixel ``o``.
 
-So ``frame = G_y clip(R_y I R_x^T) G_x^T``.  Only canvas pixels that the digit
-reaches *and* that lie within ``r`` of the frame matter, and only frame pixels
-within ``r`` of those can differ from the background; every product below is
-restricted to those ranges and split into row blocks that skip the zeros of the
-banded matrices.  Images go through in small groups so the intermediates stay in
-the core's cache; a group shares one set of matrices (one scale) or carries one
-per image (the per-sample scales of the scale-range file: the samples are sorted
-by scale so that a group's matrices have nearly the same extent).
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as four batched products
+(columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+Only canvas pixels that the images' ink reaches *and* that lie within ``r`` of
+the frame are formed, and only frame pixels within ``r`` of those are computed
+(the rest are the smoothed zero plane, i.e. the background).  The banded
+matrices are split into row blocks that skip their zero columns; the Gaussian's
+interior blocks are all one Toeplitz piece and go through BLAS in one strided
+call.  Without the clip each axis folds into one matrix ``G R``.
 
-Frame coordinates are used for canvas rows throughout: ``p = c - margin`` is the
-frame pixel the canvas pixel sits on (negative in the margin), which lines the
-Gaussian bands of different scales up.
+Images go through in groups small enough for the intermediates to stay in the
+core's cache.  A group at one scale shares its matrices (cached across calls,
+keyed by the group's ink extent); at larger scales the images are grouped by
+ink extent, so that narrow digits make narrow canvases.  With per-sample scales (the scale-range
+file) the images are sorted by scale and each run of 64 gets a stack of
+per-image matrices, built vectorised, so a run's matrices have nearly the same
+extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
+
+Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
+the frame pixel a canvas pixel sits on (negative in the margin), which lines up
+the Gaussian bands of different scales.
 
 The engine reproduces the reference to floating-point rounding (about 1e-13 on
-the 0..255 grey scale before the threshold); only the order of the additions
-differs.
+the 0..255 grey scale before the threshold, a few 1e-15 after it); only the
+order of the additions differs.
 """
 
 from __future__ import annotations
@@ -65,14 +73,21 @@ _SMOOTH_BLOCK = 8
 _RESAMPLE_BLOCK = 16
 
 # Images computed together: about this many bytes of canvas, so that the
-# canvas and the smoothed rows stay in the core's cache (1 MB L2, 32 MB L3 on
-# the development machine), and enough images to amortise the per-call costs.
-_GROUP_BYTES = 3 << 19
-_GROUP_MAX = 24
+# canvas and the smoothed rows stay in cache (1 MB L2 per core, 32 MB L3 on the
+# development machine), and enough images to amortise the per-call costs; with
+# per-image matrices (per-sample scales) fewer, as each brings its own.
+_GROUP_BYTES = 3 << 20
+_GROUP_MAX = 16
+_GROUP_MAX_PER_SAMPLE = 8
 
 # Per-sample scales: images sorted by scale share one set of matrix stacks per
 # this many, so that building the matrices costs little per image.
 _PLAN_GROUP = 64
+
+# One scale: images are grouped by ink extent when the canvas is at least this
+# big (pixels); below it the saved canvas work does not pay for the scattered
+# (non-consecutive) output writes.
+_SORT_MIN_CANVAS = 64 * 64
 
 
 # --------------------------------------------------------------------------- #
@@ -743,8 +758,7 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
     region : (m, o1-o0, o1-o0) ndarray of float64
-        ``arctan_in_place`` output; multiplied by 2/pi here (in place when
-        ``index`` is an array).
+        ``arctan_in_place`` output; multiplied by 2/pi on the way.
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
@@ -753,12 +767,17 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     if (y1 - y0, x1 - x0) != out.shape[1:]:
         # Filling whole frames, then the region, beats filling the border
         # strips: those are many short strided runs.
-        out[index] = background
+        if isinstance(index, slice):
+            out[index] = background
+        else:
+            for i in index.tolist():
+                out[i] = background
     if isinstance(index, slice):
         np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
     else:
-        region *= 2 / math.pi
-        out[index, y0:y1, x0:x1] = region
+        # Frame by frame: contiguous writes, faster than one fancy assignment.
+        for j, i in enumerate(index.tolist()):
+            np.multiply(region[j], 2 / math.pi, out=out[i, y0:y1, x0:x1])
 
 
 # --------------------------------------------------------------------------- #
@@ -772,9 +791,9 @@ def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
     return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
 
 
-def _images_per_pass(ky: int, kx: int) -> int:
-    """Images computed together so that their canvas is about ``_GROUP_BYTES``."""
-    return int(min(_GROUP_MAX, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
+def _images_per_pass(ky: int, kx: int, most: int) -> int:
+    """Images computed together so that their canvas is about ``_GROUP_BYTES``, at most ``most``."""
+    return int(min(most, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
 
 
 @dataclass(frozen=True)
@@ -821,8 +840,8 @@ class _Job:
         images[...] = selected
         return images
 
-    def run_slice(self, index: slice, work: Workspace) -> None:
-        """Consecutive images at the one scale of the batch."""
+    def run_shared(self, index, work: Workspace) -> None:
+        """Images at the one scale of the batch (a slice, or indices of similar ink extent)."""
         images = self.gather(index, work)
         plan_y, plan_x = self.plans(self.scales[index], images, True, work)
         if plan_y.empty or plan_x.empty:
@@ -837,26 +856,58 @@ class _Job:
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
-        step = _images_per_pass(plan_y.size, plan_x.size)
+        step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
         for a in range(0, len(index), step):
             part = slice(a, min(len(index), a + step))
             region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
             self.finish(index[part], region, plan_y, plan_x)
 
 
-def _tasks(scales: np.ndarray, out_shape, in_shape, recipe: Recipe) -> list:
-    """Split the batch: slices at one scale, or index arrays of scale-sorted neighbours."""
+def ink_order(images: np.ndarray) -> np.ndarray:
+    """An order of the images that puts those with similar ink extents next to each other.
+
+    A group's matrices span the union of its images' ink, so grouping digits of
+    like extent (narrow ones together, by first inked column, then width, then
+    rows) shrinks the canvas that the group computes.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray
+
+    Returns
+    -------
+    (n,) ndarray of int
+        Blank images come first.
+    """
+    inked = images != 0
+    cols, rows = inked.any(axis=1), inked.any(axis=2)
+    col_lo, row_lo = cols.argmax(axis=1), rows.argmax(axis=1)
+    col_width = np.where(cols.any(axis=1), cols.shape[1] - cols[:, ::-1].argmax(axis=1) - col_lo, 0)
+    row_width = np.where(rows.any(axis=1), rows.shape[1] - rows[:, ::-1].argmax(axis=1) - row_lo, 0)
+    return np.lexsort((row_width, row_lo, col_width, col_lo))
+
+
+def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) -> list[tuple[bool, slice | np.ndarray]]:
+    """Split the batch into groups: ``(shared, index)``, a slice or ascending indices.
+
+    One scale: consecutive images, or at larger scales groups of like ink
+    extent, sized for the cache.  Per-sample scales: runs of ``_PLAN_GROUP``
+    scale-sorted neighbours, each sharing one plan.
+    """
     n = len(scales)
     if n == 0:
         return []
     if np.all(scales == scales[0]):
         scale = float(scales[0])
-        ky = _canvas_extent(scale, out_shape[0], in_shape[0], recipe)
-        kx = _canvas_extent(scale, out_shape[1], in_shape[1], recipe)
-        step = _images_per_pass(ky, kx)
-        return [slice(a, min(n, a + step)) for a in range(0, n, step)]
-    order = np.argsort(scales, kind="stable")
-    return [order[a : a + _PLAN_GROUP] for a in range(0, n, _PLAN_GROUP)]
+        ky = _canvas_extent(scale, out_shape[0], images.shape[1], recipe)
+        kx = _canvas_extent(scale, out_shape[1], images.shape[2], recipe)
+        step = _images_per_pass(ky, kx, _GROUP_MAX)
+        if ky * kx < _SORT_MIN_CANVAS:
+            return [(True, slice(a, min(n, a + step))) for a in range(0, n, step)]
+        shared, order = True, ink_order(images)
+    else:
+        step, shared, order = _PLAN_GROUP, False, np.argsort(scales, kind="stable")
+    return [(shared, np.sort(order[a : a + step])) for a in range(0, n, step)]
 
 
 def transform_images(
@@ -888,7 +939,8 @@ def transform_images(
     -------
     (n, H, W) ndarray of float64
         Values in (-1, 1), equal to the reference to floating-point rounding.
-        Memory beyond ``out`` is a few MB per thread, whatever n is.
+        Memory beyond ``out`` is about n bytes per input pixel (the ink
+        extents) plus a few MB of scratch per thread (under 15 MB at 112 x 112).
     """
     images = np.asarray(images)
     if images.ndim != 3:
@@ -914,13 +966,13 @@ def transform_images(
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
     job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
-    tasks = _tasks(scales, (height, width), images.shape[1:], recipe)
+    tasks = _tasks(images, scales, (height, width), recipe)
 
     def worker(share: list) -> None:
         work = Workspace()
-        for index in share:
-            if isinstance(index, slice):
-                job.run_slice(index, work)
+        for shared, index in share:
+            if shared:
+                job.run_shared(index, work)
             else:
                 job.run_sorted(index, work)
 
