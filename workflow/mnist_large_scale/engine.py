@@ -40,17 +40,14 @@ order of the additions differs.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import ThreadpoolController
 
 from .recipe import Recipe
 
@@ -94,96 +91,20 @@ _SORT_MIN_CANVAS = 64 * 64
 # BLAS threads
 # --------------------------------------------------------------------------- #
 
-_OPENBLAS_SETTERS = (
-    "scipy_openblas_set_num_threads64_",
-    "scipy_openblas_set_num_threads",
-    "openblas_set_num_threads64_",
-    "openblas_set_num_threads",
-)
-_OPENBLAS_GETTERS = (
-    "scipy_openblas_get_num_threads64_",
-    "scipy_openblas_get_num_threads",
-    "openblas_get_num_threads64_",
-    "openblas_get_num_threads",
-)
-
-
-def _loaded_openblas() -> list[tuple[ctypes.CDLL, str, str]]:
-    """OpenBLAS libraries mapped into this process, with their thread setter and getter.
-
-    Used only when threadpoolctl is not installed.  Reads ``/proc/self/maps``
-    (Linux); elsewhere it finds nothing and BLAS keeps its own thread count.
-    """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return []
-    found = []
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        setter = next((name for name in _OPENBLAS_SETTERS if hasattr(lib, name)), None)
-        getter = next((name for name in _OPENBLAS_GETTERS if hasattr(lib, name)), None)
-        if setter and getter:
-            found.append((lib, setter, getter))
-    return found
-
-
-class _BlasLimiter:
-    """Sets the thread count of the BLAS libraries loaded when it was made, and restores it.
-
-    Finding the libraries costs about a millisecond, so it is done once per
-    process: numpy's BLAS, the one the engine calls, is loaded with numpy.
-    """
-
-    def __init__(self) -> None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            self._controller = None
-            self._libraries = _loaded_openblas()
-        else:
-            self._controller = ThreadpoolController()
-            self._libraries = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def limit(self, n_threads: int) -> Iterator[None]:
-        if self._controller is not None:
-            with self._controller.limit(limits=n_threads, user_api="blas"):
-                yield
-            return
-        with self._lock:
-            previous = [getattr(lib, getter)() for lib, _, getter in self._libraries]
-            for lib, setter, _ in self._libraries:
-                getattr(lib, setter)(ctypes.c_int(n_threads))
-        try:
-            yield
-        finally:
-            with self._lock:
-                for (lib, setter, _), count in zip(self._libraries, previous):
-                    getattr(lib, setter)(ctypes.c_int(count))
-
-
-_limiter: _BlasLimiter | None = None
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the loaded BLAS libraries; finding them costs about a
+    millisecond, so it is done once per process (numpy's BLAS is loaded with numpy)."""
+    return ThreadpoolController()
 
 
 def blas_threads_limited(n_threads: int = 1):
     """Context manager: the process's BLAS libraries use at most ``n_threads`` threads inside.
 
-    threadpoolctl is used when installed; otherwise OpenBLAS's own setter is
-    called through ctypes (numpy's wheels bundle OpenBLAS).  The engine runs its
-    own worker threads, so BLAS must not add more: ``threads=1`` means one core.
-    The thread count is process-wide: concurrent engine calls from several
-    threads each set and restore it.
+    The engine runs its own worker threads, so BLAS must not add more:
+    ``threads=1`` means one core.  The limit is process-wide.
     """
-    global _limiter
-    if _limiter is None:
-        _limiter = _BlasLimiter()
-    return _limiter.limit(n_threads)
+    return _blas_controller().limit(limits=n_threads, user_api="blas")
 
 
 # --------------------------------------------------------------------------- #
