@@ -1,0 +1,417 @@
+"""Pictures of MNIST Large Scale files, for the report and the inspect command.
+
+Four figures, each a matplotlib ``Figure`` of a fixed pixel size (built without
+pyplot, so no global state; saved without tight cropping, so the PNG has exactly
+the size the layout computes):
+
+* ``montage_figure``: the first images of a split, one image pixel per screen pixel;
+* ``scale_ladder_figure``: one digit of each class at all 17 published test scales;
+* ``size_vs_scale_figure``: measured digit size against nominal scale, log-log;
+* ``scale_histogram_figure``: the per-sample scales of a scale-range file.
+
+Images are drawn in grey from their value range; a NaN pixel is red, so a
+broken value shows at a glance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .recipe import Recipe, transform_images
+from .summary import read_images
+
+__all__ = [
+    "DPI",
+    "LADDER_SCALES",
+    "to_rgb",
+    "tile_grid",
+    "montage_figure",
+    "first_of_each_class",
+    "ladder_columns",
+    "scale_ladder_figure",
+    "size_series",
+    "size_vs_scale_figure",
+    "scale_histogram_figure",
+    "file_montage",
+    "save_figure",
+]
+
+#: Figures are laid out in pixels; inches are pixels / DPI.
+DPI = 100
+#: The 17 published test scales 2**(k/4), k = -4 .. 12 (SPEC.md).
+LADDER_SCALES = tuple(2 ** (k / 4) for k in range(-4, 13))
+
+_PAD = 2  # pixels between tiles
+_GAP_RGB = (0.16, 0.24, 0.40)  # tile separators: dark blue, unlike any grey of the data
+_NAN_RGB = (1.0, 0.0, 0.0)
+_MONTAGE_HEADER = 44  # pixels above a montage: two lines of title
+_MONTAGE_MIN_WIDTH = 640  # wide enough for the longest file name as a title
+_LADDER_HEADER = 64  # title line, then a scale and a source per column
+_LADDER_LEFT = 28  # the class of each row
+_LABEL_BOX = {"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "boxstyle": "square,pad=0.15"}  # labels stay legible on white strokes
+
+
+def to_rgb(images: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Grey levels as RGB: ``vmin`` black, ``vmax`` white, NaN red.
+
+    Parameters
+    ----------
+    images : (..., H, W) ndarray of float
+    vmin, vmax : float
+        The values drawn black and white; values beyond are clipped.
+
+    Returns
+    -------
+    (..., H, W, 3) ndarray of float64 in [0, 1]
+    """
+    images = np.asarray(images, dtype=np.float64)
+    span = vmax - vmin if vmax > vmin else 1.0
+    grey = np.clip((np.nan_to_num(images, nan=vmin) - vmin) / span, 0.0, 1.0)
+    rgb = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    rgb[np.isnan(images)] = _NAN_RGB
+    return rgb
+
+
+def tile_grid(tiles: np.ndarray, ncols: int, pad: int = _PAD) -> np.ndarray:
+    """Tiles in rows of ``ncols``, separated and framed by ``pad`` pixels.
+
+    Parameters
+    ----------
+    tiles : (n, H, W, 3) ndarray of float
+        RGB tiles, filled row by row.
+    ncols : int
+        Tiles per row.
+    pad : int
+        Separator width in pixels.
+
+    Returns
+    -------
+    (rows (H + pad) + pad, ncols (W + pad) + pad, 3) ndarray of float64
+        With ``rows = ceil(n / ncols)``; empty places and separators are
+        the separator colour.
+    """
+    n, height, width = tiles.shape[:3]
+    rows = math.ceil(n / ncols)
+    grid = np.empty((rows * (height + pad) + pad, ncols * (width + pad) + pad, 3))
+    grid[...] = _GAP_RGB
+    for k in range(n):
+        top, left = pad + (k // ncols) * (height + pad), pad + (k % ncols) * (width + pad)
+        grid[top : top + height, left : left + width] = tiles[k]
+    return grid
+
+
+def _value_range(images: np.ndarray) -> tuple[float, float]:
+    finite = np.asarray(images)[np.isfinite(images)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+
+
+def _canvas(width_px: int, height_px: int) -> Figure:
+    figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _image_axes(figure: Figure, left: int, bottom: int, width: int, height: int):
+    """Axes covering a pixel rectangle of the figure (origin bottom left), no frame."""
+    fig_w, fig_h = figure.get_size_inches() * DPI
+    axes = figure.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
+    axes.set_axis_off()
+    return axes
+
+
+def montage_figure(
+    images: np.ndarray,
+    labels: Sequence[int],
+    title: str,
+    subtitle: str = "",
+    ncols: int = 8,
+    scales: Sequence[float] | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> Figure:
+    """The images side by side at one screen pixel per image pixel, each with its label.
+
+    Parameters
+    ----------
+    images : (n, H, W) ndarray of float
+    labels : (n,) sequence of int
+        Drawn in each tile's top left corner.
+    title, subtitle : str
+        Two header lines (file name, then what is shown).
+    ncols : int
+        Tiles per row (fewer when n is smaller).
+    scales : (n,) sequence of float, optional
+        Per-image scales, drawn beside the labels (range files).
+    value_range : (vmin, vmax), optional
+        Drawn black and white; the images' finite range when None.
+
+    Returns
+    -------
+    Figure
+        ``max(ncols (W + 2) + 2, 640)`` pixels wide, ``rows (H + 2) + 2 + 44``
+        high, with ``rows = ceil(n / ncols)``.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n, height, width = images.shape
+    ncols = max(1, min(ncols, n))
+    vmin, vmax = value_range or _value_range(images)
+    grid = tile_grid(to_rgb(images, vmin, vmax), ncols)
+    fig_w = max(grid.shape[1], _MONTAGE_MIN_WIDTH)
+    figure = _canvas(fig_w, grid.shape[0] + _MONTAGE_HEADER)
+    axes = _image_axes(figure, (fig_w - grid.shape[1]) // 2, 0, grid.shape[1], grid.shape[0])
+    axes.imshow(grid, interpolation="nearest", extent=(0, grid.shape[1], grid.shape[0], 0))
+    for k in range(n):
+        top, left = _PAD + (k // ncols) * (height + _PAD), _PAD + (k % ncols) * (width + _PAD)
+        text = str(int(labels[k])) + (f"  s={scales[k]:.2f}" if scales is not None else "")
+        axes.text(left + 2, top + 2, text, color="#ffd75e", fontsize=8, va="top", ha="left", bbox=_LABEL_BOX)
+    figure.text(0.5, 1 - 4 / figure.bbox.height, title, ha="center", va="top", fontsize=8.5, fontweight="bold")
+    figure.text(0.5, 1 - 24 / figure.bbox.height, f"{subtitle}; grey {vmin:.4f} (black) to {vmax:.4f} (white)".lstrip("; "), ha="center", va="top", fontsize=8)
+    return figure
+
+
+def first_of_each_class(labels: np.ndarray, classes: int = 10) -> np.ndarray:
+    """Index of the first sample of each class ``0 .. classes-1``: (classes,) int64.
+
+    Raises
+    ------
+    ValueError
+        When a class does not occur.
+    """
+    labels = np.asarray(labels)
+    missing = [c for c in range(classes) if not np.any(labels == c)]
+    if missing:
+        raise ValueError(f"no sample of class {missing} among {len(labels)} labels")
+    return np.array([int(np.argmax(labels == c)) for c in range(classes)])
+
+
+def ladder_columns(
+    indices: np.ndarray,
+    sources: np.ndarray,
+    recipe: Recipe,
+    files: dict[str, str | os.PathLike],
+    scales: Sequence[float] = LADDER_SCALES,
+    out_shape: tuple[int, int] = (112, 112),
+) -> list[dict]:
+    """The scale ladder's columns: from built files where given, else from the recipe.
+
+    Parameters
+    ----------
+    indices : (k,) ndarray of int
+        Test-split indices of the digits shown.
+    sources : (k, h, w) ndarray
+        Those digits from the base data set, for the columns no file gives.
+    recipe : Recipe
+        The recipe of those columns.
+    files : dict
+        Built file by scale tag (``'2p000'``): its ``x_test`` gives the column
+        when it holds every index and has ``out_shape``.
+    scales : sequence of float
+        The columns' scales.
+    out_shape : (H, W)
+
+    Returns
+    -------
+    list of dict
+        ``{'scale', 'images' (k, H, W) float64, 'source': 'file' or 'recipe'}``.
+    """
+    from .names import scale_tag
+
+    columns = []
+    for scale in scales:
+        path = files.get(scale_tag(scale))
+        images = None
+        if path is not None:
+            stored, _, _ = read_images(path, "test", int(np.max(indices)) + 1)
+            if stored.shape[0] > np.max(indices) and stored.shape[1:] == out_shape:
+                images = stored[indices]
+        source = "file" if images is not None else "recipe"
+        if images is None:
+            images = transform_images(sources, np.full(len(sources), scale), out_shape, recipe)
+        columns.append({"scale": scale, "images": images, "source": source})
+    return columns
+
+
+def scale_ladder_figure(columns: list[dict], labels: Sequence[int], title: str) -> Figure:
+    """The same digits at many scales: one row per digit, one column per scale.
+
+    Parameters
+    ----------
+    columns : list of dict
+        From ``ladder_columns``; every column's images have one shape (k, H, W).
+    labels : (k,) sequence of int
+        The class of each row.
+    title : str
+
+    Returns
+    -------
+    Figure
+        ``28 + len(columns) (W + 2) + 2`` pixels wide, ``64 + k (H + 2) + 2`` high;
+        one screen pixel per image pixel.
+    """
+    stack = np.stack([column["images"] for column in columns])  # (columns, k, H, W)
+    n_cols, k, height, width = stack.shape
+    vmin, vmax = _value_range(stack)
+    tiles = to_rgb(stack.transpose(1, 0, 2, 3).reshape(-1, height, width), vmin, vmax)
+    grid = tile_grid(tiles, n_cols)
+    fig_w, fig_h = _LADDER_LEFT + grid.shape[1], _LADDER_HEADER + grid.shape[0]
+    figure = _canvas(fig_w, fig_h)
+    axes = _image_axes(figure, _LADDER_LEFT, 0, grid.shape[1], grid.shape[0])
+    axes.imshow(grid, interpolation="nearest", extent=(0, grid.shape[1], grid.shape[0], 0))
+    figure.text(0.5, 1 - 4 / fig_h, title, ha="center", va="top", fontsize=10, fontweight="bold")
+    for c, column in enumerate(columns):
+        x = (_LADDER_LEFT + _PAD + c * (width + _PAD) + width / 2) / fig_w
+        colour = "black" if column["source"] == "file" else "#b03000"
+        figure.text(x, 1 - 26 / fig_h, f"s = {column['scale']:.3f}", ha="center", va="top", fontsize=9)
+        figure.text(x, 1 - 44 / fig_h, column["source"], ha="center", va="top", fontsize=8, color=colour, style="italic")
+    for r in range(k):
+        y = (grid.shape[0] - _PAD - r * (height + _PAD) - height / 2) / fig_h
+        figure.text(_LADDER_LEFT / 2 / fig_w, y, str(int(labels[r])), ha="center", va="center", fontsize=11)
+    return figure
+
+
+def size_series(reports: Sequence[dict]) -> list[dict]:
+    """Per-digit scales and size ratios of every split of every validation report.
+
+    Returns
+    -------
+    list of dict
+        ``{'file', 'split', 'nominal', 'limit', 'scale' (n,), 'ratio' (n,)}``
+        float64 arrays, NaN where the report has None.
+    """
+    series = []
+    for report in reports:
+        for split in ("train", "val", "test"):
+            measured = report.get("summary", {}).get(split, {}).get("scale")
+            if not measured:
+                continue
+            per_digit = measured["per_digit"]
+            series.append(
+                {
+                    "file": report["file"],
+                    "split": split,
+                    "nominal": measured["nominal"],
+                    "limit": measured["uncropped_scale_limit"],
+                    "scale": np.array(per_digit["scale"], dtype=np.float64),
+                    "ratio": np.array([np.nan if r is None else r for r in per_digit["ratio"]], dtype=np.float64),
+                }
+            )
+    return series
+
+
+def size_vs_scale_figure(series: list[dict], tolerance: float, title: str) -> Figure:
+    """Measured size ratio against scale, log-log, and its relative error.
+
+    Left: every measured digit (dots) and each split's median at its nominal
+    scale (circles) against ``y = s``.  Right: ratio / scale - 1 in percent,
+    with the tolerance band; beyond the dashed line digits are cropped.
+
+    Parameters
+    ----------
+    series : list of dict
+        From ``size_series``.
+    tolerance : float
+        The size tolerance, drawn as a band (0.02 for 2 %).
+    title : str
+
+    Returns
+    -------
+    Figure
+        1200 x 520 pixels.
+    """
+    figure = _canvas(1200, 520)
+    left, right = figure.subplots(1, 2, gridspec_kw={"wspace": 0.28, "left": 0.07, "right": 0.98, "top": 0.86, "bottom": 0.12})
+    scales = np.concatenate([item["scale"] for item in series]) if series else np.array([1.0])
+    lo, hi = scales.min() / 1.25, scales.max() * 1.25
+    limits = sorted({item["limit"] for item in series}) or [4.0]
+    for axes in (left, right):
+        axes.set_xscale("log", base=2)
+        axes.set_xlim(lo, hi)
+        axes.set_xlabel("nominal scale s")
+        for limit in limits:
+            axes.axvline(limit, color="grey", linestyle="--", linewidth=0.8)
+        axes.grid(True, which="both", linewidth=0.3)
+    left.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="ratio = s")
+    left.set_yscale("log", base=2)
+    left.set_ylabel("size ratio (radius of gyration / at s = 1)")
+    right.axhspan(-100 * tolerance, 100 * tolerance, color="#c8e6c9", label=f"±{100 * tolerance:g} %")
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_ylabel("size ratio / s - 1  (%)")
+    for item in series:
+        s, ratio = item["scale"], item["ratio"]
+        colour = "#1f77b4" if len(np.unique(s)) > 1 else "#555555"
+        left.plot(s, ratio, ".", markersize=2, alpha=0.35, color=colour)
+        right.plot(s, 100 * (ratio / s - 1), ".", markersize=2, alpha=0.35, color=colour)
+        if len(np.unique(s)) == 1 and len(s) > 1:
+            median = np.nanmedian(ratio)
+            left.plot(s[0], median, "o", markersize=6, markerfacecolor="none", color="#d62728")
+            right.plot(s[0], 100 * (median / s[0] - 1), "o", markersize=6, markerfacecolor="none", color="#d62728")
+    left.plot([], [], "o", markerfacecolor="none", color="#d62728", label="median of a single-scale split")
+    left.plot([], [], ".", color="#555555", label="digit, single-scale split")
+    left.plot([], [], ".", color="#1f77b4", label="digit, scale-range split")
+    left.plot([], [], "--", color="grey", linewidth=0.8, label="digits cropped beyond")
+    left.legend(loc="upper left", fontsize=8)
+    right.legend(loc="lower left", fontsize=8)
+    finite = np.concatenate([100 * (item["ratio"] / item["scale"] - 1) for item in series]) if series else np.zeros(1)
+    finite = finite[np.isfinite(finite)]
+    right.set_ylim(min(-3 * 100 * tolerance, finite.min(initial=0) - 1), max(3 * 100 * tolerance, finite.max(initial=0) + 1))
+    figure.suptitle(title, fontsize=11)
+    return figure
+
+
+def scale_histogram_figure(scales: dict[str, np.ndarray], low: float, high: float, ks: dict[str, tuple[float, float]], title: str, bins: int = 24) -> Figure:
+    """Histogram of per-sample scales on log2 axes, with the log-uniform density.
+
+    Parameters
+    ----------
+    scales : dict
+        ``(n,)`` float64 scales by split name.
+    low, high : float
+        The range the scales are drawn from.
+    ks : dict
+        ``(statistic, p_value)`` of the Kolmogorov-Smirnov test by split name.
+    title : str
+    bins : int
+        Bins of equal width in log2(s).
+
+    Returns
+    -------
+    Figure
+        1000 x 500 pixels; the density is per unit of log2(s), so a
+        log-uniform draw is flat at ``1 / log2(high / low)``.
+    """
+    figure = _canvas(1000, 500)
+    axes = figure.add_axes((0.08, 0.12, 0.88, 0.76))
+    edges = np.linspace(math.log2(low), math.log2(high), bins + 1)
+    for split, values in scales.items():
+        values = np.atleast_1d(values)
+        if values.size < 2:
+            continue
+        statistic, p_value = ks.get(split, (float("nan"), float("nan")))
+        axes.hist(np.log2(values), bins=edges, density=True, histtype="step", linewidth=1.5, label=f"{split}: n = {values.size}, KS D = {statistic:.4f}, p = {p_value:.3g}")
+    flat = 1 / math.log2(high / low)
+    axes.plot([edges[0], edges[-1]], [flat, flat], color="black", linestyle="--", linewidth=1, label="log-uniform density")
+    ticks = np.arange(math.ceil(math.log2(low) * 4), math.floor(math.log2(high) * 4) + 1) / 4
+    axes.set_xticks(ticks, [f"{2 ** t:.3g}" for t in ticks])
+    axes.set_xlabel("per-sample scale s (log2 axis)")
+    axes.set_ylabel("density per unit log2(s)")
+    axes.set_ylim(0, 2 * flat)
+    axes.legend(loc="lower center", fontsize=8)
+    axes.set_title(title, fontsize=10)
+    return figure
+
+
+def file_montage(path: str | os.PathLike, split: str = "test", count: int = 64, ncols: int = 8) -> Figure:
+    """The montage of a file's first ``count`` images of one split, titled with the file's name."""
+    images, labels, scales = read_images(path, split, count)
+    what = f"first {len(images)} {split} images" + (" with their labels and scales" if scales is not None else " with their labels")
+    return montage_figure(images, labels, os.path.basename(path), what, ncols=ncols, scales=scales)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> None:
+    """Write a PNG of exactly the figure's pixel size (no tight cropping)."""
+    figure.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
