@@ -1,7 +1,8 @@
 # MNIST Large Scale: every published file, rebuilt from the four raw MNIST files.
 #
-#   snakemake --cores 8 all                     the 21 published files, checksums, reports
+#   snakemake --cores 8 all                     the 21 published files, checksums, reports, figures
 #   snakemake --cores 2 results/<name>.h5       one file, and only what it needs
+#   snakemake --report report.html              after a run: figures, validation tables, rule graph
 
 
 from snakemake.utils import min_version, validate
@@ -15,10 +16,14 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/check.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -27,3 +32,5 @@ rule all:
         published_files(),
         "results/SHA256SUMS",
         validation_reports(),
+        "results/validation/summary.html",
+        figures(),

@@ -27,10 +27,14 @@ __all__ = [
     "parse_name",
     "format_name",
     "check_counts",
+    "PUBLISHED_TEST_SCALES",
 ]
 
 #: Powers 2**(k/4) whose tags stand for the exact power (k = -40 .. 40).
 _QUARTER_OCTAVES = {format(2 ** (k / 4), ".3f"): 2 ** (k / 4) for k in range(-40, 41)}
+
+#: The scales of the 17 published test-only files, 2**(k/4) for k = -4 .. 12 (0.5 .. 8).
+PUBLISHED_TEST_SCALES = tuple(2 ** (k / 4) for k in range(-4, 13))
 
 _TAG = r"(?:0|[1-9][0-9]*)p[0-9]{3}"
 # The patterns below are looser than the grammar, so that a near miss (``tr0``,

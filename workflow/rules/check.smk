@@ -1,4 +1,4 @@
-# Checks at the end: a validation report per file and the checksum manifest.
+# Checks at the end: a validation report per file, their summary, the checksum manifest.
 
 
 rule validate_file:
@@ -6,7 +6,13 @@ rule validate_file:
         unpack(raw_inputs),
         h5="results/{name}.h5",
     output:
-        report="results/validation/{name}.json",
+        report=report(
+            "results/validation/{name}.json",
+            caption="../report/validation_file.rst",
+            category="Validation",
+            subcategory="Per-file reports (JSON)",
+            labels={"file": "{name}"},
+        ),
     log:
         "logs/validate/{name}.log",
     conda:
@@ -17,8 +23,29 @@ rule validate_file:
         base_key=base_key,
         base=base_config,
         storage=config["output"],
+        validation=config["validation"],
     script:
         "../scripts/validate_file.py"
+
+
+rule validation_summary:
+    input:
+        validation_reports(),
+    output:
+        tsv="results/validation/summary.tsv",
+        html=report(
+            "results/validation/summary.html",
+            caption="../report/validation_summary.rst",
+            category="Validation",
+            subcategory="Summary",
+            labels={"table": "all files"},
+        ),
+    log:
+        "logs/validation_summary.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    script:
+        "../scripts/validation_summary.py"
 
 
 rule sha256sums:

@@ -8,7 +8,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from mnist_large_scale.build import job_memory_mb
-from mnist_large_scale.names import InvalidName, check_counts, parse_name
+from mnist_large_scale.names import (
+    PUBLISHED_TEST_SCALES,
+    InvalidName,
+    check_counts,
+    parse_name,
+    scale_tag,
+)
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 
@@ -60,6 +66,57 @@ def published_files():
 
 def validation_reports():
     return [f"results/validation/{Path(name).stem}.json" for name in config["targets"]]
+
+
+def figures():
+    """Every figure of `all`: a montage per target, the scale ladder, size against
+    scale, and a histogram of per-sample scales per scale-range target."""
+    return [
+        *(
+            f"results/figures/{Path(name).stem}.montage.png"
+            for name in config["targets"]
+        ),
+        "results/figures/scale_ladder.png",
+        "results/figures/size_vs_scale.png",
+        *(
+            f"results/figures/{Path(name).stem}.scales.png"
+            for name in config["targets"]
+            if is_range_file(name)
+        ),
+    ]
+
+
+def is_range_file(name):
+    spec = file_spec(name)
+    return any(spec.split_scale(split).is_range for split in ("train", "val", "test"))
+
+
+def ladder_base():
+    """The base data of the scale ladder: that of the first target (or the first base)."""
+    return (
+        base_of(config["targets"][0])
+        if config["targets"]
+        else next(iter(BASES.values()))
+    )
+
+
+def ladder_inputs(wildcards):
+    """The raw files of the ladder's base, and a target per published test scale
+    whose test split can give that column (112 x 112, one scale; test-only first)."""
+    base = ladder_base()
+    inputs = {
+        raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()
+    }
+    tags = {scale_tag(scale) for scale in PUBLISHED_TEST_SCALES}
+    for name in sorted(
+        config["targets"], key=lambda name: not file_spec(name).test_only
+    ):
+        spec = file_spec(name)
+        tag = spec.test_scale.tag
+        usable = spec.prefix == base.prefix and spec.out_shape == (112, 112)
+        if usable and not spec.test_scale.is_range and tag in tags:
+            inputs.setdefault(f"scale_{tag}", f"results/{name}")
+    return inputs
 
 
 def raw_inputs(wildcards):

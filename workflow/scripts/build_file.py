@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tqdm import tqdm
+from mnist_large_scale.progress import progress_bar
 
 from mnist_large_scale.build import build_file
 from mnist_large_scale.names import parse_name
@@ -21,7 +21,8 @@ storage = snakemake.params.storage
 raw_paths = {name: snakemake.input[name] for name in (raw.name for raw in base.files.values())}
 total = sum(spec.split_count(split) for split in ("train", "val", "test"))
 try:
-    with open(snakemake.log[0], "a") as log, tqdm(total=total, unit="img", file=log, mininterval=5, ascii=True, desc=spec.name) as bar:
+    # One log line per refresh (at most every 10 s), with images per second and time left.
+    with progress_bar(total, "build", logging.getLogger("progress"), mininterval=10) as bar:
         build_file(
             spec,
             base,

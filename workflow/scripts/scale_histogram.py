@@ -1,0 +1,11 @@
+"""Snakemake entry point: the histogram of a scale-range file's per-sample scales."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mnist_large_scale.figures import file_scale_histogram, save_figure
+
+save_figure(file_scale_histogram(snakemake.input.h5), snakemake.output.png)
+Path(snakemake.log[0]).write_text(f"scale histogram of {snakemake.input.h5}\n")

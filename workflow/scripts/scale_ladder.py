@@ -1,0 +1,21 @@
+"""Snakemake entry point: one digit of each class at the 17 published test scales."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mnist_large_scale.build import load_split
+from mnist_large_scale.figures import first_of_each_class, ladder_columns, save_figure, scale_ladder_figure
+from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.sources import BaseData
+
+base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
+raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
+images, labels = load_split(base, raw_paths, "test", base.splits["test"].size)
+indices = first_of_each_class(labels)
+files = {key.removeprefix("scale_"): path for key, path in snakemake.input.items() if key.startswith("scale_")}
+columns = ladder_columns(indices, images[indices], Recipe.from_config(snakemake.params.recipe), files)
+title = f"The first test digit of each class at the 17 published test scales ({base.key} test indices {', '.join(map(str, indices))})"
+save_figure(scale_ladder_figure(columns, labels[indices], title), snakemake.output.png)
+Path(snakemake.log[0]).write_text("".join(f"s = {c['scale']:.3f}: {c['source']}\n" for c in columns))

@@ -1,0 +1,15 @@
+"""Snakemake entry point: measured digit size against nominal scale, across all files."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mnist_large_scale.figures import save_figure, size_series, size_vs_scale_figure
+
+reports = [json.loads(Path(path).read_text()) for path in snakemake.input]
+series = size_series(reports)
+title = f"Digit size against scale: {len(reports)} files, {sum(len(item['scale']) for item in series)} measured digits"
+save_figure(size_vs_scale_figure(series, snakemake.params.tolerance, title), snakemake.output.png)
+Path(snakemake.log[0]).write_text(f"{len(series)} splits plotted\n")

@@ -1,0 +1,15 @@
+"""Snakemake entry point: the summary table of every validation report, as TSV and HTML."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mnist_large_scale.validate import summary_html, summary_rows, summary_tsv
+
+reports = [json.loads(Path(path).read_text()) for path in snakemake.input]
+rows = summary_rows(reports)
+Path(snakemake.output.tsv).write_text(summary_tsv(rows))
+Path(snakemake.output.html).write_text(summary_html(reports, rows))
+Path(snakemake.log[0]).write_text(f"{len(reports)} reports, {len(rows)} rows\n")
