@@ -6,8 +6,10 @@ import subprocess
 import h5py
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 from conftest import REPO, make_workdir, run_snakemake
+from mnist_large_scale.names import PUBLISHED_TEST_SCALES, scale_tag
 
 PUBLISHED = {
     *(f"mnist_large_scale_tr50000_vl10000_te10000_outsize112-112_sctr{s}_scte{s}.h5" for s in ("1p000", "2p000", "4p000")),
@@ -48,6 +50,7 @@ def test_small_files_of_all_three_patterns_build_validate_and_reproduce(tmp_path
         x_test = np.array(h5["x_test"], dtype=np.float32)  # as the published loader reads it
         assert x_test.shape == (300, 112, 112, 1)
         assert x_test.min() == pytest.approx(-0.76292, abs=1e-5) and x_test.max() < 0.765
+    check_figures_report_and_logs(work)
     # a second build from scratch gives the same bytes
     first = sums
     for name in SMALL:
@@ -55,6 +58,47 @@ def test_small_files_of_all_three_patterns_build_validate_and_reproduce(tmp_path
     again = run_snakemake(work, "--cores", "2", "all")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (work / "results" / "SHA256SUMS").read_text().splitlines() == first
+
+
+def check_figures_report_and_logs(work):
+    """After `all` on SMALL: figures of the expected pixel sizes, the summary, the report, readable logs."""
+    figures = work / "results" / "figures"
+    stems = [name.removesuffix(".h5") for name in SMALL]
+    expected = {
+        f"{stems[0]}.montage.png": (44 + 8 * 66 + 2, 640),  # 64 x 64 tiles, 8 x 8, title-wide frame
+        f"{stems[1]}.montage.png": (44 + 7 * 114 + 2, 8 * 114 + 2),  # te50: 50 tiles in 7 rows
+        f"{stems[2]}.montage.png": (44 + 8 * 114 + 2, 8 * 114 + 2),
+        f"{stems[1]}.scales.png": (500, 1200),  # the only range file
+        "scale_ladder.png": (64 + 10 * 114 + 2, 28 + 17 * 114 + 2),
+        "size_vs_scale.png": (520, 1200),
+    }
+    assert sorted(path.name for path in figures.iterdir()) == sorted(expected)
+    for name, shape in expected.items():
+        assert imread(figures / name).shape[:2] == shape, name
+    ladder_log = (work / "logs" / "figures" / "scale_ladder.log").read_text()
+    assert ladder_log.count(": recipe") == 17  # no target is a 112-px file at a published test scale
+    summary = (work / "results" / "validation" / "summary.tsv").read_text().splitlines()
+    assert len(summary) == 1 + 3 * len(SMALL)
+    report = run_snakemake(work, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (work / "report.html").read_text()
+    assert len(html) > 1_000_000  # the figures are embedded
+    for needle in ("rulegraph_spec", "size_vs_scale.png", "scale_ladder.png", "summary.html", f"{stems[1]}.scales.png", "Montages", "Validation"):
+        assert needle in html, needle
+    for name in SMALL:
+        log = (work / "logs" / "build" / name.replace(".h5", ".log")).read_text()
+        assert "\r" not in log and " left, " in log and log.rstrip().endswith("img/s"), log
+
+
+def test_the_scale_ladder_of_the_published_targets_reads_the_17_test_only_files():
+    dry = run_snakemake(REPO, "-n", "results/figures/scale_ladder.png")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    stats = lines[lines.index("Job stats:") + 3 : lines.index("Job stats:") + 3 + 4]
+    counts = dict(line.split() for line in stats if len(line.split()) == 2)
+    assert counts["build_file"] == "17" and counts["scale_ladder"] == "1"
+    built = {line.split()[-1] for line in lines if line.strip().startswith("output: results/") and line.strip().endswith(".h5")}
+    assert built == {f"results/mnist_large_scale_te10000_outsize112-112_scte{scale_tag(s)}.h5" for s in PUBLISHED_TEST_SCALES}
 
 
 @pytest.mark.parametrize(

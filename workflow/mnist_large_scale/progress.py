@@ -25,8 +25,9 @@ class LogLines:
     Parameters
     ----------
     logger : logging.Logger
-        Each non-empty refresh goes to ``logger.info``; a refresh equal to the
-        previous one (tqdm redraws the last state on close) is dropped.
+        Each non-empty refresh goes to ``logger.info``; a refresh that differs
+        from the previous one only after its last ``", "`` (the rate: tqdm
+        redraws the final state on close, with the mean rate) is dropped.
     """
 
     def __init__(self, logger: logging.Logger):
@@ -36,9 +37,10 @@ class LogLines:
     def write(self, text: str) -> int:
         for part in text.replace("\n", "\r").split("\r"):
             line = part.strip()
-            if line and line != self.last:
+            key = line.rsplit(", ", 1)[0]
+            if line and key != self.last:
                 self.logger.info("%s", line)
-                self.last = line
+                self.last = key
         return len(text)
 
     def flush(self) -> None:

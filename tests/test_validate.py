@@ -1,0 +1,225 @@
+"""Validation measures scale: it passes real files and catches planted faults."""
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+from mnist_large_scale import build
+from mnist_large_scale.build import build_file
+from mnist_large_scale.names import ScaleSpec, parse_name
+from mnist_large_scale.recipe import Recipe, soft_threshold, transform_image, transform_images
+from mnist_large_scale.validate import (
+    ValidationSettings,
+    digit_moments,
+    label_histogram,
+    log_uniform_ks,
+    measure_scales,
+    mnist_centre_of_mass_offsets,
+    summary_html,
+    summary_rows,
+    summary_tsv,
+    uncropped_scale_limit,
+    validate_file,
+)
+
+BACKGROUND = float(soft_threshold(0.0, 0.02, 128))
+SETTINGS = ValidationSettings(sample_images=120)
+TEST_ONLY = "mnist_large_scale_te150_outsize112-112_scte{}.h5"
+RANGE = "mnist_large_scale_tr300_vl40_te40_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5"
+
+
+def make(tmp_path, mnist_base, mnist_paths, name, transform=transform_images):
+    path = tmp_path / name
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform, seed=20200605)
+    return path
+
+
+def failed(report):
+    return {check["check"] for check in report["checks"] if not check["ok"]}
+
+
+# --- the measures themselves -------------------------------------------------------------------
+
+
+def test_moments_of_a_gaussian_blob():
+    rows, cols = np.indices((64, 64))
+    sigma, centre = 3.0, (30.25, 35.5)
+    blob = np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma**2))
+    centroids, radii = digit_moments(blob[np.newaxis] - 1.0, background=-1.0)
+    assert centroids[0] == pytest.approx(centre, abs=1e-9)
+    assert radii[0] == pytest.approx(math.sqrt(2) * sigma, rel=1e-6)  # two axes, sigma^2 each
+
+
+def test_moments_ignore_the_background_and_flag_empty_or_nan_images():
+    image = np.full((3, 20, 20), BACKGROUND)
+    image[0, 5, 7] = 0.5
+    image[2, 5, 7] = np.nan
+    centroids, radii = digit_moments(image, BACKGROUND)
+    assert centroids[0] == pytest.approx([5.0, 7.0], abs=1e-12) and radii[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(radii[1]) and np.isnan(radii[2])
+
+
+def test_uncropped_scale_limit():
+    assert uncropped_scale_limit((112, 112)) == 4.0
+    assert uncropped_scale_limit((64, 112)) == pytest.approx(64 / 28)
+
+
+def test_label_histogram():
+    assert label_histogram(np.array([0, 3, 3, 9], np.uint8)) == [1, 0, 0, 2, 0, 0, 0, 0, 0, 1]
+    assert label_histogram(np.array([0.5, 1.0])) is None
+
+
+@pytest.mark.parametrize("scale", [0.5, 2**-0.25, 2**0.25, 2.0, 2**1.75, 4.0])
+def test_measured_size_ratio_is_the_scale_on_real_digits(mnist_test_images, scale):
+    digits = mnist_test_images[:200]
+    images = transform_images(digits, np.full(200, scale), (112, 112))
+    measured = measure_scales(images, np.full(200, scale), digits, Recipe())
+    relative = measured["ratio"] / scale
+    # measured on the first 300 test digits: median within 0.5 % at every scale 0.5 .. 4
+    assert abs(np.median(relative) - 1) < 0.006
+    if scale >= 1:  # digit by digit within 1 % from scale 1 on (2 % is the check)
+        assert np.abs(relative - 1).max() < 0.01
+    assert measured["centroid_error"].max() < 0.6
+
+
+def test_mean_centroid_is_past_the_centre_by_s_times_mnists_offset(mnist_test_images):
+    # SPEC.md: near 56.5 at s = 2 and about 57.5 at s = 4 (MNIST's centre of mass is near pixel 14)
+    digits = mnist_test_images[:200]
+    offsets = mnist_centre_of_mass_offsets(digits).mean(axis=0)
+    assert offsets == pytest.approx([0.5, 0.5], abs=0.05)
+    for scale in (2.0, 4.0):
+        measured = measure_scales(transform_images(digits, np.full(200, scale), (112, 112)), np.full(200, scale), digits, Recipe())
+        assert measured["centroid"].mean(axis=0) == pytest.approx(55.5 + scale * offsets, abs=0.15)
+
+
+def test_ks_accepts_log_uniform_and_rejects_uniform_scales():
+    spec = ScaleSpec("1p000", "4p000")
+    _, p_good = log_uniform_ks(build.draw_scales(spec, 300, 20200605, "train"), 1.0, 4.0)
+    statistic, p_bad = log_uniform_ks(np.random.default_rng(1).uniform(1, 4, 300), 1.0, 4.0)
+    assert p_good > 0.05
+    assert statistic > 0.15 and p_bad < 1e-6
+
+
+# --- whole files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["0p500", "2p000", "4p000", "8p000"])
+def test_a_correct_file_passes_and_reports_its_scale(tmp_path, mnist_base, mnist_paths, tag):
+    path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format(tag))
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert report["ok"], failed(report)
+    json.dumps(report, allow_nan=False)  # strict JSON
+    names = {check["check"] for check in report["checks"]}
+    measured = report["summary"]["test"]["scale"]
+    assert measured["sampled"] == 120 and len(measured["per_digit"]["ratio"]) == 120
+    if tag == "8p000":  # cropped: measured, reported, not checked
+        assert not any("size ratio" in name or "centroid" in name for name in names)
+        assert measured["ratio_over_scale"]["median"] < 0.9
+    else:
+        assert "test: median size ratio / scale within 1 +- 0.02" in names
+        assert any(name.startswith("test: every digit's centroid") for name in names)
+        assert any(name.startswith("test: every digit's size ratio") for name in names) == (tag != "0p500")
+        assert abs(measured["ratio_over_scale"]["median"] - 1) < 0.006
+
+
+def test_a_correct_range_file_passes_with_its_ks_test(tmp_path, mnist_base, mnist_paths):
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, settings=SETTINGS)
+    assert report["ok"], failed(report)
+    assert report["summary"]["train"]["scale_distribution"]["count"] == 300
+    assert "train: scales log-uniform on [1, 4) (KS p >= 0.001)" in {check["check"] for check in report["checks"]}
+
+
+def test_fault_file_built_at_the_wrong_scale(tmp_path, mnist_base, mnist_paths):
+    # named 2p000, built at 2.1 (5 % too large)
+    wrong = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), lambda images, scales, shape, recipe: transform_images(images, scales * 1.05, shape, recipe))
+    report = validate_file(wrong, mnist_base, mnist_paths, settings=SETTINGS)
+    assert "test: median size ratio / scale within 1 +- 0.02" in failed(report)
+    assert any(name.startswith("test: every digit's size ratio") for name in failed(report))
+    assert report["summary"]["test"]["scale"]["ratio_over_scale"]["median"] == pytest.approx(1.05, abs=0.01)
+
+
+def test_fault_digits_shifted_off_centre(tmp_path, mnist_base, mnist_paths):
+    def shifted(images, scales, shape, recipe):
+        return np.roll(transform_images(images, scales, shape, recipe), 2, axis=2)  # 2 px to the right
+
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), shifted), mnist_base, mnist_paths, settings=SETTINGS)
+    assert failed(report) == {f"{split}: every digit's centroid within 1 px of the frame centre + s x its scale-1 offset" for split in ("train", "val", "test")}
+
+
+def test_fault_shuffled_labels(tmp_path, mnist_base, mnist_paths):
+    path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
+    with h5py.File(path, "r+") as h5:
+        h5["y_test"][...] = np.random.default_rng(0).permutation(h5["y_test"][()])
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    # same histogram, wrong order: only the order check can see it
+    assert failed(report) == {"test: labels equal the base data's, in order"}
+
+
+def test_fault_labels_of_another_split(tmp_path, mnist_base, mnist_paths):
+    path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
+    with h5py.File(path, "r+") as h5:
+        h5["y_test"][...] = np.roll(h5["y_test"][()], 1)  # off by one image
+        h5["y_test"][0] = (h5["y_test"][0] + 1) % 10
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert {"test: labels equal the base data's, in order", "test: label histogram equals the base data's"} <= failed(report)
+
+
+@pytest.mark.parametrize("index", [3, 140])  # inside and outside the measured sample
+def test_fault_a_nan(tmp_path, mnist_base, mnist_paths, index):
+    path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
+    with h5py.File(path, "r+") as h5:
+        h5["x_test"][index, 60, 60, 0] = np.nan
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert "test: finite" in failed(report)
+    assert report["summary"]["test"]["nonfinite"] == 1
+    json.dumps(report, allow_nan=False)
+
+
+def test_fault_range_file_with_uniform_scales(tmp_path, mnist_base, mnist_paths, monkeypatch):
+    def uniform(spec, n, seed, split):
+        return np.random.default_rng(seed).uniform(spec.low, spec.high, n)
+
+    monkeypatch.setattr(build, "draw_scales", uniform)
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, settings=SETTINGS)
+    # images match their stored scales, so only the distribution test fails (val and
+    # test hold 40 draws: too few to separate uniform from log-uniform reliably)
+    assert "train: scales log-uniform on [1, 4) (KS p >= 0.001)" in failed(report)
+    assert not any("size" in name or "centroid" in name for name in failed(report))
+
+
+def test_fault_range_file_whose_stored_scales_do_not_match_its_images(tmp_path, mnist_base, mnist_paths):
+    path = make(tmp_path, mnist_base, mnist_paths, RANGE)
+    with h5py.File(path, "r+") as h5:
+        h5["s_train"][...] = np.random.default_rng(0).permutation(h5["s_train"][()])
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert any(name.startswith("train: every digit's size ratio") for name in failed(report))
+    assert any(name.startswith("train: every digit's centroid") for name in failed(report))
+
+
+def test_a_single_image_at_the_wrong_scale_is_caught_digit_by_digit(tmp_path, mnist_base, mnist_paths, mnist_test_images):
+    path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
+    with h5py.File(path, "r+") as h5:
+        h5["x_test"][17, :, :, 0] = transform_image(mnist_test_images[17], 2.1, (112, 112))
+    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    worst = next(check for check in report["checks"] if check["check"].startswith("test: every digit's size ratio"))
+    assert not worst["ok"] and worst["worst_index"] == 17 and worst["outside"] == 1
+    assert "test: median size ratio / scale within 1 +- 0.02" not in failed(report)
+
+
+# --- the summary table --------------------------------------------------------------------------
+
+
+def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path, mnist_base, mnist_paths):
+    good = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000")), mnist_base, mnist_paths, settings=SETTINGS)
+    bad = dict(good, file="bad.h5", ok=False, checks=good["checks"] + [{"check": "test: finite", "ok": False, "nonfinite": 1}])
+    rows = summary_rows([good, bad])
+    assert [(row["file"], row["split"]) for row in rows][:3] == [(good["file"], split) for split in ("train", "val", "test")]
+    assert rows[2]["images"] == 150 and rows[2]["scale"] == "2p000" and rows[2]["within_tolerance"] == "120/120"
+    assert abs(rows[2]["ratio_median"] - 1) < 0.006
+    tsv = summary_tsv(rows).splitlines()
+    assert len(tsv) == 7 and tsv[0].startswith("file\tsplit\timages\tscale")
+    html = summary_html([good, bad], rows)
+    assert html.count("<tr class=\"fail\">") == 2 and "CHECKS FAIL" in html and "all checks pass" in html
