@@ -376,7 +376,7 @@ def size_vs_scale_figure(series: list[dict], tolerance: float, title: str) -> Fi
     left.plot([], [], ".", color="#1f77b4", label="digit of a scale-range split")
     left.plot([], [], "--", color="grey", linewidth=0.8, label="source fills the frame: cropped beyond")
     left.legend(loc="upper left", fontsize=8)
-    right.legend(loc="upper left", fontsize=8)
+    right.legend(loc="upper right", fontsize=8)
     inside = np.concatenate(inside) if inside else np.zeros(0)
     outside = np.concatenate(outside) if outside else np.zeros(0)
     bottom = min(-3 * 100 * tolerance, inside.min(initial=0) - 1)
@@ -384,7 +384,7 @@ def size_vs_scale_figure(series: list[dict], tolerance: float, title: str) -> Fi
     right.set_ylim(bottom, top)
     off = outside[(outside < bottom) | (outside > top)]
     if off.size:
-        right.text(0.99, 0.02, f"{off.size} cropped digits off the panel (down to {off.min():.0f} %)", transform=right.transAxes, ha="right", va="bottom", fontsize=8, color="#555555")
+        right.text(0.98, 0.88, f"{off.size} cropped digits off the panel\n(from {off.min():.0f} % to {off.max():.0f} %)", transform=right.transAxes, ha="right", va="top", fontsize=8, color="#555555")
     figure.suptitle(title, fontsize=11)
     return figure
 

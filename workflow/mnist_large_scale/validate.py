@@ -369,12 +369,12 @@ def _scale_checks(
         "centroid_error_px": _quantiles(error),
         "mean_centroid": np.mean(measured["centroid"], axis=0).tolist(),
         "mean_centroid_from_mnist_centre_of_mass": (centre + np.mean(s[:, None] * raw_offsets, axis=0)).tolist(),
-        "per_digit": {
-            "scale": s.tolist(),
-            "ratio": measured["ratio"].tolist(),
-            "centroid_row": measured["centroid"][:, 0].tolist(),
-            "centroid_col": measured["centroid"][:, 1].tolist(),
-            "centroid_error_px": error.tolist(),
+        "per_digit": {  # six decimals: far below the tolerances, a third of the text
+            "scale": np.round(s, 6).tolist(),
+            "ratio": np.round(measured["ratio"], 6).tolist(),
+            "centroid_row": np.round(measured["centroid"][:, 0], 6).tolist(),
+            "centroid_col": np.round(measured["centroid"][:, 1], 6).tolist(),
+            "centroid_error_px": np.round(error, 6).tolist(),
             "checked": each.tolist(),
         },
     }
