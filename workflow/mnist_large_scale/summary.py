@@ -193,12 +193,12 @@ def format_summary(summary: dict) -> str:
     else:
         lines.append(f"name says   nothing: {summary.get('name_error')}")
     lines.append("")
-    lines.append(f"{'split':6} {'x shape':18} {'dtype':8} {'images':>7}  {'min':>9} {'max':>9} {'mean':>9} {'non-finite':>10}  layout")
+    lines.append(f"{'split':6} {'x shape':22} {'dtype':8} {'images':>7}  {'min':>9} {'max':>9} {'mean':>9} {'non-finite':>10}  layout")
     for split, entry in summary["splits"].items():
         values = entry["values"]
         scanned = "" if values["scanned"] == entry["images"] else f"  (first {values['scanned']} scanned)"
         lines.append(
-            f"{split:6} {str(tuple(entry['x_shape'])):18} {entry['x_dtype']:8} {entry['images']:>7}  "
+            f"{split:6} {str(tuple(entry['x_shape'])):22} {entry['x_dtype']:8} {entry['images']:>7}  "
             f"{_format_value(values['min']):>9} {_format_value(values['max']):>9} {_format_value(values['mean']):>9} {values['nonfinite']:>10}  "
             f"{entry['layout']}{'; one sample, no leading axis' if entry['single_sample'] else ''}{scanned}"
         )
