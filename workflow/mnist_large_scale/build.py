@@ -26,10 +26,8 @@ CITATION = (
     "generalise to previously unseen scales. Journal of Mathematical Imaging and Vision 64(5):506-536, "
     "doi:10.1007/s10851-022-01082-2. | Jansson, Y. and Lindeberg, T. (2020). Exploring the ability of "
     "CNNs to generalise to previously unseen scales over wide scale ranges. ICPR 2020, arXiv:2004.01536. "
-    "| Data set: MNIST Large Scale, Zenodo record 3820247. | LeCun, Y., Bottou, L., Bengio, Y. and "
-    "Haffner, P. (1998). Gradient-based learning applied to document recognition. Proceedings of the "
-    "IEEE 86(11):2278-2324."
-)
+    "| Data set: MNIST Large Scale, Zenodo record 3820247."
+)  # the base data set's own citation (MNIST: LeCun et al. 1998) follows it in each file
 
 
 def job_memory_mb(out_shape: tuple[int, int], chunk_images: int) -> int:
