@@ -15,7 +15,7 @@ from . import __version__
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
-from .sources import BaseData
+from .sources import BaseData, verify_raw_files
 from .writer import SPLITS, SplitData, write_file
 
 __all__ = ["CITATION", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
@@ -123,6 +123,7 @@ def build_file(
     dtype, compression, chunk_images, progress
         As in ``writer.write_file``.
     """
+    verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
     for name in SPLITS:
         n = spec.split_count(name)

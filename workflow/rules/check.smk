@@ -21,7 +21,9 @@ rule validate_file:
 
 rule sha256sums:
     input:
-        published_files(),
+        h5=published_files(),
+        # Sum only files that passed validation: the manifest never vouches for a damaged file.
+        reports=validation_reports(),
     output:
         "results/SHA256SUMS",
     log:
