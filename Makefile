@@ -23,8 +23,8 @@ report: $(VENV)/.installed
 	$(BIN)/snakemake --report report.html
 
 dag: $(VENV)/.installed
-	$(BIN)/snakemake --rulegraph all | dot -Tsvg > docs/rulegraph.svg
-	$(BIN)/snakemake --dag all | dot -Tsvg > dag.svg
+	$(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
+	$(BIN)/snakemake --dag | dot -Tsvg > dag.svg
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

@@ -22,8 +22,8 @@ include: "workflow/rules/check.smk"
 
 
 rule all:
+    default_target: True
     input:
         published_files(),
         "results/SHA256SUMS",
         validation_reports(),
-    default_target: True

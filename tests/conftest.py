@@ -63,7 +63,7 @@ def make_workdir(tmp_path: Path, mnist_dir: Path, config_overrides: dict | None 
     """A copy of the workflow in tmp_path with resources/mnist/ prefilled (hard links when possible)."""
     work = tmp_path / "wf"
     work.mkdir()
-    for item in ("Snakefile", "config.yaml", "workflow", "profiles"):
+    for item in ("Snakefile", "config.yaml", "workflow", "profiles", "envs"):
         source = REPO / item
         if source.is_dir():
             shutil.copytree(source, work / item, ignore=shutil.ignore_patterns("__pycache__"))

@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -132,6 +133,7 @@ def write_file(
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for key in sorted(attrs):
             h5.attrs[key] = attrs[key]
+        blocks = []
         for name in SPLITS:
             data = splits[name]
             n = len(data.images)
@@ -146,16 +148,36 @@ def write_file(
             if data.store_scales:
                 s = h5.create_dataset(f"s_{name}", data=data.scales[0] if data.single else data.scales, track_times=False)
                 s.attrs["sha256"] = data_sha256(s[()])
-            digest = hashlib.sha256()
-            for start in range(0, n, chunk_images):
-                stop = min(start + chunk_images, n)
-                block = transform(data.images[start:stop], data.scales[start:stop])[..., np.newaxis]
-                block = np.ascontiguousarray(block, dtype=dtype)
-                digest.update(block)  # the blocks, in order, are the dataset's bytes in C order
-                if data.single:
-                    x[...] = block[0]
-                else:
-                    x[start:stop] = block
-                if progress is not None:
-                    progress(stop - start)
-            x.attrs["sha256"] = digest.hexdigest()
+            blocks += [(x, data, start, min(start + chunk_images, n)) for start in range(0, n, chunk_images)]
+        _transform_and_write(blocks, transform, progress)
+
+
+def _transform_and_write(blocks: list, transform: Callable, progress: Callable[[int], None] | None) -> None:
+    """Write each block while the next one is computed in a second thread.
+
+    numpy and h5py release the GIL in their heavy parts, so the disk and the
+    CPU work at the same time; at most two blocks are in memory.
+    """
+
+    def compute(block):
+        _, data, start, stop = block
+        return transform(data.images[start:stop], data.scales[start:stop])[..., np.newaxis]
+
+    digests = {}  # each dataset's blocks come in order: together, its bytes in C order
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(compute, blocks[0]) if blocks else None
+        for index, (x, data, start, stop) in enumerate(blocks):
+            values = pending.result()
+            pending = pool.submit(compute, blocks[index + 1]) if index + 1 < len(blocks) else None
+            values = np.ascontiguousarray(values, dtype=x.dtype)  # exactly the bytes stored
+            digests.setdefault(x.name, (x, hashlib.sha256()))[1].update(values)
+            if data.single:
+                x[...] = values[0]
+            else:
+                x[start:stop] = values
+            del values
+            if progress is not None:
+                progress(stop - start)
+    for x, digest in digests.values():
+        x.attrs["sha256"] = digest.hexdigest()

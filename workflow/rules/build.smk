@@ -6,16 +6,18 @@ rule build_file:
         unpack(raw_inputs),
     output:
         ensure("results/{name}.h5", non_empty=True),
+    log:
+        "logs/build/{name}.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    threads: 2
+    resources:
+        mem_mb=build_mem_mb,
     params:
         base_key=base_key,
         base=base_config,
         recipe=config["recipe"],
         scale_seed=config["scale_seed"],
         storage=config["output"],
-    log:
-        "logs/build/{name}.log",
-    threads: 2
-    resources:
-        mem_mb=1500,
     script:
         "../scripts/build_file.py"

@@ -7,14 +7,16 @@ rule validate_file:
         h5="results/{name}.h5",
     output:
         report="results/validation/{name}.json",
+    log:
+        "logs/validate/{name}.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    resources:
+        mem_mb=500,
     params:
         base_key=base_key,
         base=base_config,
         storage=config["output"],
-    log:
-        "logs/validate/{name}.log",
-    resources:
-        mem_mb=500,
     script:
         "../scripts/validate_file.py"
 
@@ -28,5 +30,7 @@ rule sha256sums:
         "results/SHA256SUMS",
     log:
         "logs/sha256sums.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
     script:
         "../scripts/sha256sums.py"

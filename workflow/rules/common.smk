@@ -7,12 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from mnist_large_scale.build import job_memory_mb
 from mnist_large_scale.names import InvalidName, check_counts, parse_name
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData, raw_file_problem
 
-
-BASES = {key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()}
+BASES = {
+    key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
+}
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 
@@ -95,6 +97,13 @@ def base_key(wildcards):
 
 def base_config(wildcards):
     return config["base_data"][base_key(wildcards)]
+
+
+def build_mem_mb(wildcards):
+    """The build job's memory, from the name's output size and the block size."""
+    return job_memory_mb(
+        file_spec(wildcards.name).out_shape, config["output"]["chunk_images"]
+    )
 
 
 def raw_sha256(wildcards):

@@ -4,11 +4,13 @@
 rule fetch_raw:
     output:
         ensure("resources/{base}/{file}", sha256=raw_sha256),
-    params:
-        base=lambda wildcards: config["base_data"][wildcards.base],
     log:
         "logs/fetch/{base}/{file}.log",
-    localrule: True
     retries: 1
+    localrule: True
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    params:
+        base=lambda wildcards: config["base_data"][wildcards.base],
     script:
         "../scripts/fetch_raw.py"

@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 from mnist_large_scale.build import build_file
 from mnist_large_scale.names import parse_name
-from mnist_large_scale.recipe import Recipe, transform_images
+from mnist_large_scale.engine import transform_images
+from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -27,7 +28,7 @@ try:
             raw_paths,
             snakemake.output[0],
             Recipe.from_config(snakemake.params.recipe),
-            lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe),
+            lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe, threads=snakemake.threads),
             seed=snakemake.params.scale_seed,
             dtype=storage["dtype"],
             compression=storage["compression"],

@@ -1,0 +1,189 @@
+"""`make bench`: what the engine, the disk and a whole build cost on this machine.
+
+Measures, in one run, and prints as a table (also written to benchmarks/results.json):
+
+(a) images/s of the per-image reference recipe (scikit-image), one core;
+(b) images/s of the production engine, one thread and all threads, and its
+    largest absolute difference to the reference on the benchmarked images;
+    both on real MNIST at scales 0.5, 1, 2, 4, 8 and per-sample scales in [1, 4];
+(c) the time h5py needs to write the bytes of a 10,002-image and a 70,000-image
+    file (112 x 112 float64, contiguous, fsync'd) with no computation at all;
+(d) wall time and peak resident memory of building those two files through the
+    workflow's own code (a fresh process each), alternating with (c) and taking
+    medians, since the disk's speed drifts;
+and the ratios (b)/(a) and (d)/(c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+from mnist_large_scale import engine, recipe  # noqa: E402
+from mnist_large_scale.build import draw_scales  # noqa: E402
+from mnist_large_scale.idx import read_idx  # noqa: E402
+from mnist_large_scale.names import ScaleSpec  # noqa: E402
+
+OUT_SHAPE = (112, 112)
+SCALES = {"0.5": 0.5, "1": 1.0, "2": 2.0, "4": 4.0, "8": 8.0, "[1,4] per sample": None}
+BUILDS = {
+    "te10000 (10,002 images)": "mnist_large_scale_te10000_outsize112-112_scte2p000.h5",
+    "tr50000_vl10000_te10000 (70,000 images)": "mnist_large_scale_tr50000_vl10000_te10000_outsize112-112_sctr2p000_scte2p000.h5",
+}
+
+
+def images_per_second(function, repeats: int) -> float:
+    """Median images/s of ``function() -> n_images`` over ``repeats`` runs."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = function()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def bench_transform(images: np.ndarray, n_reference: int, n_engine: int, repeats: int) -> list[dict]:
+    rows = []
+    for label, scale in SCALES.items():
+        if scale is None:
+            scales = draw_scales(ScaleSpec("1p000", "4p000"), n_engine, seed=1, split="train")
+        else:
+            scales = np.full(n_engine, scale)
+        batch = images[:n_engine]
+        ref_batch, ref_scales = batch[:n_reference], scales[:n_reference]
+        ref_rate = images_per_second(lambda: len(recipe.transform_images(ref_batch, ref_scales, OUT_SHAPE)), repeats)
+        one = images_per_second(lambda: len(engine.transform_images(batch, scales, OUT_SHAPE, threads=1)), repeats)
+        every = images_per_second(lambda: len(engine.transform_images(batch, scales, OUT_SHAPE, threads=os.cpu_count())), repeats)
+        diff = float(np.abs(engine.transform_images(ref_batch, ref_scales, OUT_SHAPE) - recipe.transform_images(ref_batch, ref_scales, OUT_SHAPE)).max())
+        rows.append(
+            {"scale": label, "reference_img_s": ref_rate, "engine_1_thread_img_s": one, "engine_all_threads_img_s": every, "speedup_per_core": one / ref_rate, "max_abs_diff": diff}
+        )
+        print(f"  transform {label:>18}: reference {ref_rate:8.0f}/s  engine {one:8.0f}/s (1 thread) {every:8.0f}/s (all)  x{one / ref_rate:5.1f}  diff {diff:.1e}", flush=True)
+    return rows
+
+
+def raw_write_seconds(n_images: int, folder: Path, chunk: int = 1000) -> float:
+    """Seconds to write n float64 112 x 112 images with h5py (contiguous) and fsync them."""
+    import h5py
+
+    block = np.random.default_rng(0).random((chunk, *OUT_SHAPE, 1))
+    path = folder / "raw-write.h5"
+    start = time.perf_counter()
+    with h5py.File(path, "w") as h5:
+        x = h5.create_dataset("x", shape=(n_images, *OUT_SHAPE, 1), dtype="f8")
+        for first in range(0, n_images, chunk):
+            last = min(first + chunk, n_images)
+            x[first:last] = block[: last - first]
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
+_BUILD_CHILD = """
+import resource, sys, time, json
+sys.path.insert(0, {workflow!r})
+import yaml
+from mnist_large_scale.build import build_file
+from mnist_large_scale.engine import transform_images
+from mnist_large_scale.names import parse_name
+from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.sources import BaseData
+config = yaml.safe_load(open({config!r}))
+base = BaseData.from_config("mnist", config["base_data"]["mnist"])
+paths = {{raw.name: {raw_dir!r} + "/" + raw.name for raw in base.files.values()}}
+start = time.perf_counter()
+build_file(parse_name({name!r}), base, paths, {out!r}, Recipe.from_config(config["recipe"]),
+           lambda i, s, shape, r: transform_images(i, s, shape, r, threads={threads}),
+           seed=config["scale_seed"], chunk_images=config["output"]["chunk_images"])
+print(json.dumps({{"seconds": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def build_once(name: str, folder: Path, raw_dir: Path, threads: int) -> dict:
+    """Wall time and peak RSS of building one file in a fresh process."""
+    out = folder / name
+    code = _BUILD_CHILD.format(workflow=str(REPO / "workflow"), config=str(REPO / "config.yaml"), raw_dir=str(raw_dir), name=name, out=str(out), threads=threads)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out.unlink()
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", type=Path, default=REPO / "resources" / "mnist", help="folder with the raw MNIST files")
+    parser.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / "work", help="where test files are written (needs ~8 GB)")
+    parser.add_argument("--reference-images", type=int, default=300)
+    parser.add_argument("--engine-images", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each transform measurement (median)")
+    parser.add_argument("--build-repeats", type=int, default=3, help="alternating raw writes and builds of each file (median)")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results.json")
+    args = parser.parse_args(argv)
+    if not (args.raw_dir / "train-images-idx3-ubyte").is_file():
+        subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--cores", "1", *(f"resources/mnist/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))], cwd=REPO, check=True)
+    images = read_idx(args.raw_dir / "train-images-idx3-ubyte", ndim=3)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}", flush=True)
+    transform_rows = bench_transform(images, args.reference_images, args.engine_images, args.repeats)
+    build_rows = []
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
+        scratch = Path(scratch)
+        for label, name in BUILDS.items():
+            n = 10002 if name.startswith("mnist_large_scale_te") else 70000
+            # The disk's speed drifts (page cache, the host): alternate raw writes
+            # and builds, and compare medians.
+            writes, builds = [], []
+            for _ in range(args.build_repeats):
+                writes.append(raw_write_seconds(n, scratch))
+                builds.append(build_once(name, scratch, args.raw_dir, threads=os.cpu_count()))
+            write = statistics.median(writes)
+            seconds = statistics.median(b["seconds"] for b in builds)
+            row = {
+                "file": label,
+                "images": n,
+                "raw_write_s": write,
+                "build_s": seconds,
+                "build_peak_rss_mb": max(b["peak_rss_mb"] for b in builds),
+                "build_over_write": seconds / write,
+                "raw_write_runs_s": writes,
+                "build_runs_s": [b["seconds"] for b in builds],
+            }
+            build_rows.append(row)
+            print(f"  {label}: raw write {write:6.1f} s, build {seconds:6.1f} s (x{row['build_over_write']:.2f}), peak RSS {row['build_peak_rss_mb']:.0f} MB", flush=True)
+    result = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "transform": transform_rows,
+        "build": build_rows,
+    }
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_table(result))
+
+
+def markdown_table(result: dict) -> str:
+    lines = ["| scale | reference img/s | engine img/s, 1 thread | engine img/s, all threads | engine/reference per core | max abs diff |", "|---|---:|---:|---:|---:|---:|"]
+    for row in result["transform"]:
+        lines.append(f"| {row['scale']} | {row['reference_img_s']:.0f} | {row['engine_1_thread_img_s']:.0f} | {row['engine_all_threads_img_s']:.0f} | {row['speedup_per_core']:.1f}x | {row['max_abs_diff']:.1e} |")
+    lines += ["", "| file | raw h5py write | build | build / write | peak RSS |", "|---|---:|---:|---:|---:|"]
+    for row in result["build"]:
+        lines.append(f"| {row['file']} | {row['raw_write_s']:.1f} s | {row['build_s']:.1f} s | {row['build_over_write']:.2f}x | {row['build_peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The batched engine equals the per-image reference recipe to floating-point rounding.
+
+Most checks run on synthetic digit-like images (always available, with ink on
+the 28 x 28 border so that the warp's edge handling is exercised); the same
+checks run on real MNIST digits when the workflow has fetched them into
+resources/mnist/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import _filters as scipy_filters
+
+from mnist_large_scale import engine, recipe
+from mnist_large_scale.engine import transform_images
+from mnist_large_scale.idx import read_idx
+from mnist_large_scale.recipe import Recipe
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TRAIN = REPO / "resources" / "mnist" / "train-images-idx3-ubyte"
+TOLERANCE = 1e-9
+OUT = (112, 112)
+SCALES = [0.5, 0.595, 1.0, 1.189, 2.0, 3.0, 4.0, 5.657, 8.0]
+
+
+def synthetic_digits(n: int, seed: int = 0) -> np.ndarray:
+    """Digit-like uint8 images: strokes of Gaussian blobs, saturated cores, ink on the border.
+
+    Returns
+    -------
+    (n, 28, 28) ndarray of uint8
+        Image 0 is blank, image 1 has ink along all four borders; the others
+        are random strokes, some running off the frame.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.indices((28, 28), dtype=np.float64)
+    images = np.zeros((n, 28, 28))
+    for k in range(2, n):
+        start, end = rng.uniform(-2, 30, 2), rng.uniform(-2, 30, 2)
+        width = rng.uniform(0.8, 2.5)
+        for t in np.linspace(0, 1, 12):
+            r, c = start + t * (end - start)
+            images[k] += 400 * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width**2))
+        images[k] += rng.uniform(0, 40, (28, 28)) * (rng.random((28, 28)) < 0.05)
+    if n > 1:
+        images[1, [0, -1], :] = 255
+        images[1, :, [0, -1]] = 200
+        images[1, 10:18, 10:18] = 255
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> np.ndarray:
+    return synthetic_digits(12)
+
+
+@pytest.fixture(scope="module")
+def real() -> np.ndarray:
+    if not MNIST_TRAIN.is_file():
+        pytest.skip(
+            f"real MNIST not fetched: {MNIST_TRAIN.relative_to(REPO)} is missing (the workflow's fetch rule puts it there)"
+        )
+    return read_idx(MNIST_TRAIN, ndim=3)[:12]
+
+
+def log_uniform(n: int, low: float, high: float, seed: int) -> np.ndarray:
+    """Per-sample scales drawn log-uniformly in [low, high)."""
+    rng = np.random.default_rng(seed)
+    return np.exp(rng.uniform(np.log(low), np.log(high), n))
+
+
+def max_difference(images, scales, out_shape=OUT, rcp: Recipe = Recipe(), threads: int = 1) -> float:
+    expected = recipe.transform_images(images, scales, out_shape, rcp)
+    got = transform_images(images, scales, out_shape, rcp, threads=threads)
+    assert got.shape == expected.shape and got.dtype == np.float64
+    return float(np.abs(got - expected).max())
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_single_scales_equal_the_reference(synthetic, scale):
+    assert max_difference(synthetic, scale) <= TOLERANCE
+
+
+@pytest.mark.parametrize("low, high", [(1.0, 4.0), (0.5, 8.0)])
+def test_per_sample_scales_equal_the_reference(synthetic, low, high):
+    images = np.concatenate([synthetic, synthetic[::-1]])
+    assert max_difference(images, log_uniform(len(images), low, high, seed=3)) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "scales, out_shape, changes",
+    [
+        (2.0, (64, 48), {}),
+        (0.7, (33, 57), {}),
+        (5.0, (33, 57), {}),
+        (3.0, OUT, {"clip": False}),
+        ("mixed", (33, 57), {"clip": False}),
+        (3.0, OUT, {"stretch": True}),
+        (0.5, OUT, {"stretch": True}),
+        ("mixed", (64, 48), {"stretch": True}),
+        (1.7, OUT, {"sigma_per_scale": 0.0}),
+        ("mixed", (50, 51), {"sigma_per_scale": 0.0}),
+        (2.3, OUT, {"truncate": 2.5}),
+        ("mixed", OUT, {"truncate": 3.0}),
+        (2.3, (40, 41), {"order": 1}),
+        (0.77, (60, 61), {"order": 0}),
+        (2.3, OUT, {"order": 0, "clip": False}),
+        (2.3, OUT, {"clip_min": 10.0, "clip_max": 200.0}),
+        ("mixed", (40, 40), {"clip_min": 10.0, "clip_max": 200.0}),
+        (1.3, OUT, {"gain": 0.05, "offset": 100.0}),
+    ],
+)
+def test_recipe_variants_equal_the_reference(synthetic, scales, out_shape, changes):
+    if isinstance(scales, str):
+        scales = log_uniform(len(synthetic), 0.5, 8.0, seed=5)
+    assert max_difference(synthetic, scales, out_shape, replace(Recipe(), **changes)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("scale", [0.5, 1 / 3, 1.0, 1.5, 7.3, 8.0])
+@pytest.mark.parametrize("out_shape", [(112, 112), (33, 57)])
+def test_the_resampling_alone_equals_the_warp(synthetic, scale, out_shape):
+    """No clip, no smoothing: the output is the thresholded warp, edge pixels and all."""
+    assert max_difference(synthetic, scale, out_shape, Recipe(clip=False, sigma_per_scale=0.0)) <= TOLERANCE
+
+
+def test_float_input_outside_0_255_is_clipped_like_the_reference(synthetic):
+    images = synthetic.astype(np.float32) * 1.6 - 60
+    assert max_difference(images, 2.5) <= TOLERANCE
+    assert max_difference(images, log_uniform(len(images), 1, 4, seed=9)) <= TOLERANCE
+
+
+def test_blank_images_give_the_background(synthetic):
+    blank = np.zeros((3, 28, 28), np.uint8)
+    got = transform_images(blank, 2.0, OUT)
+    assert np.all(got == engine.background_value(Recipe()))
+    assert np.all(got == recipe.transform_images(blank, 2.0, OUT))
+
+
+@pytest.mark.parametrize("scales", [2.0, "mixed"])
+def test_threads_give_the_same_result(synthetic, scales):
+    images = np.concatenate([synthetic] * 4)
+    if isinstance(scales, str):
+        scales = log_uniform(len(images), 1, 4, seed=2)
+    one = transform_images(images, scales, OUT, threads=1)
+    two = transform_images(images, scales, OUT, threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_chunks_give_the_result_of_the_whole_batch(synthetic):
+    images = np.concatenate([synthetic] * 3)
+    scales = log_uniform(len(images), 1, 4, seed=4)
+    whole = transform_images(images, scales, OUT)
+    parts = np.concatenate(
+        [transform_images(images[a : a + 7], scales[a : a + 7], OUT) for a in range(0, len(images), 7)]
+    )
+    assert np.abs(whole - parts).max() <= 1e-12
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_the_order_of_the_images_does_not_matter(synthetic, scale):
+    """At larger scales the engine groups images by ink extent; results stay in place."""
+    images = np.concatenate([synthetic] * 3)
+    order = np.random.default_rng(6).permutation(len(images))
+    whole = transform_images(images, scale, OUT)
+    assert np.abs(transform_images(images[order], scale, OUT) - whole[order]).max() <= 1e-12
+
+
+def test_out_is_filled_in_place(synthetic):
+    out = np.full((len(synthetic), *OUT), np.nan)
+    result = transform_images(synthetic, 1.5, OUT, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, transform_images(synthetic, 1.5, OUT))
+
+
+def test_empty_batch():
+    assert transform_images(np.zeros((0, 28, 28), np.uint8), 2.0, OUT).shape == (0, *OUT)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"images": np.zeros((28, 28))}, ValueError),
+        ({"scales": 0.0}, ValueError),
+        ({"scales": -1.0}, ValueError),
+        ({"scales": np.nan}, ValueError),
+        ({"recipe": Recipe(order=2)}, NotImplementedError),
+        ({"recipe": Recipe(truncate=-1.0)}, ValueError),
+        ({"threads": 0}, ValueError),
+        ({"out": np.zeros((2, 112, 112), np.float32)}, ValueError),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, error):
+    arguments = {"images": np.zeros((2, 28, 28), np.uint8), "scales": 2.0, "out_shape": OUT, **kwargs}
+    with pytest.raises(error):
+        transform_images(**arguments)
+
+
+@pytest.mark.parametrize("sigma", [1e-20, 0.05, 0.4375, 0.875, 1.0, 2.7, 7.0])
+@pytest.mark.parametrize("truncate", [4.0, 2.5, 0.0])
+def test_gaussian_weights_are_scipys(sigma, truncate):
+    radius, weights = engine.gaussian_weights(np.array([sigma, 2.0]), truncate)
+    if sigma <= 1e-15:  # scipy's gaussian_filter skips the axis
+        np.testing.assert_array_equal(weights[0][weights[0] != 0], [1.0])
+        return
+    expected = scipy_filters._gaussian_kernel1d(sigma, 0, int(truncate * sigma + 0.5))
+    reach = weights.shape[1] // 2
+    np.testing.assert_allclose(weights[0, reach - radius[0] : reach + radius[0] + 1], expected, rtol=1e-15, atol=0)
+    assert np.all(weights[0, : reach - radius[0]] == 0) and np.all(weights[0, reach + radius[0] + 1 :] == 0)
+
+
+def test_blas_is_held_to_one_thread_inside_the_limit():
+    from threadpoolctl import threadpool_info
+
+    assert any(info["user_api"] == "blas" for info in threadpool_info()), "numpy's BLAS not found"
+    with engine.blas_threads_limited(1):
+        assert all(info["num_threads"] == 1 for info in threadpool_info() if info["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0, 4.0, 8.0])
+def test_real_digits_at_single_scales(real, scale):
+    assert max_difference(real, scale) <= TOLERANCE
+
+
+def test_real_digits_at_per_sample_scales(real):
+    assert max_difference(real, log_uniform(len(real), 1, 4, seed=1)) <= TOLERANCE

@@ -1,0 +1,910 @@
+"""Production engine: the reference recipe (``recipe.py``) as batched matrix products.
+
+Before the soft threshold the recipe is two separable linear stages with an
+elementwise clip between them.  On one axis of length ``L`` (output pixels) with
+an input of ``n`` pixels, at scale ``s``:
+
+* resampling ``R`` (canvas x n): canvas pixel ``c`` reads the input at
+  ``u = c / s + (n-1)/2 - (margin + (L-1)/2) / s``, with the weights of
+  scikit-image's Cython interpolation (Keys cubic convolution, a = -0.5, for
+  order 3) and zero outside the input;
+* Gaussian smoothing and crop ``G`` (L x canvas): scipy's sampled kernel, a band
+  of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
+  ``margin + o`` for frame pixel ``o``.
+
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as four batched products
+(columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+Only canvas pixels that the images' ink reaches *and* that lie within ``r`` of
+the frame are formed, and only frame pixels within ``r`` of those are computed
+(the rest are the smoothed zero plane, i.e. the background).  The banded
+matrices are split into row blocks that skip their zero columns; the Gaussian's
+interior blocks are all one Toeplitz piece and go through BLAS in one strided
+call.  Without the clip each axis folds into one matrix ``G R``.
+
+Images go through in groups small enough for the intermediates to stay in the
+core's cache.  A group at one scale shares its matrices (cached across calls,
+keyed by the group's ink extent); at larger scales the images are grouped by
+ink extent, so that narrow digits make narrow canvases.  With per-sample scales (the scale-range
+file) the images are sorted by scale and each run of 64 gets a stack of
+per-image matrices, built vectorised, so a run's matrices have nearly the same
+extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
+
+Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
+the frame pixel a canvas pixel sits on (negative in the margin), which lines up
+the Gaussian bands of different scales.
+
+The engine reproduces the reference to floating-point rounding (about 1e-13 on
+the 0..255 grey scale before the threshold, a few 1e-15 after it); only the
+order of the additions differs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import ThreadpoolController
+
+from .recipe import Recipe
+
+__all__ = ["transform_images", "SUPPORTED_ORDERS", "blas_threads_limited"]
+
+#: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
+SUPPORTED_ORDERS = (0, 1, 3)
+
+#: Input pixels read per output pixel and axis, by interpolation order.
+TAPS = {0: 1, 1: 2, 3: 4}
+
+# scipy's gaussian_filter leaves an axis alone when its sigma is at most this.
+_SIGMA_SKIP = 1e-15
+
+# Row-block heights of the banded products: a block's GEMM reads its rows plus
+# the band's reach (2 r columns for the Gaussian, about 4 + rows / s for the
+# resampling), so short blocks skip more zeros; below 8 rows BLAS slows down.
+# Measured on the development machine (AMD EPYC, AVX-512, OpenBLAS).
+_SMOOTH_BLOCK = 8
+_RESAMPLE_BLOCK = 16
+
+# Images computed together: about this many bytes of canvas, so that the
+# canvas and the smoothed rows stay in cache (1 MB L2 per core, 32 MB L3 on the
+# development machine), and enough images to amortise the per-call costs; with
+# per-image matrices (per-sample scales) fewer, as each brings its own.
+_GROUP_BYTES = 3 << 20
+_GROUP_MAX = 16
+_GROUP_MAX_PER_SAMPLE = 8
+
+# Per-sample scales: images sorted by scale share one set of matrix stacks per
+# this many, so that building the matrices costs little per image.
+_PLAN_GROUP = 64
+
+# One scale: images are grouped by ink extent when the canvas is at least this
+# big (pixels); below it the saved canvas work does not pay for the scattered
+# (non-consecutive) output writes.
+_SORT_MIN_CANVAS = 64 * 64
+
+
+# --------------------------------------------------------------------------- #
+# BLAS threads
+# --------------------------------------------------------------------------- #
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the loaded BLAS libraries; finding them costs about a
+    millisecond, so it is done once per process (numpy's BLAS is loaded with numpy)."""
+    return ThreadpoolController()
+
+
+def blas_threads_limited(n_threads: int = 1):
+    """Context manager: the process's BLAS libraries use at most ``n_threads`` threads inside.
+
+    The engine runs its own worker threads, so BLAS must not add more:
+    ``threads=1`` means one core.  The limit is process-wide.
+    """
+    return _blas_controller().limit(limits=n_threads, user_api="blas")
+
+
+# --------------------------------------------------------------------------- #
+# One axis: interpolation and Gaussian weights, for a stack of scales
+# --------------------------------------------------------------------------- #
+
+
+def gaussian_radius(sigma: np.ndarray, truncate: float) -> np.ndarray:
+    """scipy's kernel radius ``int(truncate * sigma + 0.5)``, elementwise, as int64.
+
+    The canvas margin of the recipe is this plus one, for any sigma.
+    """
+    return np.trunc(truncate * np.asarray(sigma, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's sampled Gaussian kernels for a stack of sigmas, zero-padded to one width.
+
+    Parameters
+    ----------
+    sigma : (m,) ndarray of float64
+        Standard deviations in pixels, >= 0.
+    truncate : float
+        Radius in sigmas.
+
+    Returns
+    -------
+    radius : (m,) ndarray of int64
+        Kernel half-widths; 0 where the filter is skipped (``sigma <= 1e-15``).
+    weights : (m, 2 * radius.max() + 1) ndarray of float64
+        Row ``j`` holds ``exp(-0.5 x^2 / sigma_j^2)`` for ``|x| <= radius_j``,
+        normalised to sum 1 (``scipy.ndimage._gaussian_kernel1d``), centred; a
+        skipped filter is the identity ``[1]``.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    smooth = sigma > _SIGMA_SKIP
+    radius = np.where(smooth, gaussian_radius(sigma, truncate), 0)
+    reach = int(radius.max())
+    x = np.arange(-reach, reach + 1)
+    inside = np.abs(x) <= radius[:, None]
+    # Same expression as scipy (-0.5 / sigma2 * x ** 2); the guard only avoids
+    # dividing by a zero sigma whose row is replaced by the identity below.
+    sigma2 = np.where(smooth, sigma * sigma, 1.0)
+    phi = np.where(inside, np.exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    weights = phi / phi.sum(axis=1, keepdims=True)
+    weights[~smooth] = (x == 0).astype(np.float64)
+    return radius, weights
+
+
+class Workspace:
+    """Reusable scratch arrays of one worker thread.
+
+    Fresh large arrays cost page faults on every use (the allocator hands big
+    blocks back to the system when freed); these are allocated once per call.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        """A C-contiguous array of ``shape`` (contents undefined), reusing the memory of ``name``."""
+        size = math.prod(shape)
+        key = (name, np.dtype(dtype).str)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[key] = np.empty(max(size, 1), dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+
+def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """First input pixel that scikit-image's Cython warp reads at coordinate ``u``, and the fraction.
+
+    Parameters
+    ----------
+    u : ndarray of float64
+        Input coordinates (pixel centres at integers).
+    order : {0, 1, 3}
+        0: nearest (rounding half away from zero), 1: linear, 3: Keys cubic
+        convolution with a = -0.5 (``skimage/_shared/interpolation.pxd``).
+
+    Returns
+    -------
+    first : ndarray of int64, shape of ``u``
+        Tap ``t`` reads input pixel ``first + t``; it never decreases as ``u`` grows.
+    fraction : ndarray of float64, shape of ``u``
+        ``u - floor(u)`` (unused by order 0).
+    """
+    if order not in SUPPORTED_ORDERS:
+        raise NotImplementedError(
+            f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
+        )
+    if order == 0:
+        # Cython's round(): (r + 0.5) if r > 0 else (r - 0.5), truncated to an integer.
+        nearest = np.trunc(np.where(u > 0.0, u + 0.5, u - 0.5))
+        return nearest.astype(np.int64), np.zeros_like(u)
+    floor = np.floor(u)
+    first = floor.astype(np.int64) - (1 if order == 3 else 0)
+    return first, u - floor
+
+
+def tap_weights(fraction: np.ndarray, order: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Weights of the taps at ``fraction`` (from ``tap_positions``), tap first: (taps,) + fraction.shape.
+
+    Pixels outside the input read as zero (mode constant, cval 0), so a tap
+    off the image simply contributes nothing.  ``out``: where to write them.
+    """
+    x = fraction
+    weights = np.empty((TAPS[order],) + x.shape) if out is None else out
+    if order == 3:
+        x2 = x * x
+        x3 = x2 * x
+        # The Cython's Horner form f1 + x/2 (f2 - f0 + x (2 f0 - 5 f1 + 4 f2 - f3
+        # + x (3 (f1 - f2) + f3 - f0))), collected per neighbour f0..f3.
+        weights[0] = 0.5 * (2.0 * x2 - x - x3)
+        weights[1] = 1.0 - 2.5 * x2 + 1.5 * x3
+        weights[2] = 0.5 * (x + 4.0 * x2 - 3.0 * x3)
+        weights[3] = 0.5 * (x3 - x2)
+    elif order == 1:
+        weights[0] = 1.0 - x
+        weights[1] = x
+    else:
+        weights[...] = 1.0
+    return weights
+
+
+def toeplitz_piece(kernel: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
+    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs.
+
+    Parameters
+    ----------
+    kernel : (k, 2 r + 1) ndarray of float64
+    rows : int
+    transpose : bool
+        Return the transpose of each matrix.
+
+    Returns
+    -------
+    (k, rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, rows) when ``transpose``
+        ``piece[j, i, c] = kernel[j, c - i]`` (zero off the band): output ``o + i``
+        reads inputs ``o - r + c``.
+    """
+    stack, width = kernel.shape
+    piece = np.zeros((stack, rows + width - 1, rows) if transpose else (stack, rows, rows + width - 1))
+    for i in range(rows):
+        if transpose:
+            piece[:, i : i + width, i] = kernel
+        else:
+            piece[:, i, i : i + width] = kernel
+    return piece
+
+
+@dataclass(frozen=True)
+class Band:
+    """A stack of banded matrices ``A`` (k, P, Q), as row blocks without their zero columns.
+
+    ``k`` is 1 for a matrix shared by all images, else one matrix per image.
+
+    Attributes
+    ----------
+    blocks : tuple of (a, b, q0, q1, block)
+        ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
+        that slice, shape (k, b-a, q1-q0), or its transpose (k, q1-q0, b-a) in
+        a band for right-multiplication; possibly a view of a shared piece.
+    zero_rows : tuple of (a, b)
+        Row ranges that are zero in every matrix.
+    run : (a, count, q0, piece) or None
+        ``count`` further blocks of equal height ``h`` and equal content
+        ``piece`` (as a block above), at rows ``a + i h`` and columns
+        ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
+    """
+
+    blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
+    zero_rows: tuple[tuple[int, int], ...]
+    run: tuple[int, int, int, np.ndarray] | None = None
+
+    @classmethod
+    def from_matrix(
+        cls,
+        matrix: np.ndarray,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        block: int,
+        transpose: bool,
+        column_offset: int = 0,
+    ) -> "Band":
+        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
+
+        ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
+        each row (of any of the k matrices); both must be nondecreasing, as in a
+        band.  ``matrix`` holds columns ``column_offset ..`` of ``A``.
+        """
+        blocks, zero_rows = [], []
+        for a in range(0, matrix.shape[1], block):
+            b = min(matrix.shape[1], a + block)
+            q0, q1 = int(starts[a]), int(stops[b - 1])
+            if q1 <= q0:
+                zero_rows.append((a, b))
+                continue
+            piece = matrix[:, a:b, q0:q1]
+            piece = np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)
+            blocks.append((a, b, q0 + column_offset, q1 + column_offset, piece))
+        return cls(tuple(blocks), tuple(zero_rows))
+
+    @classmethod
+    def from_kernel(
+        cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool
+    ) -> "Band":
+        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, blocks viewing one piece.
+
+        Parameters
+        ----------
+        kernel : (k, 2 r + 1) ndarray of float64
+        rows : int
+            Outputs ``o = 0 .. rows-1``.
+        first_column : int
+            Input index of output 0's centre; inputs are ``0 .. columns-1``.
+        columns : int
+        block, transpose
+            As in ``from_matrix``.
+
+        Every interior block is the same Toeplitz piece (they form ``run``), and
+        the blocks at the ends are parts of it.
+        """
+        reach = kernel.shape[1] // 2
+        block = min(block, rows)
+        width = block + 2 * reach
+        piece = toeplitz_piece(kernel, block, transpose)
+        blocks, zero_rows, interior = [], [], []
+        for a in range(0, rows, block):
+            b = min(rows, a + block)
+            start = first_column + a - reach  # input read by piece column 0
+            q0, q1 = max(0, start), min(columns, start + width)
+            if q1 <= q0:
+                zero_rows.append((a, b))
+            elif (q0, q1, b - a) == (start, start + width, block):
+                interior.append((a, q0))
+            else:
+                c0, c1 = q0 - start, q1 - start
+                view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
+                blocks.append((a, b, q0, q1, view))
+        run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
+        return cls(tuple(blocks), tuple(zero_rows), run)
+
+    def dense(self, stack: int, columns: int) -> np.ndarray:
+        """The matrices as a dense (k, P, Q) array (of a band built without ``transpose``)."""
+        rows = max([b for _, b, *_ in self.blocks] + [b for _, b in self.zero_rows] + [0])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            rows = max(rows, a + count * piece.shape[1])
+        matrix = np.zeros((stack, rows, columns))
+        for a, b, q0, q1, block in self.blocks:
+            matrix[:, a:b, q0:q1] = block
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            height, width = piece.shape[1:]
+            for i in range(count):
+                matrix[:, a + i * height : a + (i + 1) * height, q0 + i * height : q0 + i * height + width] = piece
+        return matrix
+
+    @property
+    def shared(self) -> bool:
+        """True when one matrix serves every image."""
+        pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
+        return all(piece.shape[0] == 1 for piece in pieces)
+
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+        """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
+
+        ``images`` selects the m matrices of a per-image stack; a shared matrix broadcasts.
+        """
+        for a, b, q0, q1, block in self.blocks:
+            np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            height, width = piece.shape[1:]
+            # (count, m, rows, N) windows of x and of out, one GEMM per (block, image).
+            (sm, sq, sn), (om, oq, on) = x.strides, out.strides
+            windows = as_strided(
+                x[:, q0:], (count, x.shape[0], width, x.shape[2]), (height * sq, sm, sq, sn), writeable=False
+            )
+            targets = as_strided(out[:, a:], (count, out.shape[0], height, out.shape[2]), (height * oq, om, oq, on))
+            np.matmul(piece if piece.shape[0] == 1 else piece[images], windows, out=targets)
+        for a, b in self.zero_rows:
+            out[:, a:b] = 0.0
+        return out
+
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
+
+        A shared matrix turns the whole group into one GEMM of m N rows.
+        """
+        result, (m, n) = out, x.shape[:2]
+        if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
+            x, out = x.reshape(1, m * n, -1), out.reshape(1, m * n, -1)
+        for a, b, q0, q1, block in self.blocks:
+            np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
+        if self.run is not None:
+            a, count, q0, piece = self.run
+            width, height = piece.shape[1:]
+            (sm, sn, sq), (om, on, oq) = x.strides, out.strides
+            windows = as_strided(
+                x[:, :, q0:], (count, x.shape[0], x.shape[1], width), (height * sq, sm, sn, sq), writeable=False
+            )
+            targets = as_strided(out[:, :, a:], (count, out.shape[0], out.shape[1], height), (height * oq, om, on, oq))
+            np.matmul(windows, piece if piece.shape[0] == 1 else piece[images], out=targets)
+        for a, b in self.zero_rows:
+            out[:, :, a:b] = 0.0
+        return result
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """The recipe's two linear stages on one axis, for one scale or a sorted stack of scales.
+
+    Attributes
+    ----------
+    p0 : int
+        Frame coordinate of the first kept canvas pixel.
+    size : int
+        Kept canvas pixels ``K``: those the input's support reaches (all of
+        them when the clip maps zero to a nonzero value) within the Gaussian's
+        reach of the frame.
+    o0, o1 : int
+        Frame pixels ``o0:o1`` can differ from the background; the others are
+        exactly the smoothed zero plane.
+    resample : Band or None
+        ``R`` (k, K, n) restricted to the kept canvas pixels (with a clip).
+    smooth : Band or None
+        ``G`` (k, o1-o0, K) restricted likewise (with a clip).
+    folded : ndarray of float64 or None
+        ``G @ R`` (k, o1-o0, n), without a clip: both stages in one matrix.
+        The x axis stores all of these transposed, for right-multiplication.
+    """
+
+    p0: int
+    size: int
+    o0: int
+    o1: int
+    resample: Band | None
+    smooth: Band | None
+    folded: np.ndarray | None
+
+    @property
+    def empty(self) -> bool:
+        """True when no frame pixel differs from the background."""
+        return self.size == 0 or self.o1 <= self.o0
+
+
+_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None, None)
+
+
+def plan_axis(
+    scales: np.ndarray,
+    length: int,
+    n_in: int,
+    recipe: Recipe,
+    support: tuple[int, int],
+    keep_all: bool,
+    transpose: bool,
+    work: Workspace | None = None,
+) -> AxisPlan:
+    """Build one axis's matrices for a stack of scales, vectorised over the stack.
+
+    Parameters
+    ----------
+    scales : (k,) ndarray of float64
+        Magnifications s > 0.
+    length : int
+        Output frame pixels on this axis.
+    n_in : int
+        Input pixels on this axis.
+    recipe : Recipe
+    support : (lo, hi)
+        Input pixels ``lo:hi`` hold every nonzero input value of the images
+        this plan serves; the others contribute nothing and are left out.
+    keep_all : bool
+        Keep every canvas pixel within reach of the frame, zero or not (needed
+        when the clip maps zero to a nonzero value).
+    transpose : bool
+        Build the matrices for right-multiplication (the x axis): bands hold
+        transposed blocks and ``folded`` is stored as (k, n, o1-o0).
+    work : Workspace, optional
+        Scratch memory for the intermediate arrays; the plan itself never
+        points into it, so a cached plan may be built with one too.
+
+    Returns
+    -------
+    AxisPlan
+    """
+    scratch_name = "plan x" if transpose else "plan y"
+
+    def scratch(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        return np.empty(shape, dtype) if work is None else work.get(f"{scratch_name} {name}", shape, dtype)
+
+    scales = np.asarray(scales, dtype=np.float64)
+    stack = len(scales)
+    sigma = recipe.sigma_per_scale * scales
+    margin = gaussian_radius(sigma, recipe.truncate) + 1  # recipe.canvas_margin
+    _, kernel = gaussian_weights(sigma, recipe.truncate)
+    reach = kernel.shape[1] // 2
+    lo, hi = support
+
+    # Canvas pixels within reach of the frame, in frame coordinates, and the
+    # warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
+    p = np.arange(-reach, length + reach)
+    inv = 1.0 / scales
+    shift = (n_in - 1) / 2 - (margin + (length - 1) / 2) / scales
+    u = inv[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
+    first, fraction = tap_positions(u, recipe.order)
+    n_taps = TAPS[recipe.order]
+
+    # Canvas pixels whose taps meet the support: a run, as u grows with p.
+    if keep_all:
+        k_lo, k_hi = 0, p.size
+    else:
+        touched = np.flatnonzero(((first + (n_taps - 1) >= lo) & (first < hi)).any(axis=0))
+        if touched.size == 0:
+            return _EMPTY_PLAN
+        k_lo, k_hi = int(touched[0]), int(touched[-1]) + 1
+    p0, size = int(p[k_lo]), k_hi - k_lo
+    first, fraction = first[:, k_lo:k_hi], fraction[:, k_lo:k_hi]
+
+    # Frame pixels within reach of a kept canvas pixel; all of them when the
+    # zero plane itself is not zero after the clip.
+    o0, o1 = (0, length) if keep_all else (max(0, p0 - reach), min(length, p0 + size + reach))
+    if o1 <= o0:
+        return _EMPTY_PLAN
+
+    # R (k, K, n) over the support's columns lo:hi, scattered in one assignment
+    # into a matrix with one extra column each side: taps off the support are
+    # clipped into those columns, which are then dropped.
+    width = hi - lo + 2
+    padded = scratch("R", (stack, size, width))
+    padded.fill(0.0)
+    entries = scratch("entries", (n_taps, stack, size), np.int64)
+    np.add(first, 1 - lo, out=entries[0])
+    for t in range(1, n_taps):
+        np.add(entries[0], t, out=entries[t])
+    np.clip(entries, 0, width - 1, out=entries)
+    entries += np.arange(0, stack * size * width, width).reshape(stack, size)
+    weights = tap_weights(fraction, recipe.order, out=scratch("weights", (n_taps, stack, size)))
+    padded.reshape(-1)[entries.reshape(-1)] = weights.reshape(-1)
+    matrix = padded[:, :, 1 : 1 + hi - lo]
+
+    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
+    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.
+    if not recipe.clip:
+        dense = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).dense(stack, size)
+        folded = np.zeros((stack, o1 - o0, n_in))
+        np.matmul(dense, matrix, out=folded[:, :, lo:hi])
+        if transpose:
+            folded = np.ascontiguousarray(folded.transpose(0, 2, 1))
+        return AxisPlan(p0, size, o0, o1, None, None, folded)
+
+    # Column bounds of R's rows (first grows with p in every sample), as input pixels.
+    tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
+    tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+    smooth = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    return AxisPlan(p0, size, o0, o1, resample, smooth, None)
+
+
+@functools.lru_cache(maxsize=512)
+def shared_plan(
+    scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool
+) -> AxisPlan:
+    """``plan_axis`` for one scale, kept across calls: the writer calls the engine chunk by chunk."""
+    return plan_axis(np.array([scale]), length, n_in, recipe, support, keep_all, transpose)
+
+
+# --------------------------------------------------------------------------- #
+# A group of images through the stages
+# --------------------------------------------------------------------------- #
+
+
+def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row and column ranges that hold every nonzero pixel of a group of images.
+
+    Parameters
+    ----------
+    images : (m, h, w) ndarray
+
+    Returns
+    -------
+    rows, cols : (lo, hi) pairs
+        ``(0, 0)`` on both axes when every pixel is zero.
+    """
+    inked = (images != 0).any(axis=0)  # (h, w): reducing the stack first is cheapest
+    rows = np.flatnonzero(inked.any(axis=1))
+    if rows.size == 0:
+        return (0, 0), (0, 0)
+    cols = np.flatnonzero(inked.any(axis=0))
+    return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+
+
+def smoothed_region(
+    images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace, stack: slice = slice(None)
+) -> np.ndarray:
+    """The smoothed frame pixels that can differ from the background, before the threshold.
+
+    Parameters
+    ----------
+    images : (m, h, w) ndarray of float64, C-contiguous
+    plan_y, plan_x : AxisPlan
+        Row and column matrices; shared by all images or one per image.
+    recipe : Recipe
+    work : Workspace
+    stack : slice
+        The m images' entries in per-image plans.
+
+    Returns
+    -------
+    (m, plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) ndarray of float64
+        A view into ``work``: grey levels of frame pixels ``[o0:o1, o0:o1]``.
+    """
+    m = images.shape[0]
+    rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
+    region = work.get("region", (m, rows, cols))
+    if not recipe.clip:
+        fold_y = plan_y.folded if plan_y.folded.shape[0] == 1 else plan_y.folded[stack]
+        fold_x = plan_x.folded if plan_x.folded.shape[0] == 1 else plan_x.folded[stack]
+        across = np.matmul(images, fold_x, out=work.get("across", (m, images.shape[1], cols)))
+        return np.matmul(fold_y, across, out=region)
+    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)), stack)
+    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack)
+    np.clip(canvas, recipe.clip_min, recipe.clip_max, out=canvas)
+    # Rows first: the canvas's margin rows go through the batched left products,
+    # which run closer to peak than the right products' strided column blocks.
+    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack)
+    return plan_x.smooth.right(smoothed, region, stack)
+
+
+def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
+    """Scale each image so that its frame maximum becomes ``clip_max`` (the recipe's stretch).
+
+    ``region`` (m, h, w) holds the pixels that can differ from the background;
+    outside it the frame is zero, which counts toward the maximum unless
+    ``whole_frame``.  Images whose maximum is not positive stay as they are.
+    """
+    peak = region.max(axis=(1, 2))
+    if not whole_frame:
+        np.maximum(peak, 0.0, out=peak)
+    positive = peak > 0
+    factor = np.ones_like(peak)
+    # Same expression as the reference: frame * (clip_max / peak).
+    factor[positive] = clip_max / peak[positive]
+    region *= factor[:, None, None]
+
+
+def arctan_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """``arctan(gain (x - offset))`` in place: the soft threshold but for its factor 2/pi.
+
+    The operations are the reference's, in its order; ``store`` applies the
+    factor while writing the output.
+    """
+    region -= recipe.offset
+    region *= recipe.gain
+    return np.arctan(region, out=region)
+
+
+def background_value(recipe: Recipe) -> float:
+    """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
+    return float((2 / math.pi) * arctan_in_place(np.zeros(1), recipe)[0])
+
+
+def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
+    """Write thresholded regions into their output frames, background around them.
+
+    Parameters
+    ----------
+    out : (n, H, W) ndarray of float64
+    index : slice or (m,) ndarray of int
+        The frames of ``out`` that the m regions belong to.
+    region : (m, o1-o0, o1-o0) ndarray of float64
+        ``arctan_in_place`` output; multiplied by 2/pi on the way.
+    plan_y, plan_x : AxisPlan
+        Their ``o0:o1`` place the regions in the frames.
+    background : float
+    """
+    y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
+    if (y1 - y0, x1 - x0) != out.shape[1:]:
+        # Filling whole frames, then the region, beats filling the border
+        # strips: those are many short strided runs.
+        if isinstance(index, slice):
+            out[index] = background
+        else:
+            for i in index.tolist():
+                out[i] = background
+    if isinstance(index, slice):
+        np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
+    else:
+        # Frame by frame: contiguous writes, faster than one fancy assignment.
+        for j, i in enumerate(index.tolist()):
+            np.multiply(region[j], 2 / math.pi, out=out[i, y0:y1, x0:x1])
+
+
+# --------------------------------------------------------------------------- #
+# Grouping, threads, entry point
+# --------------------------------------------------------------------------- #
+
+
+def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
+    """Rough count of kept canvas pixels on one axis at one scale (sizes the groups)."""
+    radius = int(recipe.truncate * recipe.sigma(scale) + 0.5)
+    return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
+
+
+def _images_per_pass(ky: int, kx: int, most: int) -> int:
+    """Images computed together so that their canvas is about ``_GROUP_BYTES``, at most ``most``."""
+    return int(min(most, max(2, _GROUP_BYTES // (8 * max(1, ky) * max(1, kx)))))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The call's inputs and constants, shared by the workers."""
+
+    images: np.ndarray
+    scales: np.ndarray
+    out: np.ndarray
+    recipe: Recipe
+    keep_all: bool
+    background: float
+
+    def plans(self, scales: np.ndarray, images: np.ndarray, shared: bool, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
+        """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``)."""
+        (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
+        if self.keep_all:
+            support_y, support_x = (0, h), (0, w)
+        else:
+            support_y, support_x = input_support(images)
+        if shared:
+            scale = float(scales[0])
+            return (
+                shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
+                shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
+            )
+        return (
+            plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, False, work),
+            plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work),
+        )
+
+    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
+        """Stretch, threshold and store ``region`` for the frames ``index``."""
+        if self.recipe.stretch:
+            whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
+            stretch_in_place(region, whole, self.recipe.clip_max)
+        arctan_in_place(region, self.recipe)
+        store(self.out, index, region, plan_y, plan_x, self.background)
+
+    def gather(self, index, work: Workspace) -> np.ndarray:
+        """The images ``index`` as float64 (m, h, w), in the worker's scratch memory."""
+        selected = self.images[index]
+        images = work.get("images", selected.shape)
+        images[...] = selected
+        return images
+
+    def run_shared(self, index, work: Workspace) -> None:
+        """Images at the one scale of the batch (a slice, or indices of similar ink extent)."""
+        images = self.gather(index, work)
+        plan_y, plan_x = self.plans(self.scales[index], images, True, work)
+        if plan_y.empty or plan_x.empty:
+            self.out[index] = self.background
+            return
+        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x)
+
+    def run_sorted(self, index: np.ndarray, work: Workspace) -> None:
+        """Images with their own scales, of nearby values: one plan, computed a few at a time."""
+        images = self.gather(index, work)
+        plan_y, plan_x = self.plans(self.scales[index], images, False, work)
+        if plan_y.empty or plan_x.empty:
+            self.out[index] = self.background
+            return
+        step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
+        for a in range(0, len(index), step):
+            part = slice(a, min(len(index), a + step))
+            region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
+            self.finish(index[part], region, plan_y, plan_x)
+
+
+def ink_order(images: np.ndarray) -> np.ndarray:
+    """An order of the images that puts those with similar ink extents next to each other.
+
+    A group's matrices span the union of its images' ink, so grouping digits of
+    like extent (narrow ones together, by first inked column, then width, then
+    rows) shrinks the canvas that the group computes.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray
+
+    Returns
+    -------
+    (n,) ndarray of int
+        Blank images come first.
+    """
+    inked = images != 0
+    cols, rows = inked.any(axis=1), inked.any(axis=2)
+    col_lo, row_lo = cols.argmax(axis=1), rows.argmax(axis=1)
+    col_width = np.where(cols.any(axis=1), cols.shape[1] - cols[:, ::-1].argmax(axis=1) - col_lo, 0)
+    row_width = np.where(rows.any(axis=1), rows.shape[1] - rows[:, ::-1].argmax(axis=1) - row_lo, 0)
+    return np.lexsort((row_width, row_lo, col_width, col_lo))
+
+
+def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) -> list[tuple[bool, slice | np.ndarray]]:
+    """Split the batch into groups: ``(shared, index)``, a slice or ascending indices.
+
+    One scale: consecutive images, or at larger scales groups of like ink
+    extent, sized for the cache.  Per-sample scales: runs of ``_PLAN_GROUP``
+    scale-sorted neighbours, each sharing one plan.
+    """
+    n = len(scales)
+    if n == 0:
+        return []
+    if np.all(scales == scales[0]):
+        scale = float(scales[0])
+        ky = _canvas_extent(scale, out_shape[0], images.shape[1], recipe)
+        kx = _canvas_extent(scale, out_shape[1], images.shape[2], recipe)
+        step = _images_per_pass(ky, kx, _GROUP_MAX)
+        if ky * kx < _SORT_MIN_CANVAS:
+            return [(True, slice(a, min(n, a + step))) for a in range(0, n, step)]
+        shared, order = True, ink_order(images)
+    else:
+        step, shared, order = _PLAN_GROUP, False, np.argsort(scales, kind="stable")
+    return [(shared, np.sort(order[a : a + step])) for a in range(0, n, step)]
+
+
+def transform_images(
+    images: np.ndarray,
+    scales,
+    out_shape: tuple[int, int],
+    recipe: Recipe = Recipe(),
+    threads: int = 1,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The recipe over a batch, as ``recipe.transform_images`` computes it, batched.
+
+    Parameters
+    ----------
+    images : (n, h, w) ndarray
+        Grey levels (MNIST: uint8 0..255, 28 x 28), any real dtype; read as float64.
+    scales : float or (n,) array_like
+        Magnification per image (s > 0); one value for all, or one per image.
+    out_shape : (H, W)
+        Output frame in pixels.
+    recipe : Recipe
+        ``order`` must be one of ``SUPPORTED_ORDERS``.
+    threads : int
+        Worker threads (cores) to use; BLAS is held to one thread per worker.
+    out : (n, H, W) ndarray of float64, optional
+        Where to write the result.
+
+    Returns
+    -------
+    (n, H, W) ndarray of float64
+        Values in (-1, 1), equal to the reference to floating-point rounding.
+        Memory beyond ``out`` does not grow with n beyond one byte per input
+        pixel: scratch and matrices take up to about 15 MB per thread at
+        112 x 112 (measured with per-sample scales in [0.5, 8]).
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, h, w), got shape {images.shape}")
+    if recipe.order not in SUPPORTED_ORDERS:
+        raise NotImplementedError(
+            f"interpolation order {recipe.order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
+        )
+    if recipe.sigma_per_scale < 0 or recipe.truncate < 0:
+        raise ValueError("sigma_per_scale and truncate must be >= 0")
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    n = images.shape[0]
+    height, width = (int(v) for v in out_shape)
+    scales = np.broadcast_to(np.asarray(scales, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(scales) & (scales > 0)):
+        raise ValueError("scales must be finite and > 0")
+    if out is None:
+        out = np.empty((n, height, width))
+    elif out.shape != (n, height, width) or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
+
+    # np.clip's image of zero: when it is not zero the whole canvas matters.
+    zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
+    tasks = _tasks(images, scales, (height, width), recipe)
+
+    def worker(share: list) -> None:
+        work = Workspace()
+        for shared, index in share:
+            if shared:
+                job.run_shared(index, work)
+            else:
+                job.run_sorted(index, work)
+
+    threads = min(int(threads), max(1, len(tasks)))
+    with blas_threads_limited(1):
+        if threads == 1:
+            worker(tasks)
+        else:
+            # Interleaved shares balance the per-sample groups, whose cost grows with the scale.
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for future in [pool.submit(worker, tasks[t::threads]) for t in range(threads)]:
+                    future.result()
+    return out
