@@ -92,7 +92,7 @@ KILL_CONFIG = {"targets": KILL_TARGETS, "output": {"chunk_images": 100}}
 # the first one strikes at once, so that at least one kill certainly lands mid-write.
 KILL_PLAN = [
     ("fetch", "fetch_raw", None, 1.2),
-    ("build", "build_file", "results/.*.h5.part", 0.4),
+    ("build", "build_file", "results/.*.h5.part", 0.15),
     ("validation", "validate_file", None, 0.6),
     ("checksum", "sha256sums", None, 0.15),
 ]
@@ -562,9 +562,11 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
 
 
 def test_a_second_build_in_the_same_folder_is_refused_and_the_first_is_unharmed(tmp_path, mnist_dir):
-    target = "mnist_large_scale_te3000_outsize64-64_scte2p000.h5"
-    work = make_workdir(tmp_path, mnist_dir, {"targets": [target], "output": {"chunk_images": 200}})
-    first = Build(work, "--cores", "2", "all")
+    # Nine jobs one after another: each job's start-up alone keeps the first build busy for seconds,
+    # however fast the engine gets.
+    targets = [f"mnist_large_scale_te500_outsize32-32_scte{s}.h5" for s in ("1p000", "1p500", "2p000", "3p000")]
+    work = make_workdir(tmp_path, mnist_dir, {"targets": targets})
+    first = Build(work, "--cores", "1", "all")
     assert first.wait_for_rule("build_file")
     second = run_snakemake(work, "--cores", "2", "all")
     output = second.stdout + second.stderr
@@ -573,5 +575,5 @@ def test_a_second_build_in_the_same_folder_is_refused_and_the_first_is_unharmed(
     assert "LockException" in output and "Directory cannot be locked" in output, output[-3000:]
     assert first.wait() == 0, first.output[-3000:]
     assert still_running, "the first build had finished before the second started: make it slower"
-    assert reports_ok(work, [target]) and sha256sum_check(work).returncode == 0
+    assert reports_ok(work, targets) and sha256sum_check(work).returncode == 0
     report(test="two builds", second_refused=True, first_ok=True)
