@@ -16,7 +16,7 @@ from . import __version__
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
-from .sources import BaseData
+from .sources import BaseData, verify_raw_files
 from .writer import SPLITS, SplitData, write_file
 
 __all__ = ["CITATION", "job_memory_mb", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
@@ -135,6 +135,7 @@ def build_file(
     dtype, compression, chunk_images, progress
         As in ``writer.write_file``.
     """
+    verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
     for name in SPLITS:
         n = spec.split_count(name)

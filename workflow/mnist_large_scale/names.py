@@ -216,6 +216,12 @@ def parse_name(name: str, prefixes: tuple[str, ...] | None = None) -> FileSpec:
     stem = stem[:-3] if stem.endswith(".h5") else stem
     match = _TRAIN_RE.fullmatch(stem) or _TEST_RE.fullmatch(stem)
     if match is None:
+        # A minus sign cannot fit the grammar at all; say so rather than "no pattern".
+        negative = re.search(rf"_sc(?:tr|te)(?:{_LOOSE_TAG}-)?-({_LOOSE_TAG})", stem)
+        if negative:
+            raise InvalidName(
+                f"file name {stem + '.h5'!r}: scale '-{negative.group(1)}' is negative: a scale must be greater than 0"
+            )
         raise InvalidName(f"file name {stem + '.h5'!r} fits no pattern: {_EXPECTED}")
     parts = match.groupdict()
     if prefixes is not None and parts["prefix"] not in prefixes:

@@ -9,19 +9,19 @@ the sha256 of its uncompressed bytes is the pinned one.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
-
 import logging
 import os
-
+import shutil
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RawFile", "Split", "BaseData", "FetchError", "sha256_of", "fetch_raw_file"]
+__all__ = ["RawFile", "Split", "BaseData", "FetchError", "sha256_of", "raw_file_problem", "verify_raw_files", "fetch_raw_file"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,29 @@ def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
+    """What is wrong with the file at ``path`` as a copy of ``raw``; None when it matches its pins."""
+    size = os.path.getsize(path)
+    if size != raw.size:
+        return f"{size} bytes, expected {raw.size}"
+    digest = sha256_of(path)
+    if digest != raw.sha256:
+        return f"sha256 {digest}, expected {raw.sha256}"
+    return None
+
+
+def verify_raw_files(base: BaseData, raw_paths: dict[str, str]) -> None:
+    """Raise ValueError naming the first raw file (by path) that does not match its pins."""
+    for name, path in sorted(raw_paths.items()):
+        problem = raw_file_problem(base.file_by_name(name), path)
+        if problem:
+            raise ValueError(f"raw file {path} is corrupt ({problem}): delete it and rerun to fetch it again")
+
+
+def _disk_full(error: BaseException) -> bool:
+    return getattr(error, "errno", None) == errno.ENOSPC or "no space left on device" in str(error).lower()
+
+
 def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
     """Check the bytes against the pins, then move them under ``dest`` in one step."""
     if data[:2] == b"\x1f\x8b":
@@ -113,10 +136,14 @@ def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.chmod(tmp.name, 0o644)
+        try:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            os.chmod(tmp.name, 0o644)
+        except BaseException:
+            os.unlink(tmp.name)  # a half-written copy (a full disk) must not stay behind
+            raise
     os.replace(tmp.name, dest)
 
 
@@ -186,7 +213,11 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
         return f"{dest} (already verified)"
     failures = []
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as workdir:
+    # Leftovers of a fetch of this file that was killed; Snakemake's lock keeps a
+    # second fetch of the same file from running now.
+    for stale in [*dest.parent.glob(f".fetch-{raw.name}-*"), *dest.parent.glob(f".{raw.name}.*")]:
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    with tempfile.TemporaryDirectory(prefix=f".fetch-{raw.name}-", dir=dest.parent) as workdir:
         attempts = []
         if base.local_dir:
             attempts.append((f"local folder {base.local_dir}", lambda: _from_local(raw, base.local_dir)))
@@ -199,6 +230,12 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
                 data, origin = attempt()
                 _install(data, raw, dest, origin)
             except Exception as error:  # every source's failure is reported, none is fatal alone
+                if _disk_full(error):  # no other source can help
+                    raise OSError(
+                        errno.ENOSPC,
+                        f"no space left on device while putting {name} ({raw.size} bytes) into {dest.parent}; "
+                        f"{shutil.disk_usage(dest.parent).free} bytes free there: free some space and rerun",
+                    ) from error
                 failures.append(f"  - {source}: {type(error).__name__}: {error}")
                 log.warning("%s: %s", name, failures[-1].strip())
                 continue

@@ -50,7 +50,9 @@ rule validation_summary:
 
 rule sha256sums:
     input:
-        published_files(),
+        h5=published_files(),
+        # Sum only files that passed validation: the manifest never vouches for a damaged file.
+        reports=validation_reports(),
     output:
         "results/SHA256SUMS",
     log:

@@ -16,7 +16,7 @@ from mnist_large_scale.names import (
     scale_tag,
 )
 from mnist_large_scale.recipe import Recipe
-from mnist_large_scale.sources import BaseData
+from mnist_large_scale.sources import BaseData, raw_file_problem
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
@@ -31,7 +31,10 @@ def _check_config():
     if len(BASE_BY_PREFIX) != len(BASES):
         raise ValueError("config: two base_data entries share one prefix")
     for base in BASES.values():
-        if base.local_dir and not os.access(base.local_dir, os.R_OK | os.X_OK):
+        if base.local_dir and not (
+            os.path.isdir(base.local_dir)
+            and os.access(base.local_dir, os.R_OK | os.X_OK)
+        ):
             raise ValueError(
                 f"config: base_data.{base.key}.local_dir {base.local_dir!r} is not a readable folder"
             )
@@ -47,6 +50,26 @@ def _check_config():
                 )
     for name in config["targets"]:
         file_spec(name)
+
+
+def _drop_corrupt_raw_files():
+    """Delete cached raw files that no longer match their pins, before any job runs.
+
+    Snakemake checks ensure(sha256=...) only right after a fetch, never again: a
+    file damaged later would be used as it is (and, being newer than the outputs,
+    would even trigger rebuilds from it).  A removed file is fetched again as soon
+    as a job needs it.  Hashing the four MNIST files takes a fraction of a second.
+    """
+    for base in BASES.values():
+        for raw in base.files.values():
+            path = Path("resources") / base.key / raw.name
+            problem = raw_file_problem(raw, path) if path.is_file() else None
+            if problem:
+                path.unlink()
+                print(
+                    f"WARNING: {path} is corrupt ({problem}); removed: it is fetched again when a job needs it",
+                    file=sys.stderr,
+                )
 
 
 def file_spec(name):
@@ -145,6 +168,7 @@ def raw_sha256(wildcards):
 
 
 _check_config()
+_drop_corrupt_raw_files()
 
 
 wildcard_constraints:

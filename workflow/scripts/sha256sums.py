@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mnist_large_scale.sources import sha256_of
 
 output = Path(snakemake.output[0])
-lines = [f"{sha256_of(path)}  {Path(path).relative_to(output.parent)}\n" for path in sorted(snakemake.input)]
+lines = [f"{sha256_of(path)}  {Path(path).relative_to(output.parent)}\n" for path in sorted(snakemake.input.h5)]
 tmp = output.with_name(f".{output.name}.part")
 tmp.write_text("".join(lines))
 tmp.replace(output)

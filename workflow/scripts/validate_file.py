@@ -25,4 +25,7 @@ try:
 except Exception:
     logging.exception("validation failed")
     raise
-Path(snakemake.output.report).write_text(text + "\n")
+report_path = Path(snakemake.output.report)
+tmp = report_path.with_name(f".{report_path.name}.part")  # a kill must not leave half a report
+tmp.write_text(text + "\n")
+tmp.replace(report_path)
