@@ -24,7 +24,17 @@ from pathlib import Path
 from conftest import SNAKEMAKE
 
 #: What phase of the build each rule is.
-PHASE_OF_RULE = {"fetch_raw": "fetch", "build_file": "build", "validate_file": "validation", "sha256sums": "checksum"}
+PHASE_OF_RULE = {
+    "fetch_raw": "fetch",
+    "build_file": "build",
+    "validate_file": "validation",
+    "validation_summary": "validation",
+    "sha256sums": "checksum",
+    "montage": "figures",
+    "scale_ladder": "figures",
+    "size_vs_scale": "figures",
+    "scale_histogram": "figures",
+}
 
 #: Names that are temporary by design: the writers' ``.<name>.part``, fetch's
 #: ``.<name>.XXXXXXXX`` files and ``.fetch-*`` folders.
