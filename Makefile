@@ -1,13 +1,14 @@
 # make all    set up .venv and build every published file (45 GB)
 # make test   set up .venv and run the whole test suite
 # make bench  measure engine, disk and build speed (writes benchmarks/results.json)
+# make bench-full  the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: all test bench report dag lint clean-results
+.PHONY: all test bench bench-full report dag lint clean-results
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -39,3 +40,6 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 
 clean-results:
 	rm -rf results logs
+
+bench-full: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.full_build --cores 2
