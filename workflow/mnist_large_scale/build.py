@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -64,13 +65,26 @@ def split_scales(spec: FileSpec, split: str, seed: int) -> np.ndarray:
     return np.full(n, scale.low)
 
 
+def _read_raw(path: str, ndim: int) -> np.ndarray:
+    """A raw IDX file, read once per process while it is unchanged (read-only array)."""
+    stat = os.stat(path)
+    return _read_raw_cached(os.fspath(path), ndim, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_raw_cached(path: str, ndim: int, mtime_ns: int, size: int) -> np.ndarray:
+    array = read_idx(path, ndim=ndim)
+    array.setflags(write=False)
+    return array
+
+
 def load_split(base: BaseData, raw_paths: dict[str, str], split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n images ``(n, 28, 28) uint8`` and labels ``(n,) uint8`` of a split."""
     source = base.splits[split]
     if n > source.size:
         raise ValueError(f"{n} {split} images asked for, but {base.key} has {source.size}")
-    images = read_idx(raw_paths[source.images], ndim=3)
-    labels = read_idx(raw_paths[source.labels], ndim=1)
+    images = _read_raw(raw_paths[source.images], ndim=3)
+    labels = _read_raw(raw_paths[source.labels], ndim=1)
     if len(images) != len(labels):
         raise ValueError(f"{raw_paths[source.images]} has {len(images)} images but {raw_paths[source.labels]} has {len(labels)} labels")
     if source.stop > len(images):

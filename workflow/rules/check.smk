@@ -48,11 +48,24 @@ rule validation_summary:
         "../scripts/validation_summary.py"
 
 
+rule checksum_file:
+    input:
+        h5="results/{name}.h5",
+        # Sum only a file that passed validation: the manifest never vouches for a damaged file.
+        report="results/validation/{name}.json",
+    output:
+        "results/checksums/{name}.h5.sha256",
+    log:
+        "logs/checksum/{name}.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    script:
+        "../scripts/checksum_file.py"
+
+
 rule sha256sums:
     input:
-        h5=published_files(),
-        # Sum only files that passed validation: the manifest never vouches for a damaged file.
-        reports=validation_reports(),
+        checksum_files(),
     output:
         "results/SHA256SUMS",
     log:

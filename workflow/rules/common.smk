@@ -91,6 +91,10 @@ def validation_reports():
     return [f"results/validation/{Path(name).stem}.json" for name in config["targets"]]
 
 
+def checksum_files():
+    return [f"results/checksums/{name}.sha256" for name in config["targets"]]
+
+
 def figures():
     """Every figure of `all`: a montage per target, the scale ladder, size against
     scale, and a histogram of per-sample scales per scale-range target."""
