@@ -2,14 +2,13 @@
 
 Most checks run on synthetic digit-like images (always available, with ink on
 the 28 x 28 border so that the warp's edge handling is exercised); the same
-checks run on real MNIST digits when the workflow has fetched them into
-resources/mnist/.
+checks run on real MNIST digits (the session fixture fetches them when the
+checkout has none).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +16,8 @@ from scipy.ndimage import _filters as scipy_filters
 
 from mnist_large_scale import engine, recipe
 from mnist_large_scale.engine import transform_images
-from mnist_large_scale.idx import read_idx
 from mnist_large_scale.recipe import Recipe
 
-REPO = Path(__file__).resolve().parents[1]
-MNIST_TRAIN = REPO / "resources" / "mnist" / "train-images-idx3-ubyte"
 TOLERANCE = 1e-9
 OUT = (112, 112)
 SCALES = [0.5, 0.595, 1.0, 1.189, 2.0, 3.0, 4.0, 5.657, 8.0]
@@ -59,12 +55,8 @@ def synthetic() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def real() -> np.ndarray:
-    if not MNIST_TRAIN.is_file():
-        pytest.skip(
-            f"real MNIST not fetched: {MNIST_TRAIN.relative_to(REPO)} is missing (the workflow's fetch rule puts it there)"
-        )
-    return read_idx(MNIST_TRAIN, ndim=3)[:12]
+def real(mnist_train_images) -> np.ndarray:
+    return mnist_train_images[:12]
 
 
 def log_uniform(n: int, low: float, high: float, seed: int) -> np.ndarray:
