@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -95,32 +94,12 @@ def raw_write_seconds(n_images: int, folder: Path, chunk: int = 1000) -> float:
     return seconds
 
 
-_BUILD_CHILD = """
-import resource, sys, time, json
-sys.path.insert(0, {workflow!r})
-import yaml
-from mnist_large_scale.build import build_file
-from mnist_large_scale.engine import transform_images
-from mnist_large_scale.names import parse_name
-from mnist_large_scale.recipe import Recipe
-from mnist_large_scale.sources import BaseData
-config = yaml.safe_load(open({config!r}))
-base = BaseData.from_config("mnist", config["base_data"]["mnist"])
-paths = {{raw.name: {raw_dir!r} + "/" + raw.name for raw in base.files.values()}}
-start = time.perf_counter()
-build_file(parse_name({name!r}), base, paths, {out!r}, Recipe.from_config(config["recipe"]),
-           lambda i, s, shape, r: transform_images(i, s, shape, r, threads={threads}),
-           seed=config["scale_seed"], chunk_images=config["output"]["chunk_images"])
-print(json.dumps({{"seconds": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-
-
 def build_once(name: str, folder: Path, raw_dir: Path, threads: int) -> dict:
-    """Wall time and peak RSS of building one file in a fresh process."""
+    """Wall time and peak resident memory of building one file in a fresh process."""
     out = folder / name
-    code = _BUILD_CHILD.format(workflow=str(REPO / "workflow"), config=str(REPO / "config.yaml"), raw_dir=str(raw_dir), name=name, out=str(out), threads=threads)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    command = [sys.executable, "-m", "mnist_large_scale", "build", name, "--raw-dir", str(raw_dir), "--out", str(out)]
+    command += ["--config", str(REPO / "config.yaml"), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")})
     out.unlink()
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -1,8 +1,13 @@
-"""Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``.
+"""Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``
+and ``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``.
 
 ``inspect`` prints what any MNIST Large Scale file holds, rebuilt or published:
 splits, shapes, dtypes, value range, labels, scale or scales and the provenance
 attributes when there are any; ``--montage`` also draws its first images.
+
+``build`` builds one file by hand, outside Snakemake (for debugging and for
+measurements), with the config's recipe, seed and storage, and prints as JSON
+its wall time and the peak resident memory of this process.
 """
 
 from __future__ import annotations
@@ -28,7 +33,59 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-images", type=int, default=None, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     inspect.add_argument("--chunk-images", type=int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build = commands.add_parser("build", help="build one file outside Snakemake and print its time and peak memory")
+    build.add_argument("name", help="a file name of the grammar, e.g. mnist_large_scale_te10000_outsize112-112_scte2p000.h5")
+    build.add_argument("--raw-dir", required=True, help="folder with the base data set's raw files")
+    build.add_argument("--out", required=True, help="the .h5 file to write")
+    build.add_argument("--config", default="config.yaml", help="the workflow's config (default: config.yaml)")
+    build.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
+    build.add_argument("--chunk-images", type=int, default=None, help="images per block (default: the config's output.chunk_images)")
     return parser
+
+
+def _build(args) -> dict:
+    """Build one file as the build rule does; return its wall time and this process's peak memory."""
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    from .build import build_file
+    from .engine import transform_images
+    from .names import check_counts, parse_name
+    from .recipe import Recipe
+    from .sources import BaseData
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    bases = [BaseData.from_config(key, entry) for key, entry in config["base_data"].items()]
+    spec = parse_name(args.name, prefixes=tuple(base.prefix for base in bases))
+    base = next(base for base in bases if base.prefix == spec.prefix)
+    check_counts(spec, base.available())
+    storage = config["output"]
+    start = time.perf_counter()
+    build_file(
+        spec,
+        base,
+        {raw.name: str(Path(args.raw_dir) / raw.name) for raw in base.files.values()},
+        args.out,
+        Recipe.from_config(config["recipe"]),
+        lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe, threads=args.threads),
+        seed=config["scale_seed"],
+        dtype=storage["dtype"],
+        compression=storage["compression"],
+        chunk_images=args.chunk_images or storage["chunk_images"],
+    )
+    return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process image, in MB (VmHWM, Linux).
+
+    Not ``ru_maxrss``: Linux carries a parent's resident size over ``exec``, so
+    a child started by a large process would report the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.montage:
             save_figure(file_montage(args.file, args.split, args.count), args.montage)
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
+    elif args.command == "build":
+        print(json.dumps(_build(args)))
     return 0
 
 
