@@ -29,7 +29,6 @@ PHASE_OF_RULE = {
     "build_file": "build",
     "validate_file": "validation",
     "validation_summary": "validation",
-    "checksum_file": "checksum",
     "sha256sums": "checksum",
     "montage": "figures",
     "scale_ladder": "figures",

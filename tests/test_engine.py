@@ -161,11 +161,17 @@ def test_the_order_of_the_images_does_not_matter(synthetic, scale):
     assert np.abs(transform_images(images[order], scale, OUT) - whole[order]).max() <= 1e-12
 
 
-def test_out_is_filled_in_place(synthetic):
-    out = np.full((len(synthetic), *OUT), np.nan)
-    result = transform_images(synthetic, 1.5, OUT, out=out)
+@pytest.mark.parametrize("scales", [0.5, 1.5, 6.0, "mixed"])
+def test_out_is_filled_in_place_whatever_it_held(synthetic, scales):
+    """The writer reuses its buffers: every pixel of ``out`` must be written, background included."""
+    images = synthetic.copy()
+    images[::5] = 0  # blank images have no region: only their background is written
+    if scales == "mixed":
+        scales = np.geomspace(0.5, 8.0, len(images))
+    out = np.full((len(images), *OUT), np.nan)
+    result = transform_images(images, scales, OUT, out=out)
     assert result is out
-    np.testing.assert_array_equal(out, transform_images(synthetic, 1.5, OUT))
+    np.testing.assert_array_equal(out, transform_images(images, scales, OUT))
 
 
 def test_empty_batch():

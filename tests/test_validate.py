@@ -154,7 +154,7 @@ def test_a_correct_range_file_passes_with_its_ks_test(tmp_path, mnist_base, mnis
 
 def test_fault_file_built_at_the_wrong_scale(tmp_path, mnist_base, mnist_paths):
     # named 2p000, built at 2.1 (5 % too large)
-    wrong = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), lambda images, scales, shape, recipe: transform_images(images, scales * 1.05, shape, recipe))
+    wrong = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), lambda images, scales, shape, recipe, out=None: transform_images(images, scales * 1.05, shape, recipe, out=out))
     report = validate_file(wrong, mnist_base, mnist_paths, settings=SETTINGS)
     assert "test: median size ratio / scale within 1 +- 0.02" in failed(report)
     assert any(name.startswith("test: every digit's size ratio") for name in failed(report))
@@ -162,7 +162,7 @@ def test_fault_file_built_at_the_wrong_scale(tmp_path, mnist_base, mnist_paths):
 
 
 def test_fault_digits_shifted_off_centre(tmp_path, mnist_base, mnist_paths):
-    def shifted(images, scales, shape, recipe):
+    def shifted(images, scales, shape, recipe, out=None):
         return np.roll(transform_images(images, scales, shape, recipe), 2, axis=2)  # 2 px to the right
 
     report = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), shifted), mnist_base, mnist_paths, settings=SETTINGS)
@@ -181,7 +181,7 @@ def test_fault_shuffled_labels(tmp_path, mnist_base, mnist_paths):
     report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
     # same histogram, wrong order: only the order check sees it, and the digest of
     # the values stored when the file was written
-    assert failed(report) == {"test: labels equal the base data's, in order", "y_test: values equal the sha256 stored when written"}
+    assert failed(report) == {"test: labels equal the base data's, in order", "y_test: values equal the crc32 stored when written"}
 
 
 def test_fault_labels_of_another_split(tmp_path, mnist_base, mnist_paths):
@@ -249,3 +249,32 @@ def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path,
     assert len(tsv) == 7 and tsv[0].startswith("file\tsplit\timages\tscale")
     html = summary_html([good, bad], rows)
     assert html.count("<tr class=\"fail\">") == 2 and "CHECKS FAIL" in html and "all checks pass" in html
+
+
+@pytest.mark.parametrize("name", [RANGE, TEST_ONLY.format("2p000")])
+def test_validate_and_checksum_equals_validate_file_and_the_file_digest(tmp_path, mnist_base, mnist_paths, name):
+    from mnist_large_scale.sources import sha256_of
+    from mnist_large_scale.validate import validate_and_checksum
+
+    path = make(tmp_path, mnist_base, mnist_paths, name)
+    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert sha256 == sha256_of(path)
+    assert report == validate_file(path, mnist_base, mnist_paths, settings=SETTINGS) and report["ok"]
+
+
+def test_validate_and_checksum_finds_a_flipped_byte_in_the_images(tmp_path, mnist_base, mnist_paths):
+    from mnist_large_scale.sources import sha256_of
+    from mnist_large_scale.validate import validate_and_checksum
+
+    path = make(tmp_path, mnist_base, mnist_paths, RANGE)
+    with h5py.File(path, "r") as h5:
+        x = h5["x_train"]
+        at = x.id.get_offset() + (x.size // 2) * 8  # the lowest byte of a middle value: far below any tolerance
+    with open(path, "r+b") as handle:
+        handle.seek(at)
+        byte = handle.read(1)
+        handle.seek(at)
+        handle.write(bytes([byte[0] ^ 1]))
+    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS)
+    assert sha256 == sha256_of(path)
+    assert failed(report) == {"x_train: values equal the crc32 stored when written"}

@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build(args) -> dict:
     """Build one file as the build rule does; return its wall time and this process's peak memory."""
+    import functools
     import time
     from pathlib import Path
 
@@ -69,11 +70,12 @@ def _build(args) -> dict:
         {raw.name: str(Path(args.raw_dir) / raw.name) for raw in base.files.values()},
         args.out,
         Recipe.from_config(config["recipe"]),
-        lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe, threads=args.threads),
+        functools.partial(transform_images, threads=args.threads),
         seed=config["scale_seed"],
         dtype=storage["dtype"],
         compression=storage["compression"],
         chunk_images=args.chunk_images or storage["chunk_images"],
+        direct_io=storage.get("direct_io", True),
     )
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 

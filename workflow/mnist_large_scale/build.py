@@ -131,6 +131,7 @@ def build_file(
     compression: str | None = None,
     chunk_images: int = 1000,
     progress: Callable[[int], None] | None = None,
+    direct_io: bool = True,
 ) -> None:
     """Build the file that ``spec`` names.
 
@@ -143,10 +144,11 @@ def build_file(
     out_path : path
     recipe : Recipe
     transform : callable
-        ``transform(images, scales, out_shape, recipe) -> (n, H, W)``: the engine.
+        ``transform(images, scales, out_shape, recipe, out=None) -> (n, H, W)``:
+        the engine (or the reference recipe); ``out`` is a float64 buffer to fill.
     seed : int
         Seed of per-sample scales.
-    dtype, compression, chunk_images, progress
+    dtype, compression, chunk_images, progress, direct_io
         As in ``writer.write_file``.
     """
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
@@ -161,11 +163,12 @@ def build_file(
     write_file(
         out_path,
         splits,
-        lambda images, scales: transform(images, scales, spec.out_shape, recipe),
+        lambda images, scales, out: transform(images, scales, spec.out_shape, recipe, out=out),
         spec.out_shape,
         provenance(spec, base, recipe, seed),
         dtype=dtype,
         compression=compression,
         chunk_images=chunk_images,
         progress=progress,
+        direct_io=direct_io,
     )

@@ -168,9 +168,14 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     return soft_threshold(frame, recipe.gain, recipe.offset)
 
 
-def transform_images(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, int], recipe: Recipe = Recipe()) -> np.ndarray:
-    """The reference recipe over a batch: ``(n, h, w)`` images and ``(n,)`` scales to ``(n, H, W)``."""
-    out = np.empty((len(images), *out_shape))
+def transform_images(
+    images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, int], recipe: Recipe = Recipe(), out: np.ndarray | None = None
+) -> np.ndarray:
+    """The reference recipe over a batch: ``(n, h, w)`` images and ``(n,)`` scales to ``(n, H, W)``.
+
+    ``out``, when given, is the ``(n, H, W)`` float64 array filled and returned.
+    """
+    out = np.empty((len(images), *out_shape)) if out is None else out
     for k, (image, scale) in enumerate(zip(images, np.broadcast_to(scales, len(images)))):
         out[k] = transform_image(image, float(scale), out_shape, recipe)
     return out

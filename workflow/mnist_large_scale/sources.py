@@ -92,12 +92,13 @@ class FetchError(RuntimeError):
     """No source delivered a file with the pinned checksum; the message lists each source's answer."""
 
 
-def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks."""
+def sha256_of(path: str | os.PathLike, block: int = 1 << 23) -> str:
+    """Hex sha256 of a file, read in blocks into one reused buffer."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
+    buffer = memoryview(bytearray(block))
+    with open(path, "rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            digest.update(buffer[:size])
     return digest.hexdigest()
 
 

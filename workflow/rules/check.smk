@@ -1,4 +1,4 @@
-# Checks at the end: a validation report per file, their summary, the checksum manifest.
+# Checks at the end: a validation report and a checksum per file, their summary, the manifest.
 
 
 rule validate_file:
@@ -13,10 +13,13 @@ rule validate_file:
             subcategory="Per-file reports (JSON)",
             labels={"file": "{name}"},
         ),
+        # The file's line of SHA256SUMS: hashed while it is checked, written only if it passed.
+        checksum="results/checksums/{name}.h5.sha256",
     log:
         "logs/validate/{name}.log",
     conda:
         "../../envs/mnist_large_scale.yaml"
+    threads: 2
     resources:
         mem_mb=500,
     params:
@@ -46,21 +49,6 @@ rule validation_summary:
         "../../envs/mnist_large_scale.yaml"
     script:
         "../scripts/validation_summary.py"
-
-
-rule checksum_file:
-    input:
-        h5="results/{name}.h5",
-        # Sum only a file that passed validation: the manifest never vouches for a damaged file.
-        report="results/validation/{name}.json",
-    output:
-        "results/checksums/{name}.h5.sha256",
-    log:
-        "logs/checksum/{name}.log",
-    conda:
-        "../../envs/mnist_large_scale.yaml"
-    script:
-        "../scripts/checksum_file.py"
 
 
 rule sha256sums:

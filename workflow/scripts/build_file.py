@@ -1,5 +1,6 @@
 """Snakemake entry point: build one MNIST Large Scale file from its name."""
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -29,12 +30,13 @@ try:
             raw_paths,
             snakemake.output[0],
             Recipe.from_config(snakemake.params.recipe),
-            lambda images, scales, out_shape, recipe: transform_images(images, scales, out_shape, recipe, threads=snakemake.threads),
+            functools.partial(transform_images, threads=snakemake.threads),
             seed=snakemake.params.scale_seed,
             dtype=storage["dtype"],
             compression=storage["compression"],
             chunk_images=storage["chunk_images"],
             progress=bar.update,
+            direct_io=storage.get("direct_io", True),
         )
 except Exception:
     logging.exception("building %s failed", spec.name)

@@ -1,6 +1,6 @@
 """Snakemake entry point: results/SHA256SUMS, checkable with `cd results && sha256sum -c SHA256SUMS`.
 
-Each line was computed by its own job (rule checksum_file), after the file validated.
+Each line was computed by the validation job of its file and written only after the file passed.
 """
 
 from pathlib import Path

@@ -1,4 +1,7 @@
-"""Snakemake entry point: write the validation report of one file; fail when a check fails."""
+"""Snakemake entry point: validate one file and write its report and its line of SHA256SUMS.
+
+Both outputs appear only when every check passes; the failed report goes to the log.
+"""
 
 import json
 import logging
@@ -9,7 +12,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.sources import BaseData
-from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_file
+from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_and_checksum
+
+
+def write_atomically(path: str, text: str) -> None:
+    """A kill must not leave half a file under its final name."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
+
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 spec = parse_name(snakemake.wildcards.name)
@@ -17,7 +29,9 @@ base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
 storage = snakemake.params.storage
 settings = ValidationSettings.from_config(snakemake.params.validation)
-report = validate_file(snakemake.input.h5, base, raw_paths, dtype=storage["dtype"], compression=storage["compression"], settings=settings)
+report, sha256 = validate_and_checksum(
+    snakemake.input.h5, base, raw_paths, dtype=storage["dtype"], compression=storage["compression"], settings=settings
+)
 text = json.dumps(report, indent=2)
 logging.info("report:\n%s", text)
 try:
@@ -25,7 +39,7 @@ try:
 except Exception:
     logging.exception("validation failed")
     raise
-report_path = Path(snakemake.output.report)
-tmp = report_path.with_name(f".{report_path.name}.part")  # a kill must not leave half a report
-tmp.write_text(text + "\n")
-tmp.replace(report_path)
+write_atomically(snakemake.output.report, text + "\n")
+# The manifest vouches only for a file that passed: its line is written after the checks.
+write_atomically(snakemake.output.checksum, f"{sha256}  {Path(snakemake.input.h5).name}\n")
+logging.info("sha256 %s", sha256)
