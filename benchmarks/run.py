@@ -7,7 +7,9 @@ Measures, in one run, and prints as a table (also written to benchmarks/results.
     largest absolute difference to the reference on the benchmarked images;
     both on real MNIST at scales 0.5, 1, 2, 4, 8 and per-sample scales in [1, 4];
 (c) the time h5py needs to write the bytes of a 10,002-image and a 70,000-image
-    file (112 x 112 float64, contiguous, fsync'd) with no computation at all;
+    file (112 x 112 float64, contiguous, fsync'd) with no computation at all,
+    and the time the same bytes take written past the page cache (O_DIRECT),
+    the way the build writes them where it can;
 (d) wall time and peak resident memory of building those two files through the
     workflow's own code (a fresh process each), alternating with (c) and taking
     medians, since the disk's speed drifts;
@@ -94,6 +96,40 @@ def raw_write_seconds(n_images: int, folder: Path, chunk: int = 1000) -> float:
     return seconds
 
 
+def direct_write_seconds(n_images: int, folder: Path, chunk: int = 1000) -> float | None:
+    """Seconds to write the same bytes past the page cache (O_DIRECT) and fsync them; None without direct I/O.
+
+    What the disk itself takes, without the kernel's page cache: the build writes
+    its images this way where it can (mnist_large_scale.direct_io).
+    """
+    from mnist_large_scale.direct_io import ALIGNMENT, aligned_empty
+
+    block = aligned_empty((chunk, *OUT_SHAPE))
+    block[...] = np.random.default_rng(0).random(block.shape)
+    data = memoryview(block.reshape(-1).view(np.uint8))
+    total = n_images * block[0].nbytes
+    path = folder / "direct-write.bin"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0), 0o644)
+    except OSError:
+        return None
+    start = time.perf_counter()
+    try:
+        done = 0
+        while done < total:
+            size = min(len(data), total - done)
+            size -= size % ALIGNMENT  # direct I/O writes whole pages; the last partial page is left out
+            if size == 0:
+                break
+            done += os.pwrite(fd, data[:size], done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
 def build_once(name: str, folder: Path, raw_dir: Path, threads: int) -> dict:
     """Wall time and peak resident memory of building one file in a fresh process."""
     out = folder / name
@@ -127,24 +163,33 @@ def main(argv=None) -> None:
             n = 10002 if name.startswith("mnist_large_scale_te") else 70000
             # The disk's speed drifts (page cache, the host): alternate raw writes
             # and builds, and compare medians.
-            writes, builds = [], []
+            writes, directs, builds = [], [], []
             for _ in range(args.build_repeats):
                 writes.append(raw_write_seconds(n, scratch))
+                directs.append(direct_write_seconds(n, scratch))
                 builds.append(build_once(name, scratch, args.raw_dir, threads=os.cpu_count()))
             write = statistics.median(writes)
+            direct = statistics.median(directs) if None not in directs else None
             seconds = statistics.median(b["seconds"] for b in builds)
             row = {
                 "file": label,
                 "images": n,
                 "raw_write_s": write,
+                "direct_write_s": direct,
                 "build_s": seconds,
                 "build_peak_rss_mb": max(b["peak_rss_mb"] for b in builds),
                 "build_over_write": seconds / write,
+                "build_over_direct_write": seconds / direct if direct else None,
                 "raw_write_runs_s": writes,
+                "direct_write_runs_s": directs,
                 "build_runs_s": [b["seconds"] for b in builds],
             }
             build_rows.append(row)
-            print(f"  {label}: raw write {write:6.1f} s, build {seconds:6.1f} s (x{row['build_over_write']:.2f}), peak RSS {row['build_peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {label}: raw h5py write {write:6.1f} s, direct write {direct or float('nan'):6.1f} s, build {seconds:6.1f} s "
+                f"(x{row['build_over_write']:.2f} of the h5py write), peak RSS {row['build_peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "transform": transform_rows,
@@ -158,9 +203,17 @@ def markdown_table(result: dict) -> str:
     lines = ["| scale | reference img/s | engine img/s, 1 thread | engine img/s, all threads | engine/reference per core | max abs diff |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["transform"]:
         lines.append(f"| {row['scale']} | {row['reference_img_s']:.0f} | {row['engine_1_thread_img_s']:.0f} | {row['engine_all_threads_img_s']:.0f} | {row['speedup_per_core']:.1f}x | {row['max_abs_diff']:.1e} |")
-    lines += ["", "| file | raw h5py write | build | build / write | peak RSS |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| file | raw h5py write | raw direct write | build | build / h5py write | build / direct write | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in result["build"]:
-        lines.append(f"| {row['file']} | {row['raw_write_s']:.1f} s | {row['build_s']:.1f} s | {row['build_over_write']:.2f}x | {row['build_peak_rss_mb']:.0f} MB |")
+        direct = f"{row['direct_write_s']:.1f} s" if row.get("direct_write_s") else "n/a"
+        over_direct = f"{row['build_over_direct_write']:.2f}x" if row.get("build_over_direct_write") else "n/a"
+        lines.append(
+            f"| {row['file']} | {row['raw_write_s']:.1f} s | {direct} | {row['build_s']:.1f} s | {row['build_over_write']:.2f}x | {over_direct} | {row['build_peak_rss_mb']:.0f} MB |"
+        )
     return "\n".join(lines)
 
 

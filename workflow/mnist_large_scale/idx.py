@@ -36,7 +36,8 @@ def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None, shape
     Returns
     -------
     ndarray
-        The data in its own dtype (uint8 for MNIST), native byte order.
+        The data in its own dtype (uint8 for MNIST), native byte order;
+        read-only when it is a view of ``data``.
 
     Raises
     ------
@@ -62,7 +63,8 @@ def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None, shape
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
         raise IdxError(f"{name}: {problem}: {len(data)} bytes, the header {sizes} implies {expected}")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(sizes).astype(dtype.newbyteorder("="))
+    # A view of the bytes where they are already native (uint8, as in MNIST: no copy), else a copy.
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(sizes).astype(dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path: str | os.PathLike, ndim: int | None = None, shape: tuple[int | None, ...] | None = None) -> np.ndarray:

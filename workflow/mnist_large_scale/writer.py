@@ -184,14 +184,14 @@ def _preallocated() -> h5py.h5p.PropDCID:
 def _transform_and_write(
     blocks: list, transform: Callable, buffer_shape: tuple[int, int, int], direct: DirectWriter, progress: Callable[[int], None] | None
 ) -> None:
-    """Write each block while the next one is computed and summed in a second thread.
+    """Write each block while the next one is computed, and sum it while it is written.
 
-    numpy, zlib and h5py release the GIL in their heavy parts, so the disk and
-    the CPU work at the same time.  Two output buffers, allocated once and
-    page-aligned, take turns: block k+1 is computed into one while block k is
-    written from the other, so memory stays at two blocks and the kernel does
-    not have to hand out (and zero) fresh pages for every block.  The one
-    worker takes the blocks in order, so each dataset's CRC sees its bytes in
+    numpy, zlib and the writes release the GIL in their heavy parts, so the
+    disk and the CPU work at the same time: a worker computes block k+1 while
+    block k is written and, in a second worker, CRC'd.  Two output buffers,
+    allocated once and page-aligned, take turns, so memory stays at two blocks
+    and the kernel does not have to hand out (and zero) fresh pages for every
+    block.  Blocks are summed in order, so each dataset's CRC sees its bytes in
     C order.
     """
     stored = {x.dtype for x, *_ in blocks}
@@ -207,21 +207,24 @@ def _transform_and_write(
             target = converted[turn][x.dtype][: stop - start]
             np.copyto(target, values, casting="same_kind")
             values = target
-        values = np.ascontiguousarray(values[..., np.newaxis], dtype=x.dtype)  # exactly the bytes stored
+        return np.ascontiguousarray(values[..., np.newaxis], dtype=x.dtype)  # exactly the bytes stored
+
+    def add_crc(x, values):
         dataset, crc = crcs.get(id(x), (x, 0))
         crcs[id(x)] = (dataset, data_crc32(values, crc))
-        return values
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(compute, blocks[0], 0) if blocks else None
+    with ThreadPoolExecutor(max_workers=1) as computing, ThreadPoolExecutor(max_workers=1) as summing:
+        pending = computing.submit(compute, blocks[0], 0) if blocks else None
         for index, (x, data, start, stop) in enumerate(blocks):
             values = pending.result()
             if index + 1 < len(blocks):  # the other buffer: its block was written in the last round
-                pending = pool.submit(compute, blocks[index + 1], (index + 1) % 2)
+                pending = computing.submit(compute, blocks[index + 1], (index + 1) % 2)
+            summed = summing.submit(add_crc, x, values)
             if data.single:
                 x[...] = values[0]
             else:
                 direct.write(x, start, values)
+            summed.result()  # before the buffer is handed out again
             del values
             if progress is not None:
                 progress(stop - start)
