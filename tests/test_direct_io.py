@@ -8,7 +8,7 @@ import pytest
 from mnist_large_scale.direct_io import ALIGNMENT, aligned_empty, read_in_order
 
 
-@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("direct, threads", [(True, 2), (False, 2), (True, 1)])
 @pytest.mark.parametrize(
     "size, regions, block_bytes",
     [
@@ -20,7 +20,7 @@ from mnist_large_scale.direct_io import ALIGNMENT, aligned_empty, read_in_order
         (3 * ALIGNMENT, {}, 1 << 20),
     ],
 )
-def test_read_in_order_digests_the_file_and_hands_out_each_region_once_in_order(tmp_path, direct, size, regions, block_bytes):
+def test_read_in_order_digests_the_file_and_hands_out_each_region_once_in_order(tmp_path, direct, threads, size, regions, block_bytes):
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
     path = tmp_path / "file.bin"
     path.write_bytes(data)
@@ -33,7 +33,7 @@ def test_read_in_order_digests_the_file_and_hands_out_each_region_once_in_order(
         seen[name] += block.tobytes()
         firsts[name].append(first)
 
-    assert read_in_order(path, regions, consume, block_bytes=block_bytes, direct=direct) == hashlib.sha256(data).hexdigest()
+    assert read_in_order(path, regions, consume, block_bytes=block_bytes, direct=direct, threads=threads) == hashlib.sha256(data).hexdigest()
     for name, (offset, count, item) in regions.items():
         assert bytes(seen[name]) == data[offset : offset + count * item]
         assert firsts[name] == sorted(firsts[name])

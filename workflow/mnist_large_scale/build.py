@@ -7,11 +7,10 @@ import json
 import math
 import os
 from collections.abc import Callable
+from importlib.metadata import version
 
 import h5py
 import numpy as np
-import scipy
-import skimage
 
 from . import __version__
 from .idx import read_idx
@@ -109,7 +108,7 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
         ),
         "source_sha256": json.dumps({raw.name: raw.sha256 for raw in base.files.values()}, sort_keys=True),
         "software": json.dumps(
-            {"mnist_large_scale": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "scikit-image": skimage.__version__, "h5py": h5py.__version__},
+            {"mnist_large_scale": __version__, "numpy": np.__version__, "scipy": version("scipy"), "scikit-image": version("scikit-image"), "h5py": h5py.__version__},
             sort_keys=True,
         ),
     }

@@ -120,6 +120,7 @@ def read_in_order(
     consume: Callable[[str, int, np.ndarray], None],
     block_bytes: int = 1 << 26,
     direct: bool = True,
+    threads: int = 2,
 ) -> str:
     """Read a file once, front to back, and return its sha256; hand regions of it to ``consume``.
 
@@ -132,12 +133,15 @@ def read_in_order(
     consume : callable
         ``consume(name, first_item, data)`` with ``data`` a uint8 array of whole
         items, called in file order, blocks of at most about ``block_bytes``.
-        It runs in a second thread while the next block is read, and the digest
-        in a third; it must not keep ``data``.
+        It runs in a worker thread while the next block is read; it must not
+        keep ``data``.
     block_bytes : int
         Bytes read per step.
     direct : bool
         Read page-aligned runs past the page cache where the file system allows.
+    threads : int
+        1: the digest and ``consume`` take turns in one worker; 2 or more: they
+        run side by side.  Reading the next block overlaps them either way.
 
     Returns
     -------
@@ -166,13 +170,13 @@ def read_in_order(
     digest = hashlib.sha256()
     fd_direct = _open_direct(path, os.O_RDONLY) if direct else None
     try:
-        with open(path, "rb", buffering=0) as handle, ThreadPoolExecutor(max_workers=2) as pool:
+        with open(path, "rb", buffering=0) as handle, ThreadPoolExecutor(max_workers=1 if threads <= 1 else 2) as pool:
             pending = []
             for turn, (start, stop, name, first) in enumerate(segments):
                 data = _read_exactly(handle.fileno(), fd_direct, buffers[turn % 2], start, stop)
                 for future in pending:  # the previous block's digest and consumer are done with the other buffer
                     future.result()
-                pending = [pool.submit(digest.update, data)]
+                pending = [pool.submit(digest.update, data)]  # one worker: the digest goes first, in file order
                 if name is not None:
                     pending.append(pool.submit(consume, name, first, data))
             for future in pending:

@@ -10,7 +10,7 @@ rule build_file:
         "logs/build/{name}.log",
     conda:
         "../../envs/mnist_large_scale.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=build_mem_mb,
     params:

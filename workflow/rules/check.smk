@@ -19,7 +19,7 @@ rule validate_file:
         "logs/validate/{name}.log",
     conda:
         "../../envs/mnist_large_scale.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=500,
     params:

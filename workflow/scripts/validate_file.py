@@ -30,7 +30,13 @@ raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
 storage = snakemake.params.storage
 settings = ValidationSettings.from_config(snakemake.params.validation)
 report, sha256 = validate_and_checksum(
-    snakemake.input.h5, base, raw_paths, dtype=storage["dtype"], compression=storage["compression"], settings=settings
+    snakemake.input.h5,
+    base,
+    raw_paths,
+    dtype=storage["dtype"],
+    compression=storage["compression"],
+    settings=settings,
+    threads=snakemake.threads,
 )
 text = json.dumps(report, indent=2)
 logging.info("report:\n%s", text)
