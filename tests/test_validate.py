@@ -251,13 +251,13 @@ def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path,
     assert html.count("<tr class=\"fail\">") == 2 and "CHECKS FAIL" in html and "all checks pass" in html
 
 
-@pytest.mark.parametrize("name", [RANGE, TEST_ONLY.format("2p000")])
-def test_validate_and_checksum_equals_validate_file_and_the_file_digest(tmp_path, mnist_base, mnist_paths, name):
+@pytest.mark.parametrize("name, threads, direct_io", [(RANGE, 2, True), (TEST_ONLY.format("2p000"), 1, True), (RANGE, 1, False)])
+def test_validate_and_checksum_equals_validate_file_and_the_file_digest(tmp_path, mnist_base, mnist_paths, name, threads, direct_io):
     from mnist_large_scale.sources import sha256_of
     from mnist_large_scale.validate import validate_and_checksum
 
     path = make(tmp_path, mnist_base, mnist_paths, name)
-    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS, threads=threads, direct_io=direct_io)
     assert sha256 == sha256_of(path)
     assert report == validate_file(path, mnist_base, mnist_paths, settings=SETTINGS) and report["ok"]
 

@@ -17,8 +17,7 @@ import hashlib
 import math
 import mmap
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import h5py
 import numpy as np
@@ -65,7 +64,6 @@ class DirectWriter:
 
     def __init__(self, path: str | os.PathLike, enabled: bool = True) -> None:
         self.fd = _open_direct(path, os.O_WRONLY) if enabled else None
-        self.bytes_direct = 0
 
     def __enter__(self) -> "DirectWriter":
         return self
@@ -108,10 +106,7 @@ class DirectWriter:
             os.close(self.fd)
             self.fd = None
             return False
-        self.bytes_direct += len(view)
         return True
-
-
 
 
 def read_in_order(

@@ -480,14 +480,14 @@ def validate_file(
     return _json_safe(report)
 
 
-def validate_and_checksum(path: str | os.PathLike, *args, threads: int = 2, **kwargs) -> tuple[dict, str]:
+def validate_and_checksum(path: str | os.PathLike, *args, threads: int = 2, direct_io: bool = True, **kwargs) -> tuple[dict, str]:
     """``validate_file`` and the file's sha256 (its line of SHA256SUMS) from one read of the file.
 
     The images are scanned (range, corners, CRC) from the same front-to-back
     read of the file's bytes that the digest takes, past the page cache where
-    the file system allows (``direct_io.read_in_order``, with ``threads``
-    workers); the rest of the checks read only samples.  The other arguments
-    are those of ``validate_file``.
+    the file system allows and ``direct_io`` is true (``direct_io.read_in_order``,
+    with ``threads`` workers); the rest of the checks read only samples.  The
+    other arguments are those of ``validate_file``.
 
     Returns
     -------
@@ -499,7 +499,7 @@ def validate_and_checksum(path: str | os.PathLike, *args, threads: int = 2, **kw
     path = Path(path)
     with h5py.File(path, "r") as h5:
         recipe = Recipe.from_config(json.loads(h5.attrs["recipe"]))
-    scans, sha256 = _scan_while_hashing(path, parse_name(path.name), float(soft_threshold(0.0, recipe.gain, recipe.offset)), threads)
+    scans, sha256 = _scan_while_hashing(path, parse_name(path.name), float(soft_threshold(0.0, recipe.gain, recipe.offset)), threads, direct_io)
     return validate_file(path, *args, scans=scans, **kwargs), sha256
 
 
@@ -604,7 +604,7 @@ def _scan(x: h5py.Dataset, single: bool, chunk_images: int, background: float, n
     return scan.result(n)
 
 
-def _scan_while_hashing(path: Path, spec: FileSpec, background: float, threads: int = 2) -> tuple[dict[str, dict], str]:
+def _scan_while_hashing(path: Path, spec: FileSpec, background: float, threads: int = 2, direct: bool = True) -> tuple[dict[str, dict], str]:
     """Scans of the image datasets and the file's sha256, from one front-to-back read of its bytes.
 
     Only contiguous floating-point image datasets of the shape the name asks
@@ -629,7 +629,7 @@ def _scan_while_hashing(path: Path, spec: FileSpec, background: float, threads: 
         dtype, shape, _ = shapes[split]
         scans[split].update(data.view(dtype).reshape(-1, *shape))
 
-    sha256 = read_in_order(path, regions, consume, threads=threads)
+    sha256 = read_in_order(path, regions, consume, direct=direct, threads=threads)
     return {split: scans[split].result(shapes[split][2]) for split in scans}, sha256
 
 

@@ -37,6 +37,7 @@ report, sha256 = validate_and_checksum(
     compression=storage["compression"],
     settings=settings,
     threads=snakemake.threads,
+    direct_io=storage.get("direct_io", True),
 )
 text = json.dumps(report, indent=2)
 logging.info("report:\n%s", text)
