@@ -575,7 +575,7 @@ class _Scan:
 
     def __init__(self, background: float) -> None:
         self.background = background
-        self.low, self.high, self.nonfinite, self.corner_ok, self.count, self.crc = math.inf, -math.inf, 0, 0, 0, 0
+        self.low, self.high, self.nonfinite, self.corner_ok, self.crc = math.inf, -math.inf, 0, 0, 0
 
     def update(self, block: np.ndarray) -> None:
         """Take the next ``(m, H, W, 1)`` images."""
@@ -590,9 +590,9 @@ class _Scan:
                 self.low, self.high = min(self.low, float(block[finite].min())), max(self.high, float(block[finite].max()))
         corners = block[:, [0, 0, -1, -1], [0, -1, 0, -1], 0]
         self.corner_ok += int(np.count_nonzero(np.all(np.abs(corners - self.background) <= 1e-9, axis=1)))
-        self.count += len(block)
 
     def result(self, n: int) -> dict:
+        """The split's summary; ``n`` its image count (for the corner fraction)."""
         return {"min": self.low, "max": self.high, "nonfinite": self.nonfinite, "corner_background_fraction": self.corner_ok / max(n, 1), "crc32": self.crc}
 
 

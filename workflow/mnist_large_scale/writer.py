@@ -33,7 +33,6 @@ __all__ = ["SPLITS", "atomic_path", "SplitData", "write_file", "data_crc32"]
 SPLITS = ("train", "val", "test")
 
 
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary name beside ``path``; rename it to ``path`` only on success.
