@@ -410,6 +410,7 @@ BAD_INPUTS = {
     "config: chunk_images 0": (_config(output={"chunk_images": 0}), "0 is less than the minimum of 1"),
     # a negative sigma, a zero truncation
     "recipe: negative sigma": (_config(recipe={"sigma_per_scale": -0.875}), "-0.875 is less than the minimum of 0"),
+    "recipe: clip range upside down": (_config(recipe={"clip_min": 255.0, "clip_max": 0.0}), "clip_min (255) is above clip_max (0)"),
     # a bad seed
     "seed: negative": (_config(scale_seed=-1), "-1 is less than the minimum of 0"),
     "seed: fractional": (_config(scale_seed=2.5), "2.5 is not of type 'integer'"),

@@ -59,6 +59,10 @@ class Recipe:
     gain: float = 0.02
     offset: float = 128.0
 
+    def __post_init__(self) -> None:
+        if self.clip_min > self.clip_max:
+            raise ValueError(f"recipe: clip_min ({self.clip_min:g}) is above clip_max ({self.clip_max:g})")
+
     @classmethod
     def from_config(cls, values: dict) -> "Recipe":
         """Build from the config's ``recipe`` mapping (unknown keys raise TypeError)."""
