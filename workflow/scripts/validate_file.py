@@ -13,14 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_and_checksum
+from mnist_large_scale.writer import atomic_path
 
 
 def write_atomically(path: str, text: str) -> None:
     """A kill must not leave half a file under its final name."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
