@@ -144,3 +144,25 @@ def test_direct_and_buffered_writes_give_the_same_bytes(tmp_path, mnist_base, mn
     with h5py.File(direct, "r") as h5:
         for split in ("train", "val", "test"):
             assert h5[f"x_{split}"].id.get_offset() % direct_io.ALIGNMENT == 0
+
+
+def test_a_file_system_that_refuses_direct_writes_gets_the_same_bytes_through_h5py(tmp_path, mnist_base, mnist_paths, monkeypatch):
+    """pwrite failing with EINVAL (as on file systems without direct I/O): the writer falls back, same bytes."""
+    import errno
+
+    from mnist_large_scale import direct_io
+
+    name = "mnist_large_scale_tr20_vl5_te5_outsize112-112_sctr1p000-4p000_scte2p000.h5"
+    (tmp_path / "buffered").mkdir()
+    buffered = build(tmp_path / "buffered", mnist_base, mnist_paths, name, direct_io=False, chunk_images=6)
+    refused = []
+
+    def pwrite(fd, data, offset):
+        refused.append(offset)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(direct_io.os, "pwrite", pwrite)
+    refusing = build(tmp_path, mnist_base, mnist_paths, name, chunk_images=6)
+    assert refusing.read_bytes() == buffered.read_bytes()
+    if direct_io._open_direct(refusing, os.O_RDONLY) is not None:  # the writer did try, once
+        assert len(refused) == 1

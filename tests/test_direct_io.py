@@ -53,3 +53,26 @@ def test_aligned_empty_starts_on_a_page():
         array = aligned_empty(shape, dtype)
         assert array.shape == shape and array.dtype == np.dtype(dtype) and array.ctypes.data % ALIGNMENT == 0
         array[...] = 1  # writable
+
+
+def test_a_file_system_that_refuses_direct_reads_is_read_the_buffered_way(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+    import os
+
+    from mnist_large_scale import direct_io
+
+    data = np.random.default_rng(1).integers(0, 256, 5 * ALIGNMENT, dtype=np.uint8).tobytes()
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    preadv = os.preadv
+
+    def refusing(fd, buffers, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(direct_io.os, "preadv", refusing)
+    seen = bytearray()
+    digest = read_in_order(path, {"x": (ALIGNMENT, 3, ALIGNMENT)}, lambda name, first, block: seen.extend(block.tobytes()))
+    assert digest == hashlib.sha256(data).hexdigest() and bytes(seen) == data[ALIGNMENT : 4 * ALIGNMENT]
