@@ -497,9 +497,7 @@ def validate_and_checksum(path: str | os.PathLike, *args, threads: int = 2, dire
         Hex digest of the file's bytes.
     """
     path = Path(path)
-    with h5py.File(path, "r") as h5:
-        recipe = Recipe.from_config(json.loads(h5.attrs["recipe"]))
-    scans, sha256 = _scan_while_hashing(path, parse_name(path.name), float(soft_threshold(0.0, recipe.gain, recipe.offset)), threads, direct_io)
+    scans, sha256 = _scan_while_hashing(path, parse_name(path.name), threads, direct_io)
     return validate_file(path, *args, scans=scans, **kwargs), sha256
 
 
@@ -604,7 +602,7 @@ def _scan(x: h5py.Dataset, single: bool, chunk_images: int, background: float, n
     return scan.result(n)
 
 
-def _scan_while_hashing(path: Path, spec: FileSpec, background: float, threads: int = 2, direct: bool = True) -> tuple[dict[str, dict], str]:
+def _scan_while_hashing(path: Path, spec: FileSpec, threads: int = 2, direct: bool = True) -> tuple[dict[str, dict], str]:
     """Scans of the image datasets and the file's sha256, from one front-to-back read of its bytes.
 
     Only contiguous floating-point image datasets of the shape the name asks
@@ -613,6 +611,8 @@ def _scan_while_hashing(path: Path, spec: FileSpec, background: float, threads: 
     """
     regions, shapes, scans = {}, {}, {}
     with h5py.File(path, "r") as h5:
+        recipe = Recipe.from_config(json.loads(h5.attrs["recipe"]))
+        background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
         for split in SPLITS:
             x = h5.get(f"x_{split}")
             n = spec.split_count(split)
