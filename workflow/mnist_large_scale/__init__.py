@@ -6,3 +6,10 @@ Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
 """
 
 __version__ = "1.0.0"
+
+#: Version of the numerics that produce a file's values.  It changes whenever the
+#: package would write other bytes for the same name and config (a new engine, a
+#: new rounding, a new random stream), so that a build records it and a change to
+#: it rebuilds every file.  1: the float engine (bytes depended on the CPU);
+#: 2: the engine on exact grids, the same bytes on every machine.
+NUMERICS_VERSION = 2
