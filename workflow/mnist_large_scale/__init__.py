@@ -2,7 +2,8 @@
 
 Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
 ``recipe`` (the per-image reference), ``engine`` (the fast batched engine),
-``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``.
+``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``,
+``inspect_file`` (reading any file, the ``inspect`` command), ``figures``.
 """
 
 __version__ = "1.0.0"

@@ -19,7 +19,7 @@ import sys
 from tqdm import tqdm
 
 from .figures import file_montage, save_figure
-from .summary import format_summary, summarize_file
+from .inspect_file import format_summary, summarize_file
 
 
 def _parser() -> argparse.ArgumentParser:

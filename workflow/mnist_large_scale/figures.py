@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from .names import PUBLISHED_TEST_SCALES, parse_name, scale_tag
 from .recipe import Recipe, transform_images
-from .summary import read_images
+from .inspect_file import read_images
 from .validate import log_uniform_ks
 from .writer import SPLITS
 

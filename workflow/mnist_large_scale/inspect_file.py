@@ -1,4 +1,4 @@
-"""Reading any MNIST Large Scale file, rebuilt or published, and summarising it.
+"""Reading and summarising any MNIST Large Scale file, rebuilt or published (the `inspect` command).
 
 A published file has no attributes and may be 7 GB, and a test-only file's
 ``x_train`` and ``x_val`` hold one sample without the leading axis; everything
