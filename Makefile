@@ -1,20 +1,32 @@
-# make all    set up .venv and build every published file (45 GB)
-# make test   set up .venv and run the whole test suite
-# make bench  measure engine, disk and build speed (writes benchmarks/results.json)
-# make bench-full  the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
+# make all        set up .venv and build every published file (45 GB)
+# make test       set up .venv and run the whole test suite (end-to-end and fault tests included)
+# make test-fast  the tests not marked slow: the inner loop, under a minute
+# make lint       ruff, snakemake --lint and snakefmt --check
+# make lock       resolve envs/requirements.txt into envs/requirements.lock (every package, with hashes)
+# make dag        draw the rule graph and the job DAG (needs graphviz's dot)
+# make bench      measure engine, disk and build speed (writes benchmarks/results.json)
+# make bench-full the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
+#
+# .venv is made with $(PYTHON) when given (make PYTHON=/path/to/python3.12), otherwise
+# with the first of python3.13, python3.12, python3.11 and python3 that is >= 3.11
+# (envs/find-python.sh); make stops at once, naming what it found, when there is none.
 
-PYTHON ?= python3
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := envs/requirements.lock
 CORES ?= 8
 
-.PHONY: all test bench bench-full report dag lint clean-results
+.PHONY: all test test-fast bench bench-full report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -ra
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -ra -m "not slow"
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.run
@@ -23,20 +35,30 @@ report: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
 	$(BIN)/snakemake --report report.html
 
-dag: $(VENV)/.installed
+dag: need-dot $(VENV)/.installed
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
 	$(BIN)/snakemake --dag | dot -Tsvg > dag.svg
 
+need-dot:
+	@command -v dot >/dev/null 2>&1 || { echo "make dag needs graphviz's dot, which is not on PATH: install graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz)" >&2; exit 1; }
+
 lint: $(VENV)/.installed
+	$(BIN)/ruff check
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow
 
-$(VENV)/.installed: envs/requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r envs/requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+# Every package at the version and with the hashes of the lock, nothing resolved at install time;
+# the package itself is installed editable with the locked setuptools (no build isolation).
+$(VENV)/.installed: $(LOCK) pyproject.toml envs/find-python.sh
+	@python="$$(PYTHON='$(PYTHON)' sh envs/find-python.sh)" && echo "making $(VENV) with $$python" && "$$python" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Keeps the locked versions that still satisfy envs/requirements.txt; add --upgrade to move them all.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" envs/requirements.txt -o $(LOCK)
 
 clean-results:
 	rm -rf results logs
