@@ -1,19 +1,108 @@
-"""The rule environment pins the same versions as envs/requirements.txt."""
+"""The environment: top-level pins, the lock derived from them, the conda env, and what is installed."""
+
+import re
+from importlib import metadata
 
 import yaml
+from packaging.markers import Marker, default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from conftest import REPO
 
+LOCK_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)(?:\s*;\s*(?P<marker>[^\\]+?))?\s*\\?$")
+
 
 def pins(lines):
-    return dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
+    """``{canonical name: version}`` of ``name[extras]==version`` lines, comments left out."""
+    found = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            requirement = Requirement(line)
+            found[canonicalize_name(requirement.name)] = str(requirement.specifier).removeprefix("==")
+    return found
 
 
-def test_conda_env_pins_equal_the_requirements():
-    required = pins(line.split("#")[0].strip() for line in (REPO / "envs/requirements.txt").read_text().splitlines())
+def top_level_pins():
+    return pins((REPO / "envs/requirements.txt").read_text().splitlines())
+
+
+def lock_entries():
+    """The lock's entries as ``[(name, version, marker or None, hashes)]``."""
+    entries = []
+    for line in (REPO / "envs/requirements.lock").read_text().splitlines():
+        if match := LOCK_LINE.match(line):
+            marker = match["marker"].strip() if match["marker"] else None
+            entries.append([canonicalize_name(match["name"]), match["version"], marker, []])
+        elif line.strip().startswith("--hash=sha256:"):
+            entries[-1][3].append(line.strip().removeprefix("--hash=sha256:").rstrip(" \\"))
+        elif line.strip() and not line.lstrip().startswith("#"):
+            raise AssertionError(f"envs/requirements.lock: unexpected line {line!r}")
+    return entries
+
+
+def applicable_lock():
+    """``{name: version}`` of the lock entries whose marker holds on this machine."""
+    return {name: version for name, version, marker, _ in lock_entries() if marker is None or Marker(marker).evaluate()}
+
+
+def test_every_lock_entry_is_an_exact_version_with_sha256_hashes():
+    entries = lock_entries()
+    assert len(entries) > len(top_level_pins()), "the lock holds no transitive packages"
+    for name, version, _, hashes in entries:
+        assert hashes, f"{name}=={version} has no hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in hashes), name
+
+
+def test_the_lock_pins_every_top_level_package_at_its_version():
+    locked = applicable_lock()
+    for name, version in top_level_pins().items():
+        assert locked.get(name) == version, f"{name}: requirements.txt pins {version}, the lock {locked.get(name)}: run make lock"
+
+
+def test_the_lock_is_closed_under_dependencies():
+    """Each locked package's own requirements (for this machine, with the extras asked for) are locked too."""
+    locked = applicable_lock()
+    extras = {canonicalize_name(r.name): r.extras for r in map(Requirement, _requirement_lines())}
+    missing = []
+    for name in locked:
+        for text in metadata.requires(name) or ():
+            requirement = Requirement(text)
+            if requirement.marker is not None:
+                wanted = extras.get(name) or {""}
+                if not any(requirement.marker.evaluate({**default_environment(), "extra": extra}) for extra in wanted):
+                    continue
+            dependency = canonicalize_name(requirement.name)
+            if dependency not in locked:
+                missing.append(f"{name} needs {requirement}")
+            elif locked[dependency] not in requirement.specifier:
+                missing.append(f"{name} needs {requirement}, the lock has {locked[dependency]}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_environment_holds_exactly_the_locked_versions():
+    for name, version in applicable_lock().items():
+        assert metadata.version(name) == version, f"{name} {metadata.version(name)} installed, {version} locked: run make"
+
+
+def test_conda_env_pins_equal_the_requirements_and_the_lock():
+    required = top_level_pins()
+    locked = applicable_lock()
     env = yaml.safe_load((REPO / "envs/mnist_large_scale.yaml").read_text())
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     conda_pins = pins(pip_section)
     assert conda_pins, "the conda env pins nothing"
     for package, version in conda_pins.items():
         assert required.get(package) == version, f"{package}: conda env pins {version}, requirements.txt {required.get(package)}"
+        assert locked.get(package) == version, f"{package}: conda env pins {version}, the lock {locked.get(package)}"
+    python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python="))
+    resolved_for = re.search(r"--python-version (\S+)", (REPO / "Makefile").read_text())[1]
+    assert python == f"python={resolved_for}", f"the conda env has {python}, make lock resolves for Python {resolved_for}"
+
+
+def _requirement_lines():
+    for line in (REPO / "envs/requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            yield line
