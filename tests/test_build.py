@@ -1,4 +1,4 @@
-"""The written layout (SPEC.md), provenance, atomic writes and reproducibility."""
+"""The written layout (docs/recipe.md), provenance, atomic writes and reproducibility."""
 
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""The reference recipe (SPEC.md): geometry, smoothing, range and background."""
+"""The reference recipe (docs/recipe.md): geometry, smoothing, range and background."""
 
 import math
 

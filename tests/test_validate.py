@@ -105,7 +105,7 @@ def test_measured_size_ratio_is_the_scale_on_real_digits(mnist_test_images, scal
 
 
 def test_mean_centroid_is_past_the_centre_by_s_times_mnists_offset(mnist_test_images):
-    # SPEC.md: near 56.5 at s = 2 and about 57.5 at s = 4 (MNIST's centre of mass is near pixel 14)
+    # docs/recipe.md: near 56.5 at s = 2 and about 57.5 at s = 4 (MNIST's centre of mass is near pixel 14)
     digits = mnist_test_images[:200]
     offsets = mnist_centre_of_mass_offsets(digits).mean(axis=0)
     assert offsets == pytest.approx([0.5, 0.5], abs=0.05)

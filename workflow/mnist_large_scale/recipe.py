@@ -1,4 +1,4 @@
-"""The per-image reference recipe of MNIST Large Scale (SPEC.md), in scikit-image.
+"""The per-image reference recipe of MNIST Large Scale (docs/recipe.md), in scikit-image.
 
 This is the definition: slow, one image at a time, written to be read.  The
 production engine (``engine.py``) must reproduce it to floating-point rounding.

@@ -1,6 +1,6 @@
 """Writing the published HDF5 layout of MNIST Large Scale.
 
-Layout (SPEC.md): ``/x_train``, ``/x_val``, ``/x_test`` of shape ``[n, H, W, 1]``,
+Layout (docs/recipe.md): ``/x_train``, ``/x_val``, ``/x_test`` of shape ``[n, H, W, 1]``,
 float64, C order, contiguous, uncompressed; ``/y_*`` uint8 of shape ``[n]``.  A
 test-only file holds one train and one val sample without the leading axis
 (``x`` of shape ``[H, W, 1]``, ``y`` a scalar).  Splits with per-sample scales
