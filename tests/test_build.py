@@ -35,6 +35,9 @@ def test_training_file_layout(tmp_path, mnist_base, mnist_paths, mnist_train_ima
         assert h5["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
         assert json.loads(h5.attrs["recipe"]) == Recipe().as_dict()
         assert "LeCun" in h5.attrs["citation"] and "Jansson" in h5.attrs["citation"]
+        # the data's licences: MNIST's (from the config), then the derived set's terms
+        assert h5.attrs["license"].startswith(mnist_base.license + " | ") and mnist_base.license.count("CC BY-SA 3.0") == 1
+        assert "Yann LeCun and Corinna Cortes" in h5.attrs["license"] and "Zenodo record 3820247" in h5.attrs["license"]
         assert json.loads(h5.attrs["source_sha256"])["train-images-idx3-ubyte"] == mnist_base.files["train_images"].sha256
 
 

@@ -28,6 +28,8 @@ CITATION = (
     "CNNs to generalise to previously unseen scales over wide scale ranges. ICPR 2020, arXiv:2004.01536. "
     "| Data set: MNIST Large Scale, Zenodo record 3820247."
 )  # the base data set's own citation (MNIST: LeCun et al. 1998) follows it in each file
+#: The derived data set's terms, after the base data's licence in each file's ``license`` attribute.
+DATA_SET_TERMS = "MNIST Large Scale: the terms of its Zenodo record 3820247 (doi:10.5281/zenodo.3820247) apply."
 
 
 def job_memory_mb(out_shape: tuple[int, int], chunk_images: int) -> int:
@@ -98,6 +100,7 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
         "title": "MNIST Large Scale (rebuilt)",
         "file_name": spec.name,
         "citation": CITATION + (f" | {base.citation}" if base.citation else ""),
+        "license": (f"{base.license} | " if base.license else "") + DATA_SET_TERMS,
         "base_data": base.key,
         "scale_train": (spec.train_scale or spec.test_scale).tag,
         "scale_test": spec.test_scale.tag,

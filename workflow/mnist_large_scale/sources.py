@@ -104,6 +104,7 @@ class BaseData:
     download_timeout: float = 60.0
     download_time_limit: float = 600.0
     citation: str = ""
+    license: str = ""
 
     @classmethod
     def from_config(cls, key: str, entry: dict) -> "BaseData":
@@ -119,6 +120,7 @@ class BaseData:
             download_timeout=entry.get("download_timeout", 60.0),
             download_time_limit=entry.get("download_time_limit", 600.0),
             citation=entry.get("citation", ""),
+            license=entry.get("license", ""),
         )
 
     def available(self) -> dict[str, int]:
