@@ -48,12 +48,12 @@ BUILDS = {
 }
 
 
-def images_per_second(function, repeats: int) -> float:
-    """Median images/s of ``function() -> n_images`` over ``repeats`` runs."""
+def images_per_second(repeats: int, transform, *args, **kwargs) -> float:
+    """Median images/s of ``transform(*args, **kwargs) -> images`` over ``repeats`` runs."""
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        n = function()
+        n = len(transform(*args, **kwargs))
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates)
 
@@ -67,9 +67,9 @@ def bench_transform(images: np.ndarray, n_reference: int, n_engine: int, repeats
             scales = np.full(n_engine, scale)
         batch = images[:n_engine]
         ref_batch, ref_scales = batch[:n_reference], scales[:n_reference]
-        ref_rate = images_per_second(lambda: len(recipe.transform_images(ref_batch, ref_scales, OUT_SHAPE)), repeats)
-        one = images_per_second(lambda: len(engine.transform_images(batch, scales, OUT_SHAPE, threads=1)), repeats)
-        every = images_per_second(lambda: len(engine.transform_images(batch, scales, OUT_SHAPE, threads=os.cpu_count())), repeats)
+        ref_rate = images_per_second(repeats, recipe.transform_images, ref_batch, ref_scales, OUT_SHAPE)
+        one = images_per_second(repeats, engine.transform_images, batch, scales, OUT_SHAPE, threads=1)
+        every = images_per_second(repeats, engine.transform_images, batch, scales, OUT_SHAPE, threads=os.cpu_count())
         diff = float(np.abs(engine.transform_images(ref_batch, ref_scales, OUT_SHAPE) - recipe.transform_images(ref_batch, ref_scales, OUT_SHAPE)).max())
         rows.append(
             {"scale": label, "reference_img_s": ref_rate, "engine_1_thread_img_s": one, "engine_all_threads_img_s": every, "speedup_per_core": one / ref_rate, "max_abs_diff": diff}

@@ -49,6 +49,9 @@ def test_wrong_dimensions_are_refused():
         parse_idx(labels, ndim=3)
     with pytest.raises(IdxError, match=r"dimensions \(2, 28, 27\), expected \(None, 28, 28\)"):
         parse_idx(idx_bytes(np.zeros((2, 28, 27), np.uint8)), shape=(None, 28, 28))
+    # a shape of another length is refused too, not compared on its common prefix only
+    with pytest.raises(IdxError, match=r"dimensions \(2, 28, 28\), expected \(None, 28\)"):
+        parse_idx(idx_bytes(np.zeros((2, 28, 28), np.uint8)), shape=(None, 28))
 
 
 def test_real_mnist_has_the_expected_shapes(mnist_dir):

@@ -12,9 +12,9 @@ from matplotlib.image import imread
 from conftest import REPO
 from mnist_large_scale.__main__ import main
 from mnist_large_scale.build import build_file
+from mnist_large_scale.inspect_file import read_images, scan_values, summarize_file
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe, transform_images
-from mnist_large_scale.inspect_file import read_images, scan_values, summarize_file
 
 
 def published_style(path, n=7):

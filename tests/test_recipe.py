@@ -39,9 +39,9 @@ def test_a_centred_blob_stays_at_the_frame_centre(scale):
 
 def test_a_digit_grows_by_s_and_its_centroid_offset_too(mnist_train_images):
     digits = mnist_train_images[:20].astype(float)
-    ref_centres, ref_radii = zip(*(weighted_centroid_and_radius(transform_image(d, 1.0, (112, 112)), BACKGROUND) for d in digits))
+    ref_centres, ref_radii = zip(*(weighted_centroid_and_radius(transform_image(d, 1.0, (112, 112)), BACKGROUND) for d in digits), strict=True)
     for scale in (2.0, 2 ** 1.5, 4.0):
-        centres, radii = zip(*(weighted_centroid_and_radius(transform_image(d, scale, (112, 112)), BACKGROUND) for d in digits))
+        centres, radii = zip(*(weighted_centroid_and_radius(transform_image(d, scale, (112, 112)), BACKGROUND) for d in digits), strict=True)
         ratio = np.median(np.array(radii) / np.array(ref_radii))
         assert ratio == pytest.approx(scale, rel=0.03)
         offsets = np.array(centres) - 55.5

@@ -65,7 +65,7 @@ class DirectWriter:
     def __init__(self, path: str | os.PathLike, enabled: bool = True) -> None:
         self.fd = _open_direct(path, os.O_WRONLY) if enabled else None
 
-    def __enter__(self) -> "DirectWriter":
+    def __enter__(self) -> DirectWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,9 +24,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .inspect_file import read_images
 from .names import PUBLISHED_TEST_SCALES, parse_name, scale_tag
 from .recipe import Recipe, transform_images
-from .inspect_file import read_images
 from .validate import log_uniform_ks
 from .writer import SPLITS
 

@@ -56,7 +56,7 @@ def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None, shape
     if len(data) < header:
         raise IdxError(f"{name}: truncated IDX header ({len(data)} bytes)")
     sizes = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(dims))
-    if shape is not None and any(want is not None and want != got for want, got in zip(shape, sizes)):
+    if shape is not None and (len(shape) != dims or any(want is not None and want != got for want, got in zip(shape, sizes, strict=True))):
         raise IdxError(f"{name}: IDX dimensions {sizes}, expected {shape}")
     dtype = _DTYPES[type_code]
     expected = header + int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize

@@ -162,7 +162,7 @@ def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images:
                 entry["labels"] = {
                     "shape": list(y.shape),
                     "dtype": str(y.dtype),
-                    "histogram": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))},
+                    "histogram": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)},
                 }
             if f"s_{split}" in h5:
                 s = np.atleast_1d(h5[f"s_{split}"][()]).astype(np.float64)

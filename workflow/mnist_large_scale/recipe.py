@@ -64,7 +64,7 @@ class Recipe:
             raise ValueError(f"recipe: clip_min ({self.clip_min:g}) is above clip_max ({self.clip_max:g})")
 
     @classmethod
-    def from_config(cls, values: dict) -> "Recipe":
+    def from_config(cls, values: dict) -> Recipe:
         """Build from the config's ``recipe`` mapping (unknown keys raise TypeError)."""
         return cls(**values)
 
@@ -185,6 +185,6 @@ def transform_images(
     ``out``, when given, is the ``(n, H, W)`` float64 array filled and returned.
     """
     out = np.empty((len(images), *out_shape)) if out is None else out
-    for k, (image, scale) in enumerate(zip(images, np.broadcast_to(scales, len(images)))):
+    for k, (image, scale) in enumerate(zip(images, np.broadcast_to(scales, len(images)), strict=True)):
         out[k] = transform_image(image, float(scale), out_shape, recipe)
     return out

@@ -22,13 +22,12 @@ What a source can make this code do is bounded, whatever it serves:
 from __future__ import annotations
 
 import errno
-import gzip
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
-import re
 import tarfile
 import tempfile
 import time
@@ -107,7 +106,7 @@ class BaseData:
     license: str = ""
 
     @classmethod
-    def from_config(cls, key: str, entry: dict) -> "BaseData":
+    def from_config(cls, key: str, entry: dict) -> BaseData:
         return cls(
             key=key,
             prefix=entry["prefix"],
