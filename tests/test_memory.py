@@ -10,6 +10,9 @@ import pytest
 from conftest import REPO
 from mnist_large_scale.build import job_memory_mb
 
+# Builds files of 1000 to 4000 images in fresh processes: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def peak_rss_mb(tmp_path, mnist_dir, name: str, chunk: int) -> float:
     """Peak memory of building one file in a fresh process, as a build job does it."""
