@@ -1,4 +1,5 @@
-"""Production engine: the reference recipe (``recipe.py``) as batched matrix products.
+"""Production engine: the reference recipe (``recipe.py``) as batched matrix products,
+on exact grids, so that its bytes are the same on every machine.
 
 Before the soft threshold the recipe is two separable linear stages with an
 elementwise clip between them.  On one axis of length ``L`` (output pixels) with
@@ -12,30 +13,53 @@ an input of ``n`` pixels, at scale ``s``:
   of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
   ``margin + o`` for frame pixel ``o``.
 
-So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as four batched products
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as batched products
 (columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+
+Same bytes everywhere
+---------------------
+A matrix product's result depends on the order of its additions, on fused
+multiply-adds and so on the BLAS kernel, the SIMD level and the thread count;
+unless every product and every partial sum is exact.  That holds when the
+weights and the data are integer multiples of powers of two and every partial
+sum stays below 2**53 of its grid.  So:
+
+* data between stages are integers in units of ``2**-UNIT_BITS`` grey levels
+  (``rint`` after each stage: exact, the same everywhere);
+* weights are rounded to multiples of ``2**-bits`` (the rows of each matrix
+  still summing to exactly 1), and split into a coarse part on ``2**-HI_BITS``
+  and a fine remainder; each part's product is exact, and their sum is rounded
+  once, by IEEE addition.  The columns' resampling reads the raw integers
+  (0..255) and needs no split;
+* the Gaussian's exponentials come from ``exactmath.exp``, and its
+  normalisation sums numbers on a grid, exactly;
+* the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
+  polynomial, built from ``exactmath.arctan``;
+* each image's result depends only on that image and its scale, never on the
+  images computed beside it (blocks, groups, ink extents only add exact zeros).
+
+The result differs from the float reference (``recipe.py``) by at most
+``ENGINE_TOLERANCE`` after the threshold (a few 1e-10 are typical; the
+tests check the bound on real digits at every published scale and per sample).
+
+Speed
+-----
 Only canvas pixels that the images' ink reaches *and* that lie within ``r`` of
 the frame are formed, and only frame pixels within ``r`` of those are computed
 (the rest are the smoothed zero plane, i.e. the background).  The banded
 matrices are split into row blocks that skip their zero columns; the Gaussian's
 interior blocks are all one Toeplitz piece and go through BLAS in one strided
-call.  Without the clip each axis folds into one matrix ``G R``.
-
-Images go through in groups small enough for the intermediates to stay in the
-core's cache.  A group at one scale shares its matrices (cached across calls,
-keyed by the group's ink extent); at larger scales the images are grouped by
-ink extent, so that narrow digits make narrow canvases.  With per-sample scales (the scale-range
-file) the images are sorted by scale and each run of 64 gets a stack of
-per-image matrices, built vectorised, so a run's matrices have nearly the same
-extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
+call.  Images go through in groups small enough for the intermediates to stay
+in the core's cache.  A group at one scale shares its matrices (cached across
+calls, keyed by the group's ink extent); at larger scales the images are
+grouped by ink extent, so that narrow digits make narrow canvases.  With
+per-sample scales (the scale-range file) the images are sorted by scale and
+each run of 64 gets a stack of per-image matrices, built vectorised.
+``threads`` workers take groups in turn; BLAS is held to one thread.
 
 Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
 the frame pixel a canvas pixel sits on (negative in the margin), which lines up
 the Gaussian bands of different scales.
-
-The engine reproduces the reference to floating-point rounding (about 1e-13 on
-the 0..255 grey scale before the threshold, a few 1e-15 after it); only the
-order of the additions differs.
 """
 
 from __future__ import annotations
@@ -49,9 +73,32 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import ThreadpoolController
 
+from . import threshold
+from .exactmath import exp, to_grid
 from .recipe import Recipe
 
-__all__ = ["transform_images", "SUPPORTED_ORDERS", "blas_threads_limited"]
+__all__ = ["transform_images", "SUPPORTED_ORDERS", "ENGINE_TOLERANCE", "blas_threads_limited", "background_value"]
+
+#: Largest difference to the float reference recipe after the soft threshold, on
+#: MNIST's 0..255 grey levels (measured: see tests/test_engine.py).
+ENGINE_TOLERANCE = 1e-8
+
+#: Data between stages are integers in units of 2**-UNIT_BITS grey levels.
+UNIT_BITS = 24
+
+#: The coarse part of a split weight is a multiple of 2**-HI_BITS.
+HI_BITS = 20
+
+#: Weights of the columns' resampling, which reads the raw 8-bit integers: 2**-RAW_BITS.
+RAW_BITS = 40
+
+#: Largest input value: the engine's bytes are exact for integer inputs in [0, RAW_MAX].
+RAW_MAX = 255
+
+# The largest sum of |weights| of one interpolation (Keys' cubic at fraction 1/2),
+# and so the largest magnitude of a pixel resampled along one axis.
+_KEYS_ABS_SUM = 1.25
+_RESAMPLED_BOUND = RAW_MAX * _KEYS_ABS_SUM
 
 #: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
 SUPPORTED_ORDERS = (0, 1, 3)
@@ -145,13 +192,47 @@ def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np
     reach = int(radius.max())
     x = np.arange(-reach, reach + 1)
     inside = np.abs(x) <= radius[:, None]
-    # Same expression as scipy (-0.5 / sigma2 * x ** 2); the guard only avoids
-    # dividing by a zero sigma whose row is replaced by the identity below.
+    # Same expression as scipy (-0.5 / sigma2 * x ** 2), with a deterministic exp; the
+    # guard only avoids dividing by a zero sigma whose row is replaced by the identity below.
     sigma2 = np.where(smooth, sigma * sigma, 1.0)
-    phi = np.where(inside, np.exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    phi = np.where(inside, exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    # On a grid of 2**-45 the sum of at most 2**7 values below 1 is exact in any order.
+    phi = to_grid(phi, 45)
     weights = phi / phi.sum(axis=1, keepdims=True)
     weights[~smooth] = (x == 0).astype(np.float64)
     return radius, weights
+
+
+def split_bits(taps: int, bound: float) -> int:
+    """Grid bits of weights whose fine part stays exact on data of magnitude ``bound`` grey levels.
+
+    The fine part of a split weight is below ``2**-(HI_BITS+1)``; ``taps`` of them
+    times data up to ``bound * 2**UNIT_BITS`` units sum to at most
+    ``taps * bound * 2**(UNIT_BITS - HI_BITS - 1)``, which must stay below 2**53
+    of the weights' grid.
+    """
+    magnitude = taps * bound * 2.0 ** (UNIT_BITS - HI_BITS - 1)
+    return min(RAW_BITS, 52 - math.ceil(math.log2(magnitude)))
+
+
+def quantize_weights(weights: np.ndarray, bits: int, axis: int) -> np.ndarray:
+    """Weights that sum to 1 along ``axis``, rounded to multiples of ``2**-bits``, summing to exactly 1.
+
+    The rounding error of each set goes to its largest weight, so that a flat
+    region stays exactly flat through interpolation and smoothing.
+    """
+    quantized = to_grid(weights, bits)
+    # Sums of values on the grid are exact; the correction is a multiple of 2**-bits.
+    correction = 1.0 - quantized.sum(axis=axis, keepdims=True)
+    largest = np.expand_dims(np.abs(weights).argmax(axis=axis), axis)
+    np.put_along_axis(quantized, largest, np.take_along_axis(quantized, largest, axis) + correction, axis)
+    return quantized
+
+
+def split_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weights`` (on a finer grid) as a part on ``2**-HI_BITS`` plus the remainder, both exact."""
+    coarse = to_grid(weights, HI_BITS)
+    return coarse, weights - coarse
 
 
 class Workspace:
@@ -430,22 +511,20 @@ class AxisPlan:
     o0, o1 : int
         Frame pixels ``o0:o1`` can differ from the background; the others are
         exactly the smoothed zero plane.
-    resample : Band or None
-        ``R`` (k, K, n) restricted to the kept canvas pixels (with a clip).
-    smooth : Band or None
-        ``G`` (k, o1-o0, K) restricted likewise (with a clip).
-    folded : ndarray of float64 or None
-        ``G @ R`` (k, o1-o0, n), without a clip: both stages in one matrix.
-        The x axis stores all of these transposed, for right-multiplication.
+    resample : tuple of Band
+        ``R`` (k, K, n) restricted to the kept canvas pixels, as parts whose
+        sum it is (one part on the x axis, coarse and fine on the y axis).
+    smooth : tuple of Band
+        ``G`` (k, o1-o0, K) restricted likewise, coarse and fine parts.
+        The x axis stores these transposed, for right-multiplication.
     """
 
     p0: int
     size: int
     o0: int
     o1: int
-    resample: Band | None
-    smooth: Band | None
-    folded: np.ndarray | None
+    resample: tuple[Band, ...]
+    smooth: tuple[Band, ...]
 
     @property
     def empty(self) -> bool:
@@ -453,7 +532,7 @@ class AxisPlan:
         return self.size == 0 or self.o1 <= self.o0
 
 
-_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None, None)
+_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, (), ())
 
 
 def plan_axis(
@@ -485,7 +564,7 @@ def plan_axis(
         when the clip maps zero to a nonzero value).
     transpose : bool
         Build the matrices for right-multiplication (the x axis): bands hold
-        transposed blocks and ``folded`` is stored as (k, n, o1-o0).
+        transposed blocks.
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
@@ -546,25 +625,31 @@ def plan_axis(
     np.clip(entries, 0, width - 1, out=entries)
     entries += np.arange(0, stack * size * width, width).reshape(stack, size)
     weights = tap_weights(fraction, recipe.order, out=scratch("weights", (n_taps, stack, size)))
-    padded.reshape(-1)[entries.reshape(-1)] = weights.reshape(-1)
-    matrix = padded[:, :, 1 : 1 + hi - lo]
-
-    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
-    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.
-    if not recipe.clip:
-        dense = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).dense(stack, size)
-        folded = np.zeros((stack, o1 - o0, n_in))
-        np.matmul(dense, matrix, out=folded[:, :, lo:hi])
-        if transpose:
-            folded = np.ascontiguousarray(folded.transpose(0, 2, 1))
-        return AxisPlan(p0, size, o0, o1, None, None, folded)
-
+    # The columns' resampling reads the raw integers and takes its weights whole, in
+    # data units; the rows' resampling reads those units and takes split weights.
+    if transpose:
+        resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
+    else:
+        resample_parts = split_weights(quantize_weights(weights, split_bits(n_taps, _RESAMPLED_BOUND), axis=0))
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
-    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
-    smooth = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
-    return AxisPlan(p0, size, o0, o1, resample, smooth, None)
+    resample = []
+    for part in resample_parts:
+        padded.fill(0.0)
+        padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
+        matrix = padded[:, :, 1 : 1 + hi - lo]
+        resample.append(Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo))
+
+    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
+    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
+    # columns' smoothing, the last stage, also scales units to the threshold's grid.
+    kernel = quantize_weights(kernel, split_bits(kernel.shape[1], canvas_bound(recipe)), axis=1)
+    smooth = tuple(
+        Band.from_kernel(np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+        for part in split_weights(kernel)
+    )
+    return AxisPlan(p0, size, o0, o1, tuple(resample), smooth)
 
 
 @functools.lru_cache(maxsize=512)
@@ -600,6 +685,18 @@ def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
 
 
+def _product(bands: tuple[Band, ...], side: str, x: np.ndarray, out: np.ndarray, stack: slice, spare: np.ndarray) -> np.ndarray:
+    """``out = sum of the parts' products with x``: each exact, their sum rounded once (IEEE).
+
+    ``side`` is ``'left'`` (``A @ x``) or ``'right'`` (``x @ A^T``); ``spare`` is
+    scratch of ``out``'s shape for the second part.
+    """
+    getattr(bands[0], side)(x, out, stack)
+    for band in bands[1:]:
+        out += getattr(band, side)(x, spare, stack)
+    return out
+
+
 def smoothed_region(
     images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace, stack: slice = slice(None)
 ) -> np.ndarray:
@@ -608,6 +705,7 @@ def smoothed_region(
     Parameters
     ----------
     images : (m, h, w) ndarray of float64, C-contiguous
+        Integer grey levels in [0, RAW_MAX].
     plan_y, plan_x : AxisPlan
         Row and column matrices; shared by all images or one per image.
     recipe : Recipe
@@ -618,23 +716,40 @@ def smoothed_region(
     Returns
     -------
     (m, plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) ndarray of float64
-        A view into ``work``: grey levels of frame pixels ``[o0:o1, o0:o1]``.
+        A view into ``work``: the frame pixels ``[o0:o1, o0:o1]`` in units of
+        ``2**-threshold.BITS`` grey levels, the same on every machine.
     """
-    m = images.shape[0]
+    m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
-    region = work.get("region", (m, rows, cols))
-    if not recipe.clip:
-        fold_y = plan_y.folded if plan_y.folded.shape[0] == 1 else plan_y.folded[stack]
-        fold_x = plan_x.folded if plan_x.folded.shape[0] == 1 else plan_x.folded[stack]
-        across = np.matmul(images, fold_x, out=work.get("across", (m, images.shape[1], cols)))
-        return np.matmul(fold_y, across, out=region)
-    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)), stack)
-    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack)
-    np.clip(canvas, recipe.clip_min, recipe.clip_max, out=canvas)
+    unit = 2.0**UNIT_BITS
+    across = _product(plan_x.resample, "right", images, work.get("across", (m, h, plan_x.size)), stack, None)
+    np.rint(across, out=across)
+    shape = (m, plan_y.size, plan_x.size)
+    canvas = _product(plan_y.resample, "left", across, work.get("canvas", shape), stack, work.get("canvas spare", shape))
+    np.rint(canvas, out=canvas)
+    if recipe.clip:
+        np.clip(canvas, recipe.clip_min * unit, recipe.clip_max * unit, out=canvas)
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
-    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack)
-    return plan_x.smooth.right(smoothed, region, stack)
+    shape = (m, rows, plan_x.size)
+    smoothed = _product(plan_y.smooth, "left", canvas, work.get("smoothed", shape), stack, work.get("smoothed spare", shape))
+    np.rint(smoothed, out=smoothed)
+    shape = (m, rows, cols)
+    return _product(plan_x.smooth, "right", smoothed, work.get("region", shape), stack, work.get("region spare", shape))
+
+
+def canvas_bound(recipe: Recipe) -> float:
+    """The largest magnitude, in grey levels, of a canvas pixel (after the clip, if any)."""
+    if recipe.clip:
+        return max(abs(recipe.clip_min), abs(recipe.clip_max))
+    return _RESAMPLED_BOUND * _KEYS_ABS_SUM
+
+
+def value_range(recipe: Recipe) -> tuple[float, float]:
+    """The range of a smoothed pixel, in grey levels: the canvas's (the smoothing averages)."""
+    if recipe.clip:
+        return recipe.clip_min, recipe.clip_max
+    return -canvas_bound(recipe), canvas_bound(recipe)
 
 
 def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
@@ -643,6 +758,7 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
     ``region`` (m, h, w) holds the pixels that can differ from the background;
     outside it the frame is zero, which counts toward the maximum unless
     ``whole_frame``.  Images whose maximum is not positive stay as they are.
+    ``clip_max`` is in the region's units.
     """
     peak = region.max(axis=(1, 2))
     if not whole_frame:
@@ -654,23 +770,18 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
     region *= factor[:, None, None]
 
 
-def arctan_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """``arctan(gain (x - offset))`` in place: the soft threshold but for its factor 2/pi.
-
-    The operations are the reference's, in its order; ``store`` applies the
-    factor while writing the output.
-    """
-    region -= recipe.offset
-    region *= recipe.gain
-    return np.arctan(region, out=region)
+def threshold_table(recipe: Recipe) -> threshold.SoftThreshold:
+    """The soft threshold's table over every value a smoothed pixel can take."""
+    low, high = value_range(recipe)
+    return threshold.soft_threshold_table(recipe.gain, recipe.offset, low, high)
 
 
 def background_value(recipe: Recipe) -> float:
     """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    return float((2 / math.pi) * arctan_in_place(np.zeros(1), recipe)[0])
+    return threshold_table(recipe).scalar(0.0)
 
 
-def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
+def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
     """Write thresholded regions into their output frames, background around them.
 
     Parameters
@@ -678,8 +789,8 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     out : (n, H, W) ndarray of float64
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
-    region : (m, o1-o0, o1-o0) ndarray of float64
-        ``arctan_in_place`` output; multiplied by 2/pi on the way.
+    values : (m, o1-o0, o1-o0) ndarray of float64
+        Thresholded regions.
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
@@ -694,11 +805,11 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
             for i in index.tolist():
                 out[i] = background
     if isinstance(index, slice):
-        np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
+        out[index, y0:y1, x0:x1] = values
     else:
         # Frame by frame: contiguous writes, faster than one fancy assignment.
         for j, i in enumerate(index.tolist()):
-            np.multiply(region[j], 2 / math.pi, out=out[i, y0:y1, x0:x1])
+            out[i, y0:y1, x0:x1] = values[j]
 
 
 # --------------------------------------------------------------------------- #
@@ -727,6 +838,7 @@ class _Job:
     recipe: Recipe
     keep_all: bool
     background: float
+    table: threshold.SoftThreshold
 
     def plans(self, scales: np.ndarray, images: np.ndarray, shared: bool, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
         """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``)."""
@@ -746,13 +858,17 @@ class _Job:
             plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work),
         )
 
-    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
-        """Stretch, threshold and store ``region`` for the frames ``index``."""
+    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
+        """Stretch, threshold and store ``region`` (threshold grid units) for the frames ``index``."""
+        table = self.table
         if self.recipe.stretch:
             whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
-            stretch_in_place(region, whole, self.recipe.clip_max)
-        arctan_in_place(region, self.recipe)
-        store(self.out, index, region, plan_y, plan_x, self.background)
+            stretch_in_place(region, whole, math.ldexp(self.recipe.clip_max, threshold.BITS))
+            if not self.recipe.clip:  # a stretched negative value has no bound: widen the table to the data
+                low, high = math.ldexp(float(region.min()), -threshold.BITS), math.ldexp(float(region.max()), -threshold.BITS)
+                table = threshold.soft_threshold_table(self.recipe.gain, self.recipe.offset, min(low, 0.0), max(high, 0.0))
+        values = table(region, work.get("values", region.shape), work)
+        store(self.out, index, values, plan_y, plan_x, self.background)
 
     def gather(self, index, work: Workspace) -> np.ndarray:
         """The images ``index`` as float64 (m, h, w), in the worker's scratch memory."""
@@ -768,7 +884,7 @@ class _Job:
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
-        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x)
+        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x, work)
 
     def run_sorted(self, index: np.ndarray, work: Workspace) -> None:
         """Images with their own scales, of nearby values: one plan, computed a few at a time."""
@@ -781,7 +897,7 @@ class _Job:
         for a in range(0, len(index), step):
             part = slice(a, min(len(index), a + step))
             region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
-            self.finish(index[part], region, plan_y, plan_x)
+            self.finish(index[part], region, plan_y, plan_x, work)
 
 
 def ink_order(images: np.ndarray) -> np.ndarray:
@@ -844,7 +960,7 @@ def transform_images(
     Parameters
     ----------
     images : (n, h, w) ndarray
-        Grey levels (MNIST: uint8 0..255, 28 x 28), any real dtype; read as float64.
+        Integer grey levels in [0, 255] (MNIST: uint8, 28 x 28), any real dtype; read as float64.
     scales : float or (n,) array_like
         Magnification per image (s > 0); one value for all, or one per image.
     out_shape : (H, W)
@@ -859,7 +975,8 @@ def transform_images(
     Returns
     -------
     (n, H, W) ndarray of float64
-        Values in (-1, 1), equal to the reference to floating-point rounding.
+        Values in (-1, 1), within ``ENGINE_TOLERANCE`` of the reference and
+        the same on every machine.
         Memory beyond ``out`` does not grow with n beyond one byte per input
         pixel: scratch and matrices take up to about 15 MB per thread at
         112 x 112 (measured with per-sample scales in [0.5, 8]).
@@ -885,9 +1002,20 @@ def transform_images(
     elif out.shape != (n, height, width) or out.dtype != np.float64:
         raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
 
+    if images.size and images.dtype != np.uint8:
+        low, high = images.min(), images.max()
+        if low < 0 or high > RAW_MAX or not np.array_equal(images, np.rint(images)):
+            raise ValueError(f"images must hold integer grey levels in [0, {RAW_MAX}] (the engine computes on exact grids)")
+    if canvas_bound(recipe) * 2.0 ** (UNIT_BITS + HI_BITS) * _KEYS_ABS_SUM >= 2.0**53:
+        raise ValueError(
+            f"recipe: the clip range [{recipe.clip_min:g}, {recipe.clip_max:g}] is too wide for the engine's exact grids "
+            f"(magnitudes up to {2.0 ** (53 - UNIT_BITS - HI_BITS) / _KEYS_ABS_SUM:g})"
+        )
+
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
+    table = threshold_table(recipe)
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, table.scalar(0.0), table)
     tasks = _tasks(images, scales, (height, width), recipe)
 
     def worker(share: list) -> None:
