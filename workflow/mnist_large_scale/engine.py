@@ -113,14 +113,14 @@ _SIGMA_SKIP = 1e-15
 # the band's reach (2 r columns for the Gaussian, about 4 + rows / s for the
 # resampling), so short blocks skip more zeros; below 8 rows BLAS slows down.
 # Measured on the development machine (AMD EPYC, AVX-512, OpenBLAS).
-_SMOOTH_BLOCK = 8
+_SMOOTH_BLOCK = 16
 _RESAMPLE_BLOCK = 16
 
 # Images computed together: about this many bytes of canvas, so that the
 # canvas and the smoothed rows stay in cache (1 MB L2 per core, 32 MB L3 on the
 # development machine), and enough images to amortise the per-call costs; with
 # per-image matrices (per-sample scales) fewer, as each brings its own.
-_GROUP_BYTES = 3 << 20
+_GROUP_BYTES = 3 << 19
 _GROUP_MAX = 16
 _GROUP_MAX_PER_SAMPLE = 8
 
@@ -337,18 +337,27 @@ def toeplitz_piece(kernel: np.ndarray, rows: int, transpose: bool = False) -> np
     return piece
 
 
+def _stack_parts(pieces: list[np.ndarray], transpose: bool) -> np.ndarray:
+    """Parts' blocks (k, h, w) stacked along their output axis: rows, or columns when ``transpose``."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2 if transpose else 1)
+
+
 @dataclass(frozen=True)
 class Band:
-    """A stack of banded matrices ``A`` (k, P, Q), as row blocks without their zero columns.
+    """A stack of banded matrices ``A`` (k, P, Q), the sum of ``parts`` matrices, as row blocks without their zero columns.
 
     ``k`` is 1 for a matrix shared by all images, else one matrix per image.
+    With two parts (a coarse and a fine one, each exact in its product) a block
+    holds both parts' rows, stacked, so that one product computes both and the
+    data are read once; their two results are then added (one IEEE rounding).
 
     Attributes
     ----------
+    parts : int
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
-        that slice, shape (k, b-a, q1-q0), or its transpose (k, q1-q0, b-a) in
-        a band for right-multiplication; possibly a view of a shared piece.
+        each part's slice, stacked: shape (k, parts (b-a), q1-q0), or its
+        transpose (k, q1-q0, parts (b-a)) in a band for right-multiplication.
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
     run : (a, count, q0, piece) or None
@@ -357,6 +366,7 @@ class Band:
         ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
     """
 
+    parts: int
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
     run: tuple[int, int, int, np.ndarray] | None = None
@@ -364,40 +374,40 @@ class Band:
     @classmethod
     def from_matrix(
         cls,
-        matrix: np.ndarray,
+        matrices: list[np.ndarray],
         starts: np.ndarray,
         stops: np.ndarray,
         block: int,
         transpose: bool,
         column_offset: int = 0,
     ) -> "Band":
-        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
+        """Cut the parts ``matrices`` (each k, P, Q) into row blocks of ``block`` rows, copying each.
 
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
         each row (of any of the k matrices); both must be nondecreasing, as in a
-        band.  ``matrix`` holds columns ``column_offset ..`` of ``A``.
+        band.  The matrices hold columns ``column_offset ..`` of ``A``.
         """
         blocks, zero_rows = [], []
-        for a in range(0, matrix.shape[1], block):
-            b = min(matrix.shape[1], a + block)
+        for a in range(0, matrices[0].shape[1], block):
+            b = min(matrices[0].shape[1], a + block)
             q0, q1 = int(starts[a]), int(stops[b - 1])
             if q1 <= q0:
                 zero_rows.append((a, b))
                 continue
-            piece = matrix[:, a:b, q0:q1]
-            piece = np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)
-            blocks.append((a, b, q0 + column_offset, q1 + column_offset, piece))
-        return cls(tuple(blocks), tuple(zero_rows))
+            pieces = [matrix[:, a:b, q0:q1].transpose(0, 2, 1) if transpose else matrix[:, a:b, q0:q1] for matrix in matrices]
+            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(_stack_parts(pieces, transpose))))
+        return cls(len(matrices), tuple(blocks), tuple(zero_rows))
 
     @classmethod
     def from_kernel(
-        cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool
+        cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int, transpose: bool
     ) -> "Band":
-        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, blocks viewing one piece.
+        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, for the sum of ``kernels``.
 
         Parameters
         ----------
-        kernel : (k, 2 r + 1) ndarray of float64
+        kernels : list of (k, 2 r + 1) ndarray of float64
+            The parts.
         rows : int
             Outputs ``o = 0 .. rows-1``.
         first_column : int
@@ -409,10 +419,10 @@ class Band:
         Every interior block is the same Toeplitz piece (they form ``run``), and
         the blocks at the ends are parts of it.
         """
-        reach = kernel.shape[1] // 2
+        reach = kernels[0].shape[1] // 2
         block = min(block, rows)
         width = block + 2 * reach
-        piece = toeplitz_piece(kernel, block, transpose)
+        pieces = [toeplitz_piece(kernel, block, transpose) for kernel in kernels]
         blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
@@ -424,26 +434,10 @@ class Band:
                 interior.append((a, q0))
             else:
                 c0, c1 = q0 - start, q1 - start
-                view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
-                blocks.append((a, b, q0, q1, view))
-        run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
-        return cls(tuple(blocks), tuple(zero_rows), run)
-
-    def dense(self, stack: int, columns: int) -> np.ndarray:
-        """The matrices as a dense (k, P, Q) array (of a band built without ``transpose``)."""
-        rows = max([b for _, b, *_ in self.blocks] + [b for _, b in self.zero_rows] + [0])
-        if self.run is not None:
-            a, count, q0, piece = self.run
-            rows = max(rows, a + count * piece.shape[1])
-        matrix = np.zeros((stack, rows, columns))
-        for a, b, q0, q1, block in self.blocks:
-            matrix[:, a:b, q0:q1] = block
-        if self.run is not None:
-            a, count, q0, piece = self.run
-            height, width = piece.shape[1:]
-            for i in range(count):
-                matrix[:, a + i * height : a + (i + 1) * height, q0 + i * height : q0 + i * height + width] = piece
-        return matrix
+                views = [piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1] for piece in pieces]
+                blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts(views, transpose))))
+        run = (interior[0][0], len(interior), interior[0][1], _stack_parts(pieces, transpose)) if interior else None
+        return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
 
     @property
     def shared(self) -> bool:
@@ -451,28 +445,40 @@ class Band:
         pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
         return all(piece.shape[0] == 1 for piece in pieces)
 
-    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
 
-        ``images`` selects the m matrices of a per-image stack; a shared matrix broadcasts.
+        ``images`` selects the m matrices of a per-image stack; a shared matrix
+        broadcasts.  ``work`` holds the parts' stacked results (two parts).
         """
+        m, n = x.shape[0], x.shape[2]
         for a, b, q0, q1, block in self.blocks:
-            np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
+            matrix = block if block.shape[0] == 1 else block[images]
+            if self.parts == 1:
+                np.matmul(matrix, x[:, q0:q1], out=out[:, a:b])
+            else:
+                both = np.matmul(matrix, x[:, q0:q1], out=work.get("band left", (m, 2 * (b - a), n)))
+                np.add(both[:, : b - a], both[:, b - a :], out=out[:, a:b])
         if self.run is not None:
             a, count, q0, piece = self.run
-            height, width = piece.shape[1:]
+            height, width = piece.shape[1] // self.parts, piece.shape[2]
             # (count, m, rows, N) windows of x and of out, one GEMM per (block, image).
             (sm, sq, sn), (om, oq, on) = x.strides, out.strides
             windows = as_strided(
-                x[:, q0:], (count, x.shape[0], width, x.shape[2]), (height * sq, sm, sq, sn), writeable=False
+                x[:, q0:], (count, m, width, n), (height * sq, sm, sq, sn), writeable=False
             )
-            targets = as_strided(out[:, a:], (count, out.shape[0], height, out.shape[2]), (height * oq, om, oq, on))
-            np.matmul(piece if piece.shape[0] == 1 else piece[images], windows, out=targets)
+            targets = as_strided(out[:, a:], (count, m, height, n), (height * oq, om, oq, on))
+            matrix = piece if piece.shape[0] == 1 else piece[images]
+            if self.parts == 1:
+                np.matmul(matrix, windows, out=targets)
+            else:
+                both = np.matmul(matrix, windows, out=work.get("band left run", (count, m, 2 * height, n)))
+                np.add(both[:, :, :height], both[:, :, height:], out=targets)
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
 
-    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
@@ -480,17 +486,28 @@ class Band:
         result, (m, n) = out, x.shape[:2]
         if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
             x, out = x.reshape(1, m * n, -1), out.reshape(1, m * n, -1)
+        rows_in = x.shape[:2]
         for a, b, q0, q1, block in self.blocks:
-            np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
+            matrix = block if block.shape[0] == 1 else block[images]
+            if self.parts == 1:
+                np.matmul(x[:, :, q0:q1], matrix, out=out[:, :, a:b])
+            else:
+                both = np.matmul(x[:, :, q0:q1], matrix, out=work.get("band right", (*rows_in, 2 * (b - a))))
+                np.add(both[:, :, : b - a], both[:, :, b - a :], out=out[:, :, a:b])
         if self.run is not None:
             a, count, q0, piece = self.run
-            width, height = piece.shape[1:]
+            width, height = piece.shape[1], piece.shape[2] // self.parts
             (sm, sn, sq), (om, on, oq) = x.strides, out.strides
             windows = as_strided(
                 x[:, :, q0:], (count, x.shape[0], x.shape[1], width), (height * sq, sm, sn, sq), writeable=False
             )
             targets = as_strided(out[:, :, a:], (count, out.shape[0], out.shape[1], height), (height * oq, om, on, oq))
-            np.matmul(windows, piece if piece.shape[0] == 1 else piece[images], out=targets)
+            matrix = piece if piece.shape[0] == 1 else piece[images]
+            if self.parts == 1:
+                np.matmul(windows, matrix, out=targets)
+            else:
+                both = np.matmul(windows, matrix, out=work.get("band right run", (count, *rows_in, 2 * height)))
+                np.add(both[..., :height], both[..., height:], out=targets)
         for a, b in self.zero_rows:
             out[:, :, a:b] = 0.0
         return result
@@ -511,10 +528,10 @@ class AxisPlan:
     o0, o1 : int
         Frame pixels ``o0:o1`` can differ from the background; the others are
         exactly the smoothed zero plane.
-    resample : tuple of Band
-        ``R`` (k, K, n) restricted to the kept canvas pixels, as parts whose
-        sum it is (one part on the x axis, coarse and fine on the y axis).
-    smooth : tuple of Band
+    resample : Band or None
+        ``R`` (k, K, n) restricted to the kept canvas pixels (one part on the
+        x axis, coarse and fine on the y axis).
+    smooth : Band or None
         ``G`` (k, o1-o0, K) restricted likewise, coarse and fine parts.
         The x axis stores these transposed, for right-multiplication.
     """
@@ -523,8 +540,8 @@ class AxisPlan:
     size: int
     o0: int
     o1: int
-    resample: tuple[Band, ...]
-    smooth: tuple[Band, ...]
+    resample: Band | None
+    smooth: Band | None
 
     @property
     def empty(self) -> bool:
@@ -532,7 +549,7 @@ class AxisPlan:
         return self.size == 0 or self.o1 <= self.o0
 
 
-_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, (), ())
+_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None)
 
 
 def plan_axis(
@@ -616,8 +633,6 @@ def plan_axis(
     # into a matrix with one extra column each side: taps off the support are
     # clipped into those columns, which are then dropped.
     width = hi - lo + 2
-    padded = scratch("R", (stack, size, width))
-    padded.fill(0.0)
     entries = scratch("entries", (n_taps, stack, size), np.int64)
     np.add(first, 1 - lo, out=entries[0])
     for t in range(1, n_taps):
@@ -634,22 +649,21 @@ def plan_axis(
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
-    resample = []
-    for part in resample_parts:
+    matrices = []
+    for i, part in enumerate(resample_parts):
+        padded = scratch(f"R{i}", (stack, size, width))
         padded.fill(0.0)
         padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
-        matrix = padded[:, :, 1 : 1 + hi - lo]
-        resample.append(Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo))
+        matrices.append(padded[:, :, 1 : 1 + hi - lo])
+    resample = Band.from_matrix(matrices, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
 
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
     # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
     # columns' smoothing, the last stage, also scales units to the threshold's grid.
     kernel = quantize_weights(kernel, split_bits(kernel.shape[1], canvas_bound(recipe)), axis=1)
-    smooth = tuple(
-        Band.from_kernel(np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
-        for part in split_weights(kernel)
-    )
-    return AxisPlan(p0, size, o0, o1, tuple(resample), smooth)
+    parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part for part in split_weights(kernel)]
+    smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    return AxisPlan(p0, size, o0, o1, resample, smooth)
 
 
 @functools.lru_cache(maxsize=512)
@@ -685,18 +699,6 @@ def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
 
 
-def _product(bands: tuple[Band, ...], side: str, x: np.ndarray, out: np.ndarray, stack: slice, spare: np.ndarray) -> np.ndarray:
-    """``out = sum of the parts' products with x``: each exact, their sum rounded once (IEEE).
-
-    ``side`` is ``'left'`` (``A @ x``) or ``'right'`` (``x @ A^T``); ``spare`` is
-    scratch of ``out``'s shape for the second part.
-    """
-    getattr(bands[0], side)(x, out, stack)
-    for band in bands[1:]:
-        out += getattr(band, side)(x, spare, stack)
-    return out
-
-
 def smoothed_region(
     images: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, recipe: Recipe, work: Workspace, stack: slice = slice(None)
 ) -> np.ndarray:
@@ -722,20 +724,17 @@ def smoothed_region(
     m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
     unit = 2.0**UNIT_BITS
-    across = _product(plan_x.resample, "right", images, work.get("across", (m, h, plan_x.size)), stack, None)
+    across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack, work)
     np.rint(across, out=across)
-    shape = (m, plan_y.size, plan_x.size)
-    canvas = _product(plan_y.resample, "left", across, work.get("canvas", shape), stack, work.get("canvas spare", shape))
+    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)
     np.rint(canvas, out=canvas)
     if recipe.clip:
         np.clip(canvas, recipe.clip_min * unit, recipe.clip_max * unit, out=canvas)
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
-    shape = (m, rows, plan_x.size)
-    smoothed = _product(plan_y.smooth, "left", canvas, work.get("smoothed", shape), stack, work.get("smoothed spare", shape))
+    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
     np.rint(smoothed, out=smoothed)
-    shape = (m, rows, cols)
-    return _product(plan_x.smooth, "right", smoothed, work.get("region", shape), stack, work.get("region spare", shape))
+    return plan_x.smooth.right(smoothed, work.get("region", (m, rows, cols)), stack, work)
 
 
 def canvas_bound(recipe: Recipe) -> float:
