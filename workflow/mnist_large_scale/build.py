@@ -12,7 +12,8 @@ from importlib.metadata import version
 import h5py
 import numpy as np
 
-from . import __version__
+from . import NUMERICS_VERSION, __version__
+from .exactmath import exp, log_decimal, uniform_from_raw
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
@@ -44,15 +45,19 @@ def job_memory_mb(out_shape: tuple[int, int], chunk_images: int) -> int:
 
 
 def draw_scales(spec: ScaleSpec, n: int, seed: int, split: str) -> np.ndarray:
-    """Per-sample scales of one split, log-uniform on ``[low, high)``.
+    """Per-sample scales of one split, log-uniform on ``[low, high)``, the same on every machine.
 
-    ``s = low * (high / low) ** u`` with ``u`` uniform on [0, 1) from numpy's
-    PCG64 seeded by ``SeedSequence([seed, k])``, k the split's index in
-    ('train', 'val', 'test').  The first n draws do not depend on the total, so
-    a file with smaller counts holds the first n scales of the larger one.
+    ``s = low * exp(u * ln(high / low))`` with ``u`` uniform on [0, 1): the top
+    53 bits of the raw 64-bit outputs of numpy's PCG64 seeded by
+    ``SeedSequence([seed, k])`` (k the split's index in ('train', 'val', 'test')),
+    times ``2**-53``.  The logarithm is correctly rounded (``decimal``) and the
+    exponential is ``exactmath.exp``, built from basic operations.  The first n
+    draws do not depend on the total, so a file with smaller counts holds the
+    first n scales of the larger one.
     """
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, SPLITS.index(split)])))
-    return spec.low * (spec.high / spec.low) ** rng.random(n)
+    bits = np.random.PCG64(np.random.SeedSequence([seed, SPLITS.index(split)]))
+    u = uniform_from_raw(bits.random_raw(n))
+    return spec.low * exp(u * log_decimal(spec.high / spec.low))
 
 
 def split_scales(spec: FileSpec, split: str, seed: int) -> np.ndarray:
@@ -102,6 +107,7 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
         "scale_train": (spec.train_scale or spec.test_scale).tag,
         "scale_test": spec.test_scale.tag,
         "recipe": json.dumps(recipe.as_dict(), sort_keys=True),
+        "numerics_version": NUMERICS_VERSION,
         "splits": json.dumps(
             {name: {"source": base.splits[name].images, "first_index": base.splits[name].start, "count": spec.split_count(name)} for name in SPLITS},
             sort_keys=True,
@@ -114,7 +120,10 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
     }
     if any(spec.split_scale(name).is_range for name in SPLITS):
         attrs["scale_seed"] = seed
-        attrs["scale_distribution"] = "log-uniform: s = low * (high/low)**u, u ~ U[0, 1) from PCG64(SeedSequence([seed, split index]))"
+        attrs["scale_distribution"] = (
+            "log-uniform: s = low * exp(u ln(high/low)), u = (top 53 bits of PCG64(SeedSequence([seed, split index])) "
+            "raw outputs) * 2**-53"
+        )
     return attrs
 
 
