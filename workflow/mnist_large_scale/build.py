@@ -7,12 +7,10 @@ import json
 import math
 import os
 from collections.abc import Callable
-from importlib.metadata import version
 
-import h5py
 import numpy as np
 
-from . import NUMERICS_VERSION, __version__
+from . import NUMERICS_VERSION
 from .exactmath import exp, log_decimal, uniform_from_raw
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
@@ -98,7 +96,12 @@ def load_split(base: BaseData, raw_paths: dict[str, str], split: str, n: int) ->
 
 
 def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dict:
-    """Root attributes: what the file is and how it was made; nothing run-dependent."""
+    """Root attributes: what the file is and how it was made; nothing that depends on the run or the machine.
+
+    The libraries' versions are not recorded: they do not change the values
+    (``numerics_version`` names the numerics that do), and a file must have the
+    same bytes whichever numpy or scipy built it.
+    """
     attrs = {
         "title": "MNIST Large Scale (rebuilt)",
         "file_name": spec.name,
@@ -113,10 +116,6 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
             sort_keys=True,
         ),
         "source_sha256": json.dumps({raw.name: raw.sha256 for raw in base.files.values()}, sort_keys=True),
-        "software": json.dumps(
-            {"mnist_large_scale": __version__, "numpy": np.__version__, "scipy": version("scipy"), "scikit-image": version("scikit-image"), "h5py": h5py.__version__},
-            sort_keys=True,
-        ),
     }
     if any(spec.split_scale(name).is_range for name in SPLITS):
         attrs["scale_seed"] = seed

@@ -62,3 +62,20 @@ rule sha256sums:
         "../../envs/mnist_large_scale.yaml"
     script:
         "../scripts/sha256sums.py"
+
+
+rule reference_check:
+    input:
+        h5=published_files(),
+        checksums=checksum_files(),
+        table=REFERENCE_TABLE,
+    output:
+        "results/reference_check.tsv",
+    log:
+        "logs/reference_check.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    params:
+        configuration=reference_configuration(config),
+    script:
+        "../scripts/reference_check.py"

@@ -16,12 +16,14 @@ from mnist_large_scale.names import (
     scale_tag,
 )
 from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.references import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, raw_file_problem
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
 }
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
+REFERENCE_TABLE = str(Path(workflow.basedir) / "workflow" / "mnist_large_scale" / TABLE_NAME)
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 
 
