@@ -11,12 +11,13 @@ import pytest
 from mnist_large_scale.build import build_file, draw_scales, split_scales
 from mnist_large_scale.names import ScaleSpec, parse_name
 from mnist_large_scale.recipe import Recipe, transform_image, transform_images
-from mnist_large_scale.writer import SplitData, atomic_path, write_file
+from mnist_large_scale.writer import OutputOptions, SplitData, atomic_path, write_file
 
 
 def build(tmp_path, mnist_base, mnist_paths, name, **options):
+    """Build ``name`` in tmp_path; ``options`` are those of OutputOptions."""
     path = tmp_path / name
-    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform_images, seed=7, **options)
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform_images, seed=7, options=OutputOptions(**options))
     return path
 
 

@@ -41,7 +41,7 @@ from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe, transform_images
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import validate_file
-from mnist_large_scale.writer import SplitData, write_file
+from mnist_large_scale.writer import OutputOptions, SplitData, write_file
 
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -332,7 +332,7 @@ def test_a_disk_filled_by_another_process_during_the_write_leaves_nothing(tmp_pa
 
     data = SplitData(np.zeros((20, 28, 28), np.uint8), np.zeros(20, np.uint8), np.ones(20))  # 6 MB: fits at first
     with pytest.raises(OSError) as caught:
-        write_file(target, {"train": data, "val": data, "test": data}, transform, (112, 112), {}, chunk_images=5)
+        write_file(target, {"train": data, "val": data, "test": data}, transform, (112, 112), {}, OutputOptions(chunk_images=5))
     assert caught.value.errno == errno.ENOSPC
     assert "no space left on device" in str(caught.value).lower() and str(target) in str(caught.value)
     assert sorted(p.name for p in folder.iterdir()) == ["filler"]
@@ -526,7 +526,7 @@ def test_flipped_bytes_in_a_built_file_fail_the_checksums_and_the_validation(bui
     assert check.returncode != 0 and f"{SMALL}: FAILED" in check.stdout
 
     base = base_of(work)
-    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base))
+    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), Recipe(), seed=None)
     failed = [c["check"] for c in result["checks"] if not c["ok"]]
     assert not result["ok"] and any(name.startswith(("x_test", "test:")) for name in failed), failed
 
@@ -554,7 +554,7 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
         if "crc32" in x.attrs:
             x.attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(x[()]).tobytes()))
     base = base_of(work)
-    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base))
+    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), Recipe(), seed=None)
     failed = [c["check"] for c in result["checks"] if not c["ok"]]
     assert failed and all("recomputed" in name for name in failed), failed
 

@@ -12,12 +12,12 @@ from importlib.metadata import version
 import h5py
 import numpy as np
 
-from . import __version__
+from . import NUMERICS_VERSION, __version__
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .sources import BaseData, verify_raw_files
-from .writer import SPLITS, SplitData, write_file
+from .writer import SPLITS, OutputOptions, SplitData, write_file
 
 __all__ = ["CITATION", "job_memory_mb", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
 
@@ -102,6 +102,7 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
         "scale_train": (spec.train_scale or spec.test_scale).tag,
         "scale_test": spec.test_scale.tag,
         "recipe": json.dumps(recipe.as_dict(), sort_keys=True),
+        "numerics_version": NUMERICS_VERSION,
         "splits": json.dumps(
             {name: {"source": base.splits[name].images, "first_index": base.splits[name].start, "count": spec.split_count(name)} for name in SPLITS},
             sort_keys=True,
@@ -126,11 +127,8 @@ def build_file(
     recipe: Recipe,
     transform: Callable,
     seed: int,
-    dtype: str = "float64",
-    compression: str | None = None,
-    chunk_images: int = 1000,
+    options: OutputOptions = OutputOptions(),
     progress: Callable[[int], None] | None = None,
-    direct_io: bool = True,
 ) -> None:
     """Build the file that ``spec`` names.
 
@@ -147,8 +145,10 @@ def build_file(
         the engine (or the reference recipe); ``out`` is a float64 buffer to fill.
     seed : int
         Seed of per-sample scales.
-    dtype, compression, chunk_images, progress, direct_io
-        As in ``writer.write_file``.
+    options : OutputOptions
+        How the file is stored and written.
+    progress : callable, optional
+        Called with the number of images just written.
     """
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
@@ -165,9 +165,6 @@ def build_file(
         lambda images, scales, out: transform(images, scales, spec.out_shape, recipe, out=out),
         spec.out_shape,
         provenance(spec, base, recipe, seed),
-        dtype=dtype,
-        compression=compression,
-        chunk_images=chunk_images,
+        options,
         progress=progress,
-        direct_io=direct_io,
     )
