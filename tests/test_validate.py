@@ -12,13 +12,16 @@ from mnist_large_scale.build import build_file
 from mnist_large_scale.names import ScaleSpec, parse_name
 from mnist_large_scale.recipe import Recipe, soft_threshold, transform_image, transform_images
 from mnist_large_scale.validate import (
+    ValidationFailed,
     ValidationSettings,
+    attribute_differences,
     digit_moments,
     ink_reach,
     label_histogram,
     log_uniform_ks,
     measure_scales,
     mnist_centre_of_mass_offsets,
+    raise_on_failure,
     summary_html,
     summary_rows,
     summary_tsv,
@@ -235,6 +238,51 @@ def test_a_single_image_at_the_wrong_scale_is_caught_digit_by_digit(tmp_path, mn
     worst = next(check for check in report["checks"] if check["check"].startswith("test: every digit's size ratio"))
     assert not worst["ok"] and worst["worst_index"] == 17 and worst["outside"] == 1
     assert "test: median size ratio / scale within 1 +- 0.02" not in failed(report)
+
+
+# --- what the file says about itself -------------------------------------------------------------
+
+
+def differences(report):
+    check = next(check for check in report["checks"] if check["check"] == "attributes agree with the config, the name and the package")
+    assert check["ok"] == (not check["differences"])
+    return check["differences"]
+
+
+def test_a_file_built_with_another_sigma_fails_naming_the_difference_and_is_measured_with_the_configs(tmp_path, mnist_base, mnist_paths):
+    name = TEST_ONLY.format("2p000")
+    path = tmp_path / name
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(sigma_per_scale=0.8), transform_images, seed=SEED)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
+    assert differences(report) == ["recipe.sigma_per_scale is 0.8 in the file, 0.875 in the config"]
+    # the samples are recomputed with the config's recipe, not the file's, so they differ too
+    assert {f"{split}: {n} recomputed samples equal the recipe" for split, n in (("train", 1), ("val", 1), ("test", 32))} <= failed(report)
+    with pytest.raises(ValidationFailed, match="recipe.sigma_per_scale is 0.8 in the file, 0.875 in the config"):
+        raise_on_failure(report)
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(sigma_per_scale=0.8), SEED, settings=SETTINGS)) == []
+
+
+def test_seed_numerics_counts_and_pins_that_differ_are_named(tmp_path, mnist_base, mnist_paths):
+    import dataclasses
+
+    from mnist_large_scale import NUMERICS_VERSION
+    from mnist_large_scale.sources import RawFile
+
+    path = make(tmp_path, mnist_base, mnist_paths, RANGE)
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)) == []
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(), 7, settings=SETTINGS)) == [f"scale_seed is {SEED} in the file, 7 in the config"]
+    later = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS, numerics_version=NUMERICS_VERSION + 1)
+    assert differences(later) == [f"numerics_version is {NUMERICS_VERSION} in the file, {NUMERICS_VERSION + 1} in this package"]
+    # the same bytes under a name that asks for fewer test images
+    renamed = tmp_path / "renamed" / RANGE.replace("_te40_", "_te30_")
+    renamed.parent.mkdir()
+    path.rename(renamed)
+    assert "splits.test.count is 40 in the file, 30 in the name" in differences(validate_file(renamed, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS))
+    # a config that pins other raw bytes: the file was not built from them
+    labels = mnist_base.files["test_labels"]
+    other = dataclasses.replace(mnist_base, files={**mnist_base.files, "test_labels": RawFile(labels.name, labels.size, "0" * 64)})
+    found = attribute_differences({"source_sha256": json.dumps({labels.name: labels.sha256})}, parse_name(RANGE), other, Recipe(), SEED, NUMERICS_VERSION)
+    assert f"source_sha256.{labels.name} is {labels.sha256!r} in the file, {'0' * 64!r} in the config" in found
 
 
 # --- the summary table --------------------------------------------------------------------------
