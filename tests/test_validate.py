@@ -6,7 +6,6 @@ import math
 import h5py
 import numpy as np
 import pytest
-
 from mnist_large_scale import build
 from mnist_large_scale.build import build_file
 from mnist_large_scale.names import ScaleSpec, parse_name
@@ -299,6 +298,10 @@ def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path,
     assert len(tsv) == 7 and tsv[0].startswith("file\tsplit\timages\tscale")
     html = summary_html([good, bad], rows)
     assert html.count("<tr class=\"fail\">") == 2 and "CHECKS FAIL" in html and "all checks pass" in html
+    # texts are escaped by construction: a name or a check with markup characters stays text
+    odd = dict(bad, file="<b>odd</b>.h5", checks=[{"check": "test: a < b & c", "ok": False}])
+    html = summary_html([odd], summary_rows([odd]))
+    assert "&lt;b&gt;odd&lt;/b&gt;.h5" in html and "test: a &lt; b &amp; c" in html and "<b>" not in html
 
 
 @pytest.mark.parametrize("name, threads, direct_io", [(RANGE, 2, True), (TEST_ONLY.format("2p000"), 1, True), (RANGE, 1, False)])

@@ -6,7 +6,14 @@ file's image bytes: range, corners, CRC-32, with the file's sha256), ``check``
 and ``table`` (the summary of every report, as TSV and HTML).
 """
 
-from .check import ValidationFailed, ValidationSettings, attribute_differences, raise_on_failure, validate_and_checksum, validate_file
+from .check import (
+    ValidationFailed,
+    ValidationSettings,
+    attribute_differences,
+    raise_on_failure,
+    validate_and_checksum,
+    validate_file,
+)
 from .measure import (
     digit_moments,
     ink_reach,

@@ -52,7 +52,14 @@ from ..names import FileSpec, ScaleSpec, parse_name
 from ..recipe import Recipe, canvas_margin, soft_threshold, transform_images
 from ..sources import BaseData, verify_raw_files
 from ..writer import SPLITS, OutputOptions, data_crc32
-from .measure import label_histogram, log_uniform_ks, measure_scales, mnist_centre_of_mass_offsets, quantiles, uncropped_scale_limit
+from .measure import (
+    label_histogram,
+    log_uniform_ks,
+    measure_scales,
+    mnist_centre_of_mass_offsets,
+    quantiles,
+    uncropped_scale_limit,
+)
 from .scan import scan_dataset, scan_while_hashing
 
 __all__ = ["ValidationSettings", "ValidationFailed", "attribute_differences", "validate_file", "validate_and_checksum", "raise_on_failure"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 from ..writer import SPLITS
 
@@ -88,46 +89,69 @@ def summary_tsv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_html(reports: list[dict], rows: list[dict]) -> str:
-    """A standalone HTML page: the summary table, then every check of every file."""
-    from html import escape
+_STYLE = """
+body { font-family: sans-serif; font-size: 13px; margin: 1em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+tr.fail td { background: #fdd; }
+code { font-size: 11px; }
+"""
 
-    head = "".join(f"<th>{escape(title)}</th>" for _, title in SUMMARY_COLUMNS)
-    body = []
+_EXPLANATION = (
+    "Size ratio: a digit's intensity-weighted radius of gyration over that of the same MNIST digit at scale 1 by the "
+    "configured recipe, divided by the digit's scale. Centroid error: distance between a digit's centroid and the frame "
+    "centre plus s times its scale-1 offset. Checked: the medians up to the scale at which the 28 x 28 image fills the "
+    "frame (4 at 112 x 112), and every digit from scale 1 up to it (except digits whose ink MNIST cut at its image's "
+    "edge); beyond, digits are cropped and the numbers are only reported. KS: Kolmogorov-Smirnov test of a range "
+    "split's scales against log-uniform. Settings: "
+)
+
+
+def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attributes)
+    element.text = text
+    return element
+
+
+def summary_html(reports: list[dict], rows: list[dict]) -> str:
+    """A standalone HTML page: the summary table, then every check of every file.
+
+    Built as an element tree (``xml.etree.ElementTree``, serialised as HTML), so
+    every text is escaped by construction.
+    """
+    settings = reports[0]["settings"] if reports else {}
+    page = ET.Element("html")
+    head = _element(page, "head")
+    _element(head, "meta", charset="utf-8")
+    _element(head, "title", "MNIST Large Scale: validation summary")
+    _element(head, "style", _STYLE)
+    body = _element(page, "body")
+    _element(body, "h2", "Validation summary")
+    intro = _element(
+        body, "p", f"One row per file and split, measured on the first {settings.get('sample_images')} images of each split. " + _EXPLANATION
+    )
+    _element(intro, "code", json.dumps(settings)).tail = "."
+    table = _element(body, "table")
+    header = _element(_element(table, "thead"), "tr")
+    for _, title in SUMMARY_COLUMNS:
+        _element(header, "th", title)
+    rows_element = _element(table, "tbody")
     for row in rows:
         passed, total = map(int, row["checks"].split("/"))
-        cells = "".join(f"<td>{escape(_cell(row[key]))}</td>" for key, _ in SUMMARY_COLUMNS)
-        body.append(f'<tr class="{"ok" if passed == total else "fail"}">{cells}</tr>')
-    details = []
+        line = _element(rows_element, "tr", **{"class": "ok" if passed == total else "fail"})
+        for key, _ in SUMMARY_COLUMNS:
+            _element(line, "td", _cell(row[key]))
+    _element(body, "h2", "Every check")
     for report in reports:
-        items = "".join(
-            f'<tr class="{"ok" if check["ok"] else "fail"}"><td>{"pass" if check["ok"] else "FAIL"}</td><td>{escape(check["check"])}</td>'
-            f'<td><code>{escape(json.dumps({k: v for k, v in check.items() if k not in ("check", "ok")}))}</code></td></tr>'
-            for check in report["checks"]
-        )
+        details = _element(body, "details")
         status = "all checks pass" if report["ok"] else "CHECKS FAIL"
-        details.append(f"<details><summary>{escape(report['file'])}: {status} ({len(report['checks'])})</summary><table>{items}</table></details>")
-    settings = reports[0]["settings"] if reports else {}
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>MNIST Large Scale: validation summary</title>
-<style>
-body {{ font-family: sans-serif; font-size: 13px; margin: 1em; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-tr.fail td {{ background: #fdd; }}
-code {{ font-size: 11px; }}
-</style></head><body>
-<h2>Validation summary</h2>
-<p>One row per file and split, measured on the first {escape(str(settings.get("sample_images")))} images of each split.
-Size ratio: a digit's intensity-weighted radius of gyration over that of the same MNIST digit at scale 1 by the
-file's recipe, divided by the digit's scale. Centroid error: distance between a digit's centroid and the frame
-centre plus s times its scale-1 offset. Checked: the medians up to the scale at which the 28 x 28 image fills the
-frame (4 at 112 x 112), and every digit from scale 1 up to it (except digits whose ink MNIST cut at its image's
-edge); beyond, digits are cropped and the numbers are only reported. KS: Kolmogorov-Smirnov test of a range
-split's scales against log-uniform. Settings: <code>{escape(json.dumps(settings))}</code>.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
-<h2>Every check</h2>
-{"".join(details)}
-</body></html>
-"""
+        _element(details, "summary", f"{report['file']}: {status} ({len(report['checks'])})")
+        checks = _element(details, "table")
+        for check in report["checks"]:
+            line = _element(checks, "tr", **{"class": "ok" if check["ok"] else "fail"})
+            _element(line, "td", "pass" if check["ok"] else "FAIL")
+            _element(line, "td", check["check"])
+            numbers = {key: value for key, value in check.items() if key not in ("check", "ok")}
+            _element(_element(line, "td"), "code", json.dumps(numbers))
+    return "<!DOCTYPE html>\n" + ET.tostring(page, encoding="unicode", method="html") + "\n"
