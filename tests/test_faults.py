@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import SNAKEMAKE, make_workdir, run_snakemake
+from conftest import REPO, SNAKEMAKE, make_workdir, run_snakemake
 from faults_helpers import (
     Build,
     damage,
@@ -447,6 +447,9 @@ BAD_INPUTS = {
     "source: mirror scheme": (_config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}), "'ftp://example.org/mnist/' does not match"),
     "source: bad sha256 pin": (_config(base_data={"mnist": {"files": {"train_images": {"sha256": "abc"}}}}), "'abc' does not match"),
     "split: empty": (_config(base_data={"mnist": {"splits": {"val": {"start": 50000, "stop": 50000}}}}), "splits.val is empty"),
+    # validation and figures
+    "validation: zero tolerance": (_config(validation={"size_tolerance": 0}), "0 is less than or equal to the minimum of 0"),
+    "figures: no montage image": (_config(figures={"montage_images": 0}), "0 is less than the minimum of 1"),
     "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
 }
 
@@ -518,8 +521,16 @@ def test_bad_input_fails_before_any_work_with_a_message_naming_the_problem(bad_i
     assert run["written"] == [], f"work was done: {run['written']}"
 
 
-def test_at_least_20_bad_inputs_are_tried():
-    assert len(BAD_INPUTS) >= 20
+def test_every_section_of_the_config_schema_has_a_bad_input(config):
+    """A section added to the schema without a bad-input case here fails this test."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    tried = set()
+    for case, _ in BAD_INPUTS.values():
+        tried.update(case.get("overrides", {}))
+        tried.update(case.get("drop", ())[:1])
+        tried.update(["targets"] if "args" in case else [])  # a target name on the command line
+    assert set(schema["properties"]) == set(config)  # the schema describes every section of config.yaml
+    assert set(schema["properties"]) - tried == set()
 
 
 # --- 6. A damaged output -------------------------------------------------------------------------
