@@ -18,6 +18,7 @@ its wall time and the peak resident memory of this process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -71,13 +72,16 @@ def _build(args) -> dict:
     from .names import check_counts, parse_name
     from .recipe import Recipe
     from .sources import BaseData
+    from .writer import OutputOptions
 
     config = yaml.safe_load(Path(args.config).read_text())
     bases = [BaseData.from_config(key, entry) for key, entry in config["base_data"].items()]
     spec = parse_name(args.name, prefixes=tuple(base.prefix for base in bases))
     base = next(base for base in bases if base.prefix == spec.prefix)
     check_counts(spec, base.available())
-    storage = config["output"]
+    options = OutputOptions.from_config(config["output"])
+    if args.chunk_images:
+        options = dataclasses.replace(options, chunk_images=args.chunk_images)
     start = time.perf_counter()
     build_file(
         spec,
@@ -87,10 +91,7 @@ def _build(args) -> dict:
         Recipe.from_config(config["recipe"]),
         functools.partial(transform_images, threads=args.threads),
         seed=config["scale_seed"],
-        dtype=storage["dtype"],
-        compression=storage["compression"],
-        chunk_images=args.chunk_images or storage["chunk_images"],
-        direct_io=storage.get("direct_io", True),
+        options=options,
     )
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 

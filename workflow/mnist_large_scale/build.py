@@ -16,7 +16,7 @@ from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .sources import BaseData, verify_raw_files
-from .writer import SPLITS, SplitData, write_file
+from .writer import SPLITS, OutputOptions, SplitData, write_file
 
 __all__ = ["CITATION", "job_memory_mb", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
 
@@ -134,11 +134,8 @@ def build_file(
     recipe: Recipe,
     transform: Callable,
     seed: int,
-    dtype: str = "float64",
-    compression: str | None = None,
-    chunk_images: int = 1000,
+    options: OutputOptions = OutputOptions(),
     progress: Callable[[int], None] | None = None,
-    direct_io: bool = True,
 ) -> None:
     """Build the file that ``spec`` names.
 
@@ -155,8 +152,10 @@ def build_file(
         the engine (or the reference recipe); ``out`` is a float64 buffer to fill.
     seed : int
         Seed of per-sample scales.
-    dtype, compression, chunk_images, progress, direct_io
-        As in ``writer.write_file``.
+    options : OutputOptions
+        How the file is stored and written.
+    progress : callable, optional
+        Called with the number of images just written.
     """
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
@@ -173,9 +172,6 @@ def build_file(
         lambda images, scales, out: transform(images, scales, spec.out_shape, recipe, out=out),
         spec.out_shape,
         provenance(spec, base, recipe, seed),
-        dtype=dtype,
-        compression=compression,
-        chunk_images=chunk_images,
+        options,
         progress=progress,
-        direct_io=direct_io,
     )

@@ -22,10 +22,14 @@ rule validate_file:
     threads: 1
     resources:
         mem_mb=500,
+    # What the file must say about itself, and how it is measured: the report changes with each.
     params:
         base_key=base_key,
-        base=base_config,
-        storage=config["output"],
+        base=base_params,
+        recipe=config["recipe"],
+        scale_seed=scale_seed,
+        storage=storage_params,
+        numerics=NUMERICS_VERSION,
         validation=config["validation"],
     script:
         "../scripts/validate_file.py"
