@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config", default="config.yaml", help="the workflow's config (default: config.yaml)")
     build.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build.add_argument("--chunk-images", type=int, default=None, help="images per block (default: the config's output.chunk_images)")
+    build.add_argument("--buffered", action="store_true", help="write through the page cache, as with output.direct_io: false (default: the config's setting)")
     return parser
 
 
@@ -75,7 +76,7 @@ def _build(args) -> dict:
         dtype=storage["dtype"],
         compression=storage["compression"],
         chunk_images=args.chunk_images or storage["chunk_images"],
-        direct_io=storage.get("direct_io", True),
+        direct_io=storage.get("direct_io", True) and not args.buffered,
     )
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 
