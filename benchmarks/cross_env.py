@@ -19,7 +19,10 @@ environment that can be had here:
 
 Every file's sha256 and the sha256 of its datasets' values
 (``mnist_large_scale.digest``) are computed here, by the main environment, and
-compared with the main environment's.  Prints a table: environment, machine,
+compared with the main environment's.  One more file, ``container_check.h5``, is
+written by each environment through the package's writer with values and attributes
+that cannot depend on the machine: its sha256 tells whether that environment's
+HDF5 library writes the same container bytes as the main one.  Prints a table: environment, machine,
 numpy, BLAS, file, sha256, values digest, match (``bytes``: the same file;
 ``values``: other container bytes but the same values, with the root attributes
 that differ; ``NO``: other values); writes it to ``--json`` too.  Exit status 1
@@ -59,14 +62,17 @@ FILES = (
     "mnist_large_scale_tr200_vl50_te50_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5",
 )
 
+#: Not a build: CONTAINER's file, the same values and attributes everywhere (HDF5 container bytes only).
+CONTAINER_FILE = "container_check.h5"
+
 ARM64_ROOT = REPO / ".cross" / "arm64-root"
 NUMPY1_PYTHON = REPO / ".venv-np1" / "bin" / "python"
 
-# Run with `python -c RUNNER build NAME ...`: probe, then the package's own command line.
+# `python -c RUNNER build NAME ...`: PRELUDE's probe, then the package's own command line.
 # h5py before 3.12 has no create_dataset(fill_time=...), which writer.py passes; for such an
 # h5py (Debian bookworm's 3.7) the same property is set on the dataset's creation property
 # list instead, and the probe says so ("compat").
-RUNNER = r"""
+PRELUDE = r"""
 import json, platform, runpy, sys
 import numpy, h5py
 try:
@@ -98,8 +104,34 @@ probe = {
 }
 sys.stderr.write("PROBE " + json.dumps(probe) + "\n")
 sys.stderr.flush()
+"""
+RUNNER = PRELUDE + r"""
 sys.argv = ["python -m mnist_large_scale", *sys.argv[1:]]
 runpy.run_module("mnist_large_scale", run_name="__main__", alter_sys=True)
+"""
+
+# `python -c CONTAINER RAW_DIR OUT`: the writer's layout with values and attributes that
+# cannot depend on the machine (raw digits pasted into a 112 x 112 frame, scales 2^-k,
+# a constant title), so that equal sha256 means the same HDF5 container bytes and
+# unequal sha256 can only come from the HDF5 library (or h5py) writing other bytes.
+CONTAINER = PRELUDE + r"""
+import numpy as np
+from mnist_large_scale.idx import read_idx
+from mnist_large_scale.writer import SplitData, write_file
+raw, out = sys.argv[1], sys.argv[2]
+images = read_idx(raw + "/train-images-idx3-ubyte", ndim=3)[:90]
+labels = read_idx(raw + "/train-labels-idx1-ubyte", ndim=1)[:90]
+def pasted(images, scales, out):
+    out[...] = 0.0
+    out[:, 42:70, 42:70] = images
+    return out
+splits = {
+    "train": SplitData(images[:50], labels[:50], 2.0 ** -np.arange(50), single=False, store_scales=True),
+    "val": SplitData(images[50:60], labels[50:60], np.ones(10), single=False, store_scales=False),
+    "test": SplitData(images[60:90], labels[60:90], np.ones(30), single=False, store_scales=False),
+}
+write_file(out, splits, pasted, (112, 112), {"title": "container check", "count": 90}, chunk_images=16)
+print(json.dumps({"seconds": 0}))
 """
 
 
@@ -136,6 +168,14 @@ def build_file_in(command, env, name, out, raw_dir, threads=1, chunk_images=None
         build_seconds = None
     return {"returncode": done.returncode, "seconds": seconds, "build_seconds": build_seconds, "probe": probe,
             "stderr": done.stderr[-3000:] if done.returncode else ""}
+
+
+def container_check_in(command, env, out, raw_dir, timeout=600) -> dict:
+    """Write CONTAINER's file with ``command`` and ``env``; return ``returncode``, ``seconds``, ``probe``, ``stderr``."""
+    start = time.perf_counter()
+    done = subprocess.run([*command, "-c", CONTAINER, str(raw_dir), str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    probe = next((json.loads(line[6:]) for line in done.stderr.splitlines() if line.startswith("PROBE ")), None)
+    return {"returncode": done.returncode, "seconds": time.perf_counter() - start, "probe": probe, "stderr": done.stderr[-3000:] if done.returncode else ""}
 
 
 def base_env(pythonpath: bool = True) -> dict[str, str]:
@@ -230,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{env.name}: skipped, {env.missing}", flush=True)
                 continue
             (work / env.name).mkdir(parents=True, exist_ok=True)
-            for name in FILES:
+            for name in (*FILES, CONTAINER_FILE):
                 out = work / env.name / name
-                record = build_file_in(env.command, env.env, name, out, raw_dir)
+                if name == CONTAINER_FILE:
+                    record = container_check_in(env.command, env.env, out, raw_dir)
+                else:
+                    record = build_file_in(env.command, env.env, name, out, raw_dir)
                 probe = record["probe"] or {}
                 row = {"environment": env.name, "machine": probe.get("machine"), "numpy": probe.get("numpy"), "h5py": probe.get("h5py"),
                        "blas": blas_summary(probe), "file": name, "seconds": round(record["seconds"], 2),
@@ -282,8 +325,14 @@ def print_table(rows: list[dict], skipped: list[dict]) -> None:
     for r in rows:
         if r.get("attrs_differ"):
             print(f"{r['environment']} {r['file']}: root attributes that differ from main's: {', '.join(r['attrs_differ'])}")
-        if r.get("notes"):
-            print(f"{r['environment']} {r['file']}: {'; '.join(r['notes'])}")
+    notes = {}
+    for r in rows:
+        notes.setdefault(r["environment"], r.get("notes"))
+    for environment, note in notes.items():
+        if note:
+            print(f"{environment}: {'; '.join(note)}")
+    print(f"{CONTAINER_FILE}: not a build; the writer's layout with the same values and attributes everywhere, so its sha256 "
+          "differs only where the HDF5 library (h5py) writes other container bytes")
     for s in skipped:
         print(f"{s['environment']}: skipped, {s['why']}")
 
