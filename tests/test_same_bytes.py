@@ -174,33 +174,54 @@ def _report(config, builds, total) -> None:
     (REPO / ".pytest_cache" / "same_bytes.json").write_text(json.dumps({"seconds": total, "builds": builds}, indent=1, default=str))
 
 
+def setting_problems(variant: Variant, probe: dict | None, native_probe: dict | None) -> list[str]:
+    """What in a build's probe shows that ``variant``'s settings did not take effect (empty: they did)."""
+    if not probe:
+        return [f"{variant.name}: the build's process printed no probe"]
+    problems = []
+    dispatch = probe["cpu_dispatch"]
+    if variant.numpy_level:
+        off = disabled_targets(variant.numpy_level)
+        if any(dispatch.get(t) for t in off):
+            problems.append(f"{variant.name}: NPY_DISABLE_CPU_FEATURES={' '.join(off)} did not take effect: {dispatch}")
+        kept = [t for t in dispatch if t not in off]
+        if kept and not any(dispatch[t] for t in kept):  # e.g. X86_V3 at the AVX2 level: really on, not everything off
+            problems.append(f"{variant.name}: none of {kept} is on: {dispatch}")
+    elif dispatch != {t: bool(__cpu_features__.get(t)) for t in __cpu_dispatch__}:  # native: every target this CPU has
+        problems.append(f"{variant.name}: numpy's dispatch is limited: {dispatch}")
+    openblas = [b for b in probe["blas"] if b.get("internal_api") == "openblas"]
+    if variant.kernel:
+        native = next((b.get("architecture") for b in (native_probe or {}).get("blas", []) if b.get("internal_api") == "openblas"), None)
+        got = openblas[0].get("architecture") if openblas else None
+        # Some OpenBLAS builds report a kernel under another name (Prescott as "Katmai" with
+        # numpy 2.4.6's): accepted when it is the one asked for or at least not the native one.
+        if not got or (got.lower() != variant.kernel.lower() and got == native):
+            problems.append(f"{variant.name}: OPENBLAS_CORETYPE={variant.kernel} did not take effect: OpenBLAS runs {got}, natively {native}")
+    return problems
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
 def test_variant_builds_and_its_setting_takes_effect(variant, same_bytes_builds):
     if variant.skip_reason():
         pytest.skip(variant.skip_reason())
-    records = same_bytes_builds[variant.name]
-    for name, record in records.items():
+    for name, record in same_bytes_builds[variant.name].items():
         assert record["returncode"] == 0, f"{variant.name}: building {name} failed:\n{record['stderr']}"
-        probe = record["probe"]
-        assert probe, f"{variant.name}: the build's process printed no probe"
-        dispatch = probe["cpu_dispatch"]
-        if variant.numpy_level:
-            off = disabled_targets(variant.numpy_level)
-            assert not any(dispatch[t] for t in off), f"{variant.name}: NPY_DISABLE_CPU_FEATURES={' '.join(off)} did not take effect: {dispatch}"
-            kept = [t for t in dispatch if t not in off]
-            if kept:  # e.g. X86_V3 at the AVX2 level: really on, not everything off
-                assert any(dispatch[t] for t in kept), f"{variant.name}: none of {kept} is on: {dispatch}"
-        else:  # native: every target this CPU has is on
-            assert dispatch == {t: bool(__cpu_features__.get(t)) for t in __cpu_dispatch__}, f"{variant.name}: numpy's dispatch is limited: {dispatch}"
-        openblas = [b for b in probe["blas"] if b.get("internal_api") == "openblas"]
-        if variant.kernel and openblas:
-            native = (same_bytes_builds["native"][name]["probe"] or {}).get("blas", [{}])[0].get("architecture")
-            got = openblas[0].get("architecture")
-            # Some OpenBLAS builds report a kernel under another name (Prescott as "Katmai" here):
-            # accepted when it is the one asked for or at least not the native one.
-            assert got and (got.lower() == variant.kernel.lower() or got != native), (
-                f"{variant.name}: OPENBLAS_CORETYPE={variant.kernel} did not take effect: OpenBLAS runs {got}, natively {native}"
-            )
+        assert not setting_problems(variant, record["probe"], same_bytes_builds["native"][name]["probe"])
+
+
+def test_a_setting_that_did_not_take_effect_is_found():
+    """The check above on made-up probes: a limit numpy ignored, a kernel OpenBLAS ignored."""
+    native = {"cpu_dispatch": {t: bool(__cpu_features__.get(t)) for t in __cpu_dispatch__},
+              "blas": [{"internal_api": "openblas", "architecture": "SkylakeX"}]}
+    assert not setting_problems(Variant("native"), native, native)
+    if X86 and disabled_targets("baseline") and any(native["cpu_dispatch"].values()):
+        assert setting_problems(Variant("v2", numpy_level="baseline"), native, native)  # NPY_DISABLE_CPU_FEATURES ignored
+        limited = {**native, "cpu_dispatch": {t: False for t in __cpu_dispatch__}}
+        assert not setting_problems(Variant("v2", numpy_level="baseline"), limited, native)
+        assert setting_problems(Variant("native"), limited, native)  # a limit left over from the environment
+    assert setting_problems(Variant("k", kernel="Sandybridge"), native, native)  # OPENBLAS_CORETYPE ignored
+    assert not setting_problems(Variant("k", kernel="Sandybridge"), {**native, "blas": [{"internal_api": "openblas", "architecture": "Sandybridge"}]}, native)
+    assert setting_problems(Variant("native"), None, native)
 
 
 @pytest.mark.parametrize("name", FILES)
