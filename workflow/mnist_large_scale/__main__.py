@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config", default="config.yaml", help="the workflow's config (default: config.yaml)")
     build.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build.add_argument("--chunk-images", type=int, default=None, help="images per block (default: the config's output.chunk_images)")
+    build.add_argument("--buffered", action="store_true", help="write through the page cache, as with output.direct_io: false (default: the config's setting)")
     return parser
 
 
@@ -82,6 +83,8 @@ def _build(args) -> dict:
     options = OutputOptions.from_config(config["output"])
     if args.chunk_images:
         options = dataclasses.replace(options, chunk_images=args.chunk_images)
+    if args.buffered:
+        options = dataclasses.replace(options, direct_io=False)
     start = time.perf_counter()
     build_file(
         spec,

@@ -3,7 +3,7 @@
 ``file_sha256`` is the sha256 of the file as it lies on disk, the line of
 ``SHA256SUMS``.  It changes with anything that reaches the container: the HDF5
 library's version and layout choices, attributes (the provenance records the
-numerics version), and of course the values.
+software's versions), and of course the values.
 
 ``values_sha256`` is a sha256 over the values of every dataset and nothing
 else, so that a file written by another HDF5 library, or with other storage
