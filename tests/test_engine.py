@@ -158,7 +158,8 @@ def test_threads_give_the_same_result(synthetic, scales):
 
 def test_chunks_give_the_result_of_the_whole_batch(synthetic):
     images = np.concatenate([synthetic] * 3)
-    scales = log_uniform(len(images), 1, 4, seed=4)
+    # 0.5 .. 8: kernels of 5 to 57 taps, whose weights sit on grids of several widths
+    scales = log_uniform(len(images), 0.5, 8, seed=4)
     whole = transform_images(images, scales, OUT)
     parts = np.concatenate(
         [transform_images(images[a : a + 7], scales[a : a + 7], OUT) for a in range(0, len(images), 7)]
@@ -250,3 +251,12 @@ def test_a_flat_region_stays_exactly_flat():
     square[0, 4:24, 4:24] = 255
     out = transform_images(square, 8.0, OUT)
     assert np.all(out[0, 40:72, 40:72] == engine.threshold_table(Recipe()).scalar(255.0))
+
+
+def test_an_image_does_not_depend_on_the_scales_beside_it(synthetic):
+    """Per-sample matrices are built for a stack of images at once; an image's own
+    weights (and the grid they sit on) must not depend on the others' kernels."""
+    image = synthetic[3:4]
+    near = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 1.1], OUT)[0]
+    far = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 8.0], OUT)[0]
+    np.testing.assert_array_equal(near, far)

@@ -203,19 +203,21 @@ def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np
     return radius, weights
 
 
-def split_bits(taps: int, bound: float) -> int:
+def split_bits(taps, bound: float):
     """Grid bits of weights whose fine part stays exact on data of magnitude ``bound`` grey levels.
 
     The fine part of a split weight is below ``2**-(HI_BITS+1)``; ``taps`` of them
     times data up to ``bound * 2**UNIT_BITS`` units sum to at most
     ``taps * bound * 2**(UNIT_BITS - HI_BITS - 1)``, which must stay below 2**53
-    of the weights' grid.
+    of the weights' grid.  ``taps`` may be an array (one kernel per image): the
+    bits of an image's weights depend on its own kernel only, never on the
+    images computed beside it.
     """
-    magnitude = taps * bound * 2.0 ** (UNIT_BITS - HI_BITS - 1)
-    return min(RAW_BITS, 52 - math.ceil(math.log2(magnitude)))
+    magnitude = np.asarray(taps, dtype=np.float64) * bound * 2.0 ** (UNIT_BITS - HI_BITS - 1)
+    return np.minimum(RAW_BITS, 52 - np.ceil(np.log2(magnitude)).astype(np.int64))
 
 
-def quantize_weights(weights: np.ndarray, bits: int, axis: int) -> np.ndarray:
+def quantize_weights(weights: np.ndarray, bits, axis: int) -> np.ndarray:
     """Weights that sum to 1 along ``axis``, rounded to multiples of ``2**-bits``, summing to exactly 1.
 
     The rounding error of each set goes to its largest weight, so that a flat
@@ -645,7 +647,7 @@ def plan_axis(
     if transpose:
         resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
     else:
-        resample_parts = split_weights(quantize_weights(weights, split_bits(n_taps, _RESAMPLED_BOUND), axis=0))
+        resample_parts = split_weights(quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0))
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
@@ -660,7 +662,9 @@ def plan_axis(
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
     # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
     # columns' smoothing, the last stage, also scales units to the threshold's grid.
-    kernel = quantize_weights(kernel, split_bits(kernel.shape[1], canvas_bound(recipe)), axis=1)
+    # Each image's kernel on the grid its own width allows (2 radius + 1 taps).
+    bits = split_bits(2 * gaussian_radius(sigma, recipe.truncate) + 1, canvas_bound(recipe))[:, None]
+    kernel = quantize_weights(kernel, bits, axis=1)
     parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part for part in split_weights(kernel)]
     smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
     return AxisPlan(p0, size, o0, o1, resample, smooth)

@@ -32,16 +32,16 @@ _PI_4 = 7.85398163397448278999e-01  # pi/4, correctly rounded
 _TAN_PI_8 = 0.41421356237309503  # a threshold only: any nearby value gives equally good results
 
 
-def to_grid(values: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndarray:
+def to_grid(values: np.ndarray, bits, out: np.ndarray | None = None) -> np.ndarray:
     """Round to the nearest multiple of ``2**-bits`` (ties to even), exactly.
 
     Scaling by a power of two is exact and ``rint`` is exact, so the result is
-    the same on every machine.
+    the same on every machine.  ``bits`` may be an array that broadcasts
+    against ``values``.
     """
-    scaled = np.multiply(values, 2.0**bits, out=out)
+    scaled = np.ldexp(values, bits, out=out)
     np.rint(scaled, out=scaled)
-    scaled *= 2.0**-bits
-    return scaled
+    return np.ldexp(scaled, -np.asarray(bits), out=scaled)
 
 
 def exp(z: np.ndarray) -> np.ndarray:
