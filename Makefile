@@ -6,6 +6,7 @@
 # make dag        draw the rule graph and the job DAG (needs graphviz's dot)
 # make bench      measure engine, disk and build speed (writes benchmarks/results.json)
 # make bench-full the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
+# make cross-check three small files built with numpy 1 (.venv-np1) and on aarch64 (qemu), compared
 #
 # .venv is made with $(PYTHON) when given (make PYTHON=/path/to/python3.12), otherwise
 # with the first of python3.13, python3.12, python3.11 and python3 that is >= 3.11
@@ -13,11 +14,12 @@
 
 PYTHON ?=
 VENV := .venv
+VENV_NP1 := .venv-np1
 BIN := $(VENV)/bin
 LOCK := envs/requirements.lock
 CORES ?= 8
 
-.PHONY: all test test-fast bench bench-full report dag lint lock clean-results need-dot
+.PHONY: all test test-fast bench bench-full cross-check report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -65,3 +67,16 @@ clean-results:
 
 bench-full: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.full_build --cores 2
+
+# numpy 1 for `make cross-check`; the package itself comes from workflow/ on PYTHONPATH
+$(VENV_NP1)/.installed: envs/requirements-np1.txt envs/find-python.sh
+	@python="$$(PYTHON='$(PYTHON)' sh envs/find-python.sh)" && "$$python" -m venv $(VENV_NP1)
+	$(VENV_NP1)/bin/pip install --quiet --upgrade pip
+	$(VENV_NP1)/bin/pip install --quiet -r envs/requirements-np1.txt
+	touch $@
+
+# the aarch64 root is made when root, debootstrap, qemu-user and Debian's packages can be had;
+# otherwise benchmarks/arm64_root.sh says why and cross_env skips it
+cross-check: $(VENV)/.installed $(VENV_NP1)/.installed
+	bash benchmarks/arm64_root.sh
+	$(BIN)/python -m benchmarks.cross_env
