@@ -50,6 +50,8 @@ def test_small_files_of_all_three_patterns_build_validate_and_reproduce(tmp_path
         x_test = np.array(h5["x_test"], dtype=np.float32)  # as the published loader reads it
         assert x_test.shape == (300, 112, 112, 1)
         assert x_test.min() == pytest.approx(-0.76292, abs=1e-5) and x_test.max() < 0.765
+        # the licences reach a file built by the workflow (the build rule's params carry MNIST's)
+        assert "CC BY-SA 3.0" in h5.attrs["license"] and "Zenodo record 3820247" in h5.attrs["license"]
     check_figures_report_and_logs(work)
     # a second build from scratch gives the same bytes
     first = sums
