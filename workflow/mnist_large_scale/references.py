@@ -188,3 +188,27 @@ def write_references(paths: list[str | os.PathLike], configuration: dict, out: s
     tmp = Path(out).with_name(f".{Path(out).name}.part")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnist_large_scale.references FILE...``: record built files as the reference table."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("files", nargs="+", help="the built published files (results/*.h5)")
+    parser.add_argument("--config", default="config.yaml", help="the configuration they were built under")
+    parser.add_argument("--out", default=str(resources.files(__package__).joinpath(TABLE_NAME)), help="the table to write")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(Path(args.config).read_text())
+    missing = sorted(set(config["targets"]) - {Path(path).name for path in args.files})
+    if missing:
+        parser.error(f"the table must cover every target of the config; missing: {', '.join(missing)}")
+    write_references(args.files, reference_configuration(config), args.out)
+    print(f"{len(args.files)} files recorded in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
