@@ -6,11 +6,15 @@ would) or on the command line, and reads the job counts of ``snakemake -n``.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_workdir, run_snakemake
+from conftest import SNAKEMAKE, make_workdir, run_snakemake
 
 SINGLE_2 = "mnist_large_scale_te120_outsize32-32_scte2p000.h5"
 SINGLE_3 = "mnist_large_scale_te120_outsize32-32_scte3p000.h5"
@@ -99,6 +103,24 @@ def test_the_seed_rebuilds_only_the_file_with_per_sample_scales(built):
 def test_dtype_rebuilds_every_file(built):
     jobs = planned(built, overrides={"output": {"dtype": "float32"}})
     assert jobs["build_file"] == jobs["validate_file"] == len(TARGETS) and "fetch_raw" not in jobs, jobs
+
+
+@pytest.mark.slow
+def test_a_new_numerics_version_of_the_package_rebuilds_every_file(built):
+    """The package raises NUMERICS_VERSION when it would write other bytes: every file follows."""
+    package = built / "patched" / "mnist_large_scale"
+    shutil.copytree(built / "workflow" / "mnist_large_scale", package, ignore=shutil.ignore_patterns("__pycache__"))
+    init = package / "__init__.py"
+    source = init.read_text()
+    assert "\nNUMERICS_VERSION = " in source
+    init.write_text(re.sub(r"\nNUMERICS_VERSION = (\d+)", lambda m: f"\nNUMERICS_VERSION = {int(m.group(1)) + 1}", source))
+    dry = subprocess.run(
+        [SNAKEMAKE, "-n", "all"], cwd=built, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(package.parent)}, timeout=300
+    )
+    output = dry.stdout + dry.stderr
+    assert dry.returncode == 0, output[-3000:]
+    assert output.count("rule build_file:") == len(TARGETS) and "rule fetch_raw:" not in output, output[-3000:]
+    assert "Params have changed" in output
 
 
 @pytest.mark.slow
