@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import SNAKEMAKE, make_workdir, run_snakemake
 
 SINGLE_2 = "mnist_large_scale_te120_outsize32-32_scte2p000.h5"
