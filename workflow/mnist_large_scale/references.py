@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import NUMERICS_VERSION
 from .digest import file_sha256, values_sha256
+from .writer import write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
 
@@ -185,9 +186,7 @@ def write_references(paths: list[str | os.PathLike], configuration: dict, out: s
     ]
     for path in sorted(paths, key=lambda path: Path(path).name):
         lines.append(f"{Path(path).name}\t{file_sha256(path)}\t{values_sha256(path)}")
-    tmp = Path(out).with_name(f".{Path(out).name}.part")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_text_atomically(out, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
