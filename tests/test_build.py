@@ -172,14 +172,23 @@ def test_a_file_system_that_refuses_direct_writes_gets_the_same_bytes_through_h5
         assert len(refused) == 1
 
 
-@pytest.mark.parametrize("compression", [None, "gzip", "lzf"])
-def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist_paths, compression):
+@pytest.mark.parametrize(
+    ("name", "compression"),
+    [
+        ("mnist_large_scale_te300_outsize56-56_scte2p000.h5", None),
+        ("mnist_large_scale_te300_outsize56-56_scte2p000.h5", "gzip"),
+        ("mnist_large_scale_te300_outsize56-56_scte2p000.h5", "lzf"),
+        # per-sample scales: blocks of other sizes group other scales together
+        ("mnist_large_scale_tr200_vl50_te50_outsize56-56_sctr1p000-4p000_scte1p000-4p000.h5", None),
+        ("mnist_large_scale_tr200_vl50_te50_outsize56-56_sctr1p000-4p000_scte1p000-4p000.h5", "gzip"),
+    ],
+)
+def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist_paths, name, compression):
     """output.chunk_images is a memory setting, not a layout: it stays out of the build's params.
 
     Compressed files keep HDF5 chunks of 64 images; steps of 100 or 1000 write some
     chunks in two parts, and the bytes are still those of steps of 64.
     """
-    name = "mnist_large_scale_te300_outsize56-56_scte2p000.h5"
     files = []
     for chunk_images in (64, 100, 1000):
         (tmp_path / str(chunk_images)).mkdir()

@@ -23,6 +23,8 @@ from mnist_large_scale.recipe import Recipe
 
 # The engine computes on exact grids: within this of the float reference.
 TOLERANCE = engine.ENGINE_TOLERANCE
+# With the default recipe, on real digits (measured: at most 7.3e-10; the README states it).
+REAL_DIGITS_BOUND = 1e-9
 OUT = (112, 112)
 SCALES = [0.5, 0.595, 1.0, 1.189, 2.0, 3.0, 4.0, 5.657, 8.0]
 
@@ -236,12 +238,12 @@ def test_blas_is_held_to_one_thread_inside_the_limit():
 @pytest.mark.parametrize("scale", PUBLISHED_TEST_SCALES)
 def test_real_digits_at_every_published_scale(mnist_test_images, scale):
     """The documented bound, on 200 real test digits at each of the 17 published scales."""
-    assert max_difference(mnist_test_images[:200], scale) <= TOLERANCE
+    assert max_difference(mnist_test_images[:200], scale) <= REAL_DIGITS_BOUND
 
 
 def test_real_digits_at_per_sample_scales(mnist_train_images):
     images = mnist_train_images[:300]
-    assert max_difference(images, draw_scales(ScaleSpec.parse("1p000-4p000"), len(images), 20200605, "train")) <= TOLERANCE
+    assert max_difference(images, draw_scales(ScaleSpec.parse("1p000-4p000"), len(images), 20200605, "train")) <= REAL_DIGITS_BOUND
 
 
 def test_a_flat_region_stays_exactly_flat():

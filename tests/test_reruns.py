@@ -6,19 +6,26 @@ would) or on the command line, and reads the job counts of ``snakemake -n``.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_workdir, run_snakemake
+
+from conftest import SNAKEMAKE, make_workdir, run_snakemake
 
 SINGLE_2 = "mnist_large_scale_te120_outsize32-32_scte2p000.h5"
 SINGLE_3 = "mnist_large_scale_te120_outsize32-32_scte3p000.h5"
 RANGE = "mnist_large_scale_tr60_vl20_te20_outsize32-32_sctr1p000-4p000_scte1p000-4p000.h5"
 TARGETS = [SINGLE_2, SINGLE_3, RANGE]
-# What every changed file brings along: its checks and figures, and the summaries of all files.
-AFTER_EACH = {"validate_file", "montage"}
-AFTER_ANY = {"validation_summary", "sha256sums", "size_vs_scale", "all"}
+
+
+def following(work: Path, *rules_or_files: str) -> dict[str, int]:
+    """The jobs that forcing ``rules_or_files`` plans: those jobs and everything that follows them."""
+    return planned(work, "--forcerun", *rules_or_files)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +38,15 @@ def built(tmp_path_factory, mnist_dir) -> Path:
     return work
 
 
-def planned(work: Path, *args: str, overrides: dict | None = None) -> dict[str, int]:
+def planned(work: Path, *args: str, overrides: dict | None = None, env: dict | None = None) -> dict[str, int]:
     """Jobs by rule that `snakemake -n all` plans, with ``overrides`` merged over the config."""
     options = []
     if overrides is not None:
         extra = work / "override.yaml"
         extra.write_text(yaml.safe_dump(overrides))
         options = ["--configfile", str(extra)]
-    dry = run_snakemake(work, "-n", "all", *options, *args)
+    command = [SNAKEMAKE, "-n", "all", *options, *args]
+    dry = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     output = dry.stdout + dry.stderr
     assert dry.returncode == 0, output[-3000:]
     if "Job stats:" not in output:
@@ -83,38 +91,52 @@ def test_a_mirror_or_timeout_change_does_not_fetch_again(built):
 @pytest.mark.slow
 def test_sigma_rebuilds_every_file_and_what_follows_and_fetches_nothing(built):
     jobs = planned(built, overrides={"recipe": {"sigma_per_scale": 0.8}})
-    # the scale ladder draws digits with the recipe too; the range file's histogram follows it
-    assert set(jobs) == {"build_file", "scale_ladder", "scale_histogram", *AFTER_EACH, *AFTER_ANY}, jobs
-    assert jobs["build_file"] == jobs["validate_file"] == jobs["montage"] == len(TARGETS)
+    # the scale ladder draws digits with the recipe too
+    assert jobs == following(built, "build_file", "scale_ladder")
+    assert jobs["build_file"] == jobs["validate_file"] == jobs["montage"] == len(TARGETS) and "fetch_raw" not in jobs
 
 
 @pytest.mark.slow
 def test_the_seed_rebuilds_only_the_file_with_per_sample_scales(built):
     jobs = planned(built, overrides={"scale_seed": 7})
-    assert set(jobs) == {"build_file", "scale_histogram", *AFTER_EACH, *AFTER_ANY}, jobs
-    assert jobs["build_file"] == jobs["validate_file"] == 1
+    assert jobs == following(built, f"results/{RANGE}")
+    assert jobs["build_file"] == jobs["validate_file"] == 1 and "scale_ladder" not in jobs
 
 
 @pytest.mark.slow
 def test_dtype_rebuilds_every_file(built):
     jobs = planned(built, overrides={"output": {"dtype": "float32"}})
-    assert jobs["build_file"] == jobs["validate_file"] == len(TARGETS) and "fetch_raw" not in jobs, jobs
+    assert jobs == following(built, "build_file")
+    assert jobs["build_file"] == len(TARGETS) and "fetch_raw" not in jobs
+
+
+@pytest.mark.slow
+def test_a_new_numerics_version_of_the_package_rebuilds_every_file(built):
+    """The package raises NUMERICS_VERSION when it would write other bytes: every file follows."""
+    package = built / "patched" / "mnist_large_scale"
+    shutil.copytree(built / "workflow" / "mnist_large_scale", package, ignore=shutil.ignore_patterns("__pycache__"))
+    init = package / "__init__.py"
+    source = init.read_text()
+    assert "\nNUMERICS_VERSION = " in source
+    init.write_text(re.sub(r"\nNUMERICS_VERSION = (\d+)", lambda m: f"\nNUMERICS_VERSION = {int(m.group(1)) + 1}", source))
+    jobs = planned(built, env={"PYTHONPATH": str(package.parent)})  # the patched copy before the installed package
+    assert jobs == following(built, "build_file", "scale_ladder")
+    assert jobs["build_file"] == len(TARGETS) and "fetch_raw" not in jobs
 
 
 @pytest.mark.slow
 def test_a_validation_setting_rechecks_without_rebuilding(built):
     jobs = planned(built, overrides={"validation": {"size_tolerance": 0.03}})
-    # size_vs_scale draws the tolerance band
-    assert set(jobs) == {"validate_file", *AFTER_ANY}, jobs
-    assert jobs["validate_file"] == len(TARGETS)
+    assert jobs == following(built, "validate_file")
+    assert jobs["validate_file"] == len(TARGETS) and "build_file" not in jobs
 
 
 @pytest.mark.slow
 def test_one_scale_in_one_name_builds_that_file_only(built):
     renamed = SINGLE_3.replace("scte3p000", "scte2p500")
     jobs = planned(built, overrides={"targets": [SINGLE_2, renamed, RANGE]})
-    assert set(jobs) == {"build_file", *AFTER_EACH, *AFTER_ANY}, jobs
-    assert jobs["build_file"] == jobs["validate_file"] == jobs["montage"] == 1
+    assert {rule: jobs.get(rule) for rule in ("build_file", "validate_file", "montage")} == dict.fromkeys(("build_file", "validate_file", "montage"), 1)
+    assert not {"fetch_raw", "scale_ladder", "scale_histogram"} & set(jobs), jobs
     dry = run_snakemake(built, "-n", "all", "--configfile", str(built / "override.yaml"))
     assert f"results/{renamed}" in dry.stdout and f"output: results/{SINGLE_2}" not in dry.stdout
 

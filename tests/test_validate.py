@@ -6,6 +6,7 @@ import math
 import h5py
 import numpy as np
 import pytest
+
 from mnist_large_scale import build
 from mnist_large_scale.build import build_file
 from mnist_large_scale.names import ScaleSpec, parse_name

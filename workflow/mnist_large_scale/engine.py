@@ -313,29 +313,32 @@ def tap_weights(fraction: np.ndarray, order: int, out: np.ndarray | None = None)
     return weights
 
 
-def toeplitz_piece(kernel: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
-    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs.
+def toeplitz_piece(kernels: list[np.ndarray], rows: int, transpose: bool = False) -> np.ndarray:
+    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs, parts stacked.
 
     Parameters
     ----------
-    kernel : (k, 2 r + 1) ndarray of float64
+    kernels : list of (k, 2 r + 1) ndarray of float64
+        The parts (one, or a coarse and a fine one).
     rows : int
     transpose : bool
         Return the transpose of each matrix.
 
     Returns
     -------
-    (k, rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, rows) when ``transpose``
-        ``piece[j, i, c] = kernel[j, c - i]`` (zero off the band): output ``o + i``
-        reads inputs ``o - r + c``.
+    (k, parts rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, parts rows) when ``transpose``
+        ``piece[j, p rows + i, c] = kernels[p][j, c - i]`` (zero off the band):
+        output ``o + i`` of part ``p`` reads inputs ``o - r + c``.
     """
-    stack, width = kernel.shape
-    piece = np.zeros((stack, rows + width - 1, rows) if transpose else (stack, rows, rows + width - 1))
-    for i in range(rows):
-        if transpose:
-            piece[:, i : i + width, i] = kernel
-        else:
-            piece[:, i, i : i + width] = kernel
+    stack, width = kernels[0].shape
+    parts = len(kernels)
+    piece = np.zeros((stack, rows + width - 1, parts * rows) if transpose else (stack, parts * rows, rows + width - 1))
+    for p, kernel in enumerate(kernels):
+        for i in range(rows):
+            if transpose:
+                piece[:, i : i + width, p * rows + i] = kernel
+            else:
+                piece[:, p * rows + i, i : i + width] = kernel
     return piece
 
 
@@ -424,7 +427,8 @@ class Band:
         reach = kernels[0].shape[1] // 2
         block = min(block, rows)
         width = block + 2 * reach
-        pieces = [toeplitz_piece(kernel, block, transpose) for kernel in kernels]
+        piece = toeplitz_piece(kernels, block, transpose)
+        parts = len(kernels)
         blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
@@ -436,9 +440,10 @@ class Band:
                 interior.append((a, q0))
             else:
                 c0, c1 = q0 - start, q1 - start
-                views = [piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1] for piece in pieces]
+                cut = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
+                views = [piece[:, c0:c1, rows] if transpose else piece[:, rows, c0:c1] for rows in cut]
                 blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts(views, transpose))))
-        run = (interior[0][0], len(interior), interior[0][1], _stack_parts(pieces, transpose)) if interior else None
+        run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
         return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
 
     @property

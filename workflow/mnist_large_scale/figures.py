@@ -28,7 +28,7 @@ from .inspect_file import read_images
 from .names import PUBLISHED_TEST_SCALES, parse_name, scale_tag
 from .recipe import Recipe, transform_images
 from .validate import log_uniform_ks
-from .writer import SPLITS
+from .writer import SPLITS, atomic_path
 
 __all__ = [
     "DPI",
@@ -471,5 +471,6 @@ def file_scale_histogram(path: str | os.PathLike) -> Figure:
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> None:
-    """Write a PNG of exactly the figure's pixel size (no tight cropping)."""
-    figure.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+    """Write a PNG of exactly the figure's pixel size (no tight cropping), under a temporary name first."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})

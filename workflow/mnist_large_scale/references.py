@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import NUMERICS_VERSION
 from .digest import file_sha256, values_sha256
+from .writer import write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
 
@@ -185,6 +186,28 @@ def write_references(paths: list[str | os.PathLike], configuration: dict, out: s
     ]
     for path in sorted(paths, key=lambda path: Path(path).name):
         lines.append(f"{Path(path).name}\t{file_sha256(path)}\t{values_sha256(path)}")
-    tmp = Path(out).with_name(f".{Path(out).name}.part")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_text_atomically(out, "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnist_large_scale.references FILE...``: record built files as the reference table."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("files", nargs="+", help="the built published files (results/*.h5)")
+    parser.add_argument("--config", default="config.yaml", help="the configuration they were built under")
+    parser.add_argument("--out", default=str(resources.files(__package__).joinpath(TABLE_NAME)), help="the table to write")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(Path(args.config).read_text())
+    missing = sorted(set(config["targets"]) - {Path(path).name for path in args.files})
+    if missing:
+        parser.error(f"the table must cover every target of the config; missing: {', '.join(missing)}")
+    write_references(args.files, reference_configuration(config), args.out)
+    print(f"{len(args.files)} files recorded in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

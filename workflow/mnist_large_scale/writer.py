@@ -29,7 +29,7 @@ import numpy as np
 from .direct_io import ALIGNMENT, DirectWriter, aligned_empty
 from .disk import disk_full, no_space
 
-__all__ = ["SPLITS", "OutputOptions", "part_path", "atomic_path", "SplitData", "write_file", "data_crc32"]
+__all__ = ["SPLITS", "OutputOptions", "part_path", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
 
 SPLITS = ("train", "val", "test")
 
@@ -93,6 +93,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through ``atomic_path``: a kill leaves no half-written file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def data_crc32(values: np.ndarray, crc: int = 0) -> int:

@@ -183,6 +183,7 @@ def base_params(wildcards):
 
 
 def base_pins(key):
+    """The byte-relevant part of config["base_data"][key] (see base_params)."""
     entry = config["base_data"][key]
     return {
         "prefix": entry["prefix"],

@@ -5,9 +5,8 @@ Each line was computed by the validation job of its file and written only after 
 
 from pathlib import Path
 
-output = Path(snakemake.output[0])
+from mnist_large_scale.writer import write_text_atomically
+
 lines = [Path(path).read_text() for path in sorted(snakemake.input)]
-tmp = output.with_name(f".{output.name}.part")
-tmp.write_text("".join(lines))
-tmp.replace(output)
+write_text_atomically(snakemake.output[0], "".join(lines))
 Path(snakemake.log[0]).write_text(f"{len(lines)} files in the manifest\n")

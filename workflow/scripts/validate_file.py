@@ -10,14 +10,7 @@ from pathlib import Path
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_and_checksum
-from mnist_large_scale.writer import OutputOptions, atomic_path
-
-
-def write_atomically(path: str, text: str) -> None:
-    """A kill must not leave half a file under its final name."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
+from mnist_large_scale.writer import OutputOptions, write_text_atomically
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
@@ -43,7 +36,7 @@ try:
 except Exception:
     logging.exception("validation failed")
     raise
-write_atomically(snakemake.output.report, text + "\n")
+write_text_atomically(snakemake.output.report, text + "\n")
 # The manifest vouches only for a file that passed: its line is written after the checks.
-write_atomically(snakemake.output.checksum, f"{sha256}  {Path(snakemake.input.h5).name}\n")
+write_text_atomically(snakemake.output.checksum, f"{sha256}  {Path(snakemake.input.h5).name}\n")
 logging.info("sha256 %s", sha256)
