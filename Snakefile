@@ -31,6 +31,7 @@ rule all:
     input:
         published_files(),
         "results/SHA256SUMS",
+        "results/reference_check.tsv",
         validation_reports(),
         "results/validation/summary.html",
         figures(),

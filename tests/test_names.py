@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from mnist_large_scale.names import FileSpec, InvalidName, ScaleSpec, check_counts, format_name, parse_name, scale_from_tag, scale_tag
@@ -6,10 +8,16 @@ PUBLISHED_TEST_TAGS = "0p500 0p595 0p707 0p841 1p000 1p189 1p414 1p682 2p000 2p3
 MNIST = {"train": 50000, "val": 10000, "test": 10000}
 
 
-def test_published_tags_are_the_quarter_octaves_and_stand_for_the_exact_powers():
+def test_published_tags_are_the_quarter_octaves_and_stand_for_the_powers():
     for k, tag in zip(range(-4, 13), PUBLISHED_TEST_TAGS):
         assert scale_tag(2 ** (k / 4)) == tag
-        assert scale_from_tag(tag) == 2 ** (k / 4)
+        # sqrt(sqrt(2**k)): machine-independent, within an ulp of the power
+        assert scale_from_tag(tag) == math.sqrt(math.sqrt(2.0**k))
+        assert abs(scale_from_tag(tag) - 2 ** (k / 4)) <= math.ulp(2 ** (k / 4))
+
+
+def test_quarter_octaves_that_are_powers_of_two_are_exact():
+    assert [scale_from_tag(tag) for tag in ("0p500", "1p000", "2p000", "4p000", "8p000")] == [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 def test_other_tags_stand_for_their_own_value():

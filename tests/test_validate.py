@@ -6,35 +6,39 @@ import math
 import h5py
 import numpy as np
 import pytest
-
 from mnist_large_scale import build
 from mnist_large_scale.build import build_file
 from mnist_large_scale.names import ScaleSpec, parse_name
 from mnist_large_scale.recipe import Recipe, soft_threshold, transform_image, transform_images
 from mnist_large_scale.validate import (
+    ValidationFailed,
     ValidationSettings,
+    attribute_differences,
     digit_moments,
     ink_reach,
     label_histogram,
     log_uniform_ks,
     measure_scales,
     mnist_centre_of_mass_offsets,
+    raise_on_failure,
     summary_html,
     summary_rows,
     summary_tsv,
     uncropped_scale_limit,
     validate_file,
 )
+from mnist_large_scale.writer import OutputOptions
 
 BACKGROUND = float(soft_threshold(0.0, 0.02, 128))
 SETTINGS = ValidationSettings(sample_images=120)
+SEED = 20200605
 TEST_ONLY = "mnist_large_scale_te150_outsize112-112_scte{}.h5"
 RANGE = "mnist_large_scale_tr300_vl40_te40_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5"
 
 
 def make(tmp_path, mnist_base, mnist_paths, name, transform=transform_images):
     path = tmp_path / name
-    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform, seed=20200605)
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(), transform, seed=SEED)
     return path
 
 
@@ -128,7 +132,7 @@ def test_ks_accepts_log_uniform_and_rejects_uniform_scales():
 @pytest.mark.parametrize("tag", ["0p500", "2p000", "4p000", "8p000"])
 def test_a_correct_file_passes_and_reports_its_scale(tmp_path, mnist_base, mnist_paths, tag):
     path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format(tag))
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert report["ok"], failed(report)
     json.dumps(report, allow_nan=False)  # strict JSON
     names = {check["check"] for check in report["checks"]}
@@ -146,7 +150,7 @@ def test_a_correct_file_passes_and_reports_its_scale(tmp_path, mnist_base, mnist
 
 
 def test_a_correct_range_file_passes_with_its_ks_test(tmp_path, mnist_base, mnist_paths):
-    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert report["ok"], failed(report)
     assert report["summary"]["train"]["scale_distribution"]["count"] == 300
     assert "train: scales log-uniform on [1, 4) (KS p >= 0.001)" in {check["check"] for check in report["checks"]}
@@ -155,7 +159,7 @@ def test_a_correct_range_file_passes_with_its_ks_test(tmp_path, mnist_base, mnis
 def test_fault_file_built_at_the_wrong_scale(tmp_path, mnist_base, mnist_paths):
     # named 2p000, built at 2.1 (5 % too large)
     wrong = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), lambda images, scales, shape, recipe, out=None: transform_images(images, scales * 1.05, shape, recipe, out=out))
-    report = validate_file(wrong, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(wrong, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert "test: median size ratio / scale within 1 +- 0.02" in failed(report)
     assert any(name.startswith("test: every digit's size ratio") for name in failed(report))
     assert report["summary"]["test"]["scale"]["ratio_over_scale"]["median"] == pytest.approx(1.05, abs=0.01)
@@ -165,7 +169,7 @@ def test_fault_digits_shifted_off_centre(tmp_path, mnist_base, mnist_paths):
     def shifted(images, scales, shape, recipe, out=None):
         return np.roll(transform_images(images, scales, shape, recipe), 2, axis=2)  # 2 px to the right
 
-    report = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), shifted), mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"), shifted), mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert failed(report) == {
         *(f"{split}: every digit's centroid within 1 px of the frame centre + s x its scale-1 offset" for split in ("train", "val", "test")),
         *(f"{split}: median centroid error within 1 px" for split in ("train", "val", "test")),
@@ -178,7 +182,7 @@ def test_fault_shuffled_labels(tmp_path, mnist_base, mnist_paths):
     path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
     with h5py.File(path, "r+") as h5:
         h5["y_test"][...] = np.random.default_rng(0).permutation(h5["y_test"][()])
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     # same histogram, wrong order: only the order check sees it, and the digest of
     # the values stored when the file was written
     assert failed(report) == {"test: labels equal the base data's, in order", "y_test: values equal the crc32 stored when written"}
@@ -189,7 +193,7 @@ def test_fault_labels_of_another_split(tmp_path, mnist_base, mnist_paths):
     with h5py.File(path, "r+") as h5:
         h5["y_test"][...] = np.roll(h5["y_test"][()], 1)  # off by one image
         h5["y_test"][0] = (h5["y_test"][0] + 1) % 10
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert {"test: labels equal the base data's, in order", "test: label histogram equals the base data's"} <= failed(report)
 
 
@@ -198,7 +202,7 @@ def test_fault_a_nan(tmp_path, mnist_base, mnist_paths, index):
     path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
     with h5py.File(path, "r+") as h5:
         h5["x_test"][index, 60, 60, 0] = np.nan
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert "test: finite" in failed(report)
     assert report["summary"]["test"]["nonfinite"] == 1
     json.dumps(report, allow_nan=False)
@@ -209,7 +213,7 @@ def test_fault_range_file_with_uniform_scales(tmp_path, mnist_base, mnist_paths,
         return np.random.default_rng(seed).uniform(spec.low, spec.high, n)
 
     monkeypatch.setattr(build, "draw_scales", uniform)
-    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(make(tmp_path, mnist_base, mnist_paths, RANGE), mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     # images match their stored scales, so only the distribution test fails (val and
     # test hold 40 draws: too few to separate uniform from log-uniform reliably)
     assert "train: scales log-uniform on [1, 4) (KS p >= 0.001)" in failed(report)
@@ -220,7 +224,7 @@ def test_fault_range_file_whose_stored_scales_do_not_match_its_images(tmp_path, 
     path = make(tmp_path, mnist_base, mnist_paths, RANGE)
     with h5py.File(path, "r+") as h5:
         h5["s_train"][...] = np.random.default_rng(0).permutation(h5["s_train"][()])
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert any(name.startswith("train: every digit's size ratio") for name in failed(report))
     assert any(name.startswith("train: every digit's centroid") for name in failed(report))
 
@@ -229,17 +233,62 @@ def test_a_single_image_at_the_wrong_scale_is_caught_digit_by_digit(tmp_path, mn
     path = make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000"))
     with h5py.File(path, "r+") as h5:
         h5["x_test"][17, :, :, 0] = transform_image(mnist_test_images[17], 2.1, (112, 112))
-    report = validate_file(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     worst = next(check for check in report["checks"] if check["check"].startswith("test: every digit's size ratio"))
     assert not worst["ok"] and worst["worst_index"] == 17 and worst["outside"] == 1
     assert "test: median size ratio / scale within 1 +- 0.02" not in failed(report)
+
+
+# --- what the file says about itself -------------------------------------------------------------
+
+
+def differences(report):
+    check = next(check for check in report["checks"] if check["check"] == "attributes agree with the config, the name and the package")
+    assert check["ok"] == (not check["differences"])
+    return check["differences"]
+
+
+def test_a_file_built_with_another_sigma_fails_naming_the_difference_and_is_measured_with_the_configs(tmp_path, mnist_base, mnist_paths):
+    name = TEST_ONLY.format("2p000")
+    path = tmp_path / name
+    build_file(parse_name(name), mnist_base, mnist_paths, path, Recipe(sigma_per_scale=0.8), transform_images, seed=SEED)
+    report = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
+    assert differences(report) == ["recipe.sigma_per_scale is 0.8 in the file, 0.875 in the config"]
+    # the samples are recomputed with the config's recipe, not the file's, so they differ too
+    assert {f"{split}: {n} recomputed samples equal the recipe" for split, n in (("train", 1), ("val", 1), ("test", 32))} <= failed(report)
+    with pytest.raises(ValidationFailed, match="recipe.sigma_per_scale is 0.8 in the file, 0.875 in the config"):
+        raise_on_failure(report)
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(sigma_per_scale=0.8), SEED, settings=SETTINGS)) == []
+
+
+def test_seed_numerics_counts_and_pins_that_differ_are_named(tmp_path, mnist_base, mnist_paths):
+    import dataclasses
+
+    from mnist_large_scale import NUMERICS_VERSION
+    from mnist_large_scale.sources import RawFile
+
+    path = make(tmp_path, mnist_base, mnist_paths, RANGE)
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)) == []
+    assert differences(validate_file(path, mnist_base, mnist_paths, Recipe(), 7, settings=SETTINGS)) == [f"scale_seed is {SEED} in the file, 7 in the config"]
+    later = validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS, numerics_version=NUMERICS_VERSION + 1)
+    assert differences(later) == [f"numerics_version is {NUMERICS_VERSION} in the file, {NUMERICS_VERSION + 1} in this package"]
+    # the same bytes under a name that asks for fewer test images
+    renamed = tmp_path / "renamed" / RANGE.replace("_te40_", "_te30_")
+    renamed.parent.mkdir()
+    path.rename(renamed)
+    assert "splits.test.count is 40 in the file, 30 in the name" in differences(validate_file(renamed, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS))
+    # a config that pins other raw bytes: the file was not built from them
+    labels = mnist_base.files["test_labels"]
+    other = dataclasses.replace(mnist_base, files={**mnist_base.files, "test_labels": RawFile(labels.name, labels.size, "0" * 64)})
+    found = attribute_differences({"source_sha256": json.dumps({labels.name: labels.sha256})}, parse_name(RANGE), other, Recipe(), SEED, NUMERICS_VERSION)
+    assert f"source_sha256.{labels.name} is {labels.sha256!r} in the file, {'0' * 64!r} in the config" in found
 
 
 # --- the summary table --------------------------------------------------------------------------
 
 
 def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path, mnist_base, mnist_paths):
-    good = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000")), mnist_base, mnist_paths, settings=SETTINGS)
+    good = validate_file(make(tmp_path, mnist_base, mnist_paths, TEST_ONLY.format("2p000")), mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     bad = dict(good, file="bad.h5", ok=False, checks=good["checks"] + [{"check": "test: finite", "ok": False, "nonfinite": 1}])
     rows = summary_rows([good, bad])
     assert [(row["file"], row["split"]) for row in rows][:3] == [(good["file"], split) for split in ("train", "val", "test")]
@@ -249,6 +298,10 @@ def test_summary_table_has_a_row_per_file_and_split_and_marks_failures(tmp_path,
     assert len(tsv) == 7 and tsv[0].startswith("file\tsplit\timages\tscale")
     html = summary_html([good, bad], rows)
     assert html.count("<tr class=\"fail\">") == 2 and "CHECKS FAIL" in html and "all checks pass" in html
+    # texts are escaped by construction: a name or a check with markup characters stays text
+    odd = dict(bad, file="<b>odd</b>.h5", checks=[{"check": "test: a < b & c", "ok": False}])
+    html = summary_html([odd], summary_rows([odd]))
+    assert "&lt;b&gt;odd&lt;/b&gt;.h5" in html and "test: a &lt; b &amp; c" in html and "<b>" not in html
 
 
 @pytest.mark.parametrize("name, threads, direct_io", [(RANGE, 2, True), (TEST_ONLY.format("2p000"), 1, True), (RANGE, 1, False)])
@@ -257,9 +310,9 @@ def test_validate_and_checksum_equals_validate_file_and_the_file_digest(tmp_path
     from mnist_large_scale.validate import validate_and_checksum
 
     path = make(tmp_path, mnist_base, mnist_paths, name)
-    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS, threads=threads, direct_io=direct_io)
+    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, Recipe(), SEED, OutputOptions(direct_io=direct_io), SETTINGS, threads=threads)
     assert sha256 == sha256_of(path)
-    assert report == validate_file(path, mnist_base, mnist_paths, settings=SETTINGS) and report["ok"]
+    assert report == validate_file(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS) and report["ok"]
 
 
 def test_validate_and_checksum_finds_a_flipped_byte_in_the_images(tmp_path, mnist_base, mnist_paths):
@@ -275,6 +328,6 @@ def test_validate_and_checksum_finds_a_flipped_byte_in_the_images(tmp_path, mnis
         byte = handle.read(1)
         handle.seek(at)
         handle.write(bytes([byte[0] ^ 1]))
-    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, settings=SETTINGS)
+    report, sha256 = validate_and_checksum(path, mnist_base, mnist_paths, Recipe(), SEED, settings=SETTINGS)
     assert sha256 == sha256_of(path)
     assert failed(report) == {"x_train: values equal the crc32 stored when written"}

@@ -1,9 +1,14 @@
-"""Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``
-and ``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``.
+"""Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``,
+``python -m mnist_large_scale verify FILE.h5...`` and
+``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``.
 
 ``inspect`` prints what any MNIST Large Scale file holds, rebuilt or published:
 splits, shapes, dtypes, value range, labels, scale or scales and the provenance
 attributes when there are any; ``--montage`` also draws its first images.
+
+``verify`` compares files with the reference checksums of the published set
+(``references.py``): the same bytes, the same values in other container bytes,
+other values, or no reference for that name.
 
 ``build`` builds one file by hand, outside Snakemake (for debugging and for
 measurements), with the config's recipe, seed and storage, and prints as JSON
@@ -13,6 +18,7 @@ its wall time and the peak resident memory of this process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -33,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-images", type=int, default=None, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     inspect.add_argument("--chunk-images", type=int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    verify = commands.add_parser(
+        "verify",
+        help="compare files with the reference checksums of the published set",
+        description="Compare .h5 files, rebuilt or copied from elsewhere, with the reference checksums of the "
+        "published files as this workflow builds them with the default configuration. Prints one line per file: "
+        "match, values match (other container bytes), DIFFERS, or no reference; exits with 1 if any file differs.",
+    )
+    verify.add_argument("files", nargs="+", metavar="FILE", help=".h5 files, named as published")
+    verify.add_argument("--name", help="the published name of a single FILE that was renamed")
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     build = commands.add_parser("build", help="build one file outside Snakemake and print its time and peak memory")
     build.add_argument("name", help="a file name of the grammar, e.g. mnist_large_scale_te10000_outsize112-112_scte2p000.h5")
     build.add_argument("--raw-dir", required=True, help="folder with the base data set's raw files")
@@ -57,13 +73,18 @@ def _build(args) -> dict:
     from .names import check_counts, parse_name
     from .recipe import Recipe
     from .sources import BaseData
+    from .writer import OutputOptions
 
     config = yaml.safe_load(Path(args.config).read_text())
     bases = [BaseData.from_config(key, entry) for key, entry in config["base_data"].items()]
     spec = parse_name(args.name, prefixes=tuple(base.prefix for base in bases))
     base = next(base for base in bases if base.prefix == spec.prefix)
     check_counts(spec, base.available())
-    storage = config["output"]
+    options = OutputOptions.from_config(config["output"])
+    if args.chunk_images:
+        options = dataclasses.replace(options, chunk_images=args.chunk_images)
+    if args.buffered:
+        options = dataclasses.replace(options, direct_io=False)
     start = time.perf_counter()
     build_file(
         spec,
@@ -73,12 +94,32 @@ def _build(args) -> dict:
         Recipe.from_config(config["recipe"]),
         functools.partial(transform_images, threads=args.threads),
         seed=config["scale_seed"],
-        dtype=storage["dtype"],
-        compression=storage["compression"],
-        chunk_images=args.chunk_images or storage["chunk_images"],
-        direct_io=storage.get("direct_io", True) and not args.buffered,
+        options=options,
     )
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+
+
+def _verify(args) -> int:
+    """Print each file's verdict against the reference checksums; 1 if any differs, else 0."""
+    from .references import DIFFERS, attribute_hint, compare, load_references
+
+    if args.name and len(args.files) != 1:
+        print("--name applies to a single FILE", file=sys.stderr)
+        return 2
+    table = load_references()
+    verdicts = []
+    for path in args.files:
+        verdict = compare(path, table, name=args.name)
+        if verdict.status == DIFFERS:
+            hint = attribute_hint(path, table)
+            verdict = verdict if not hint else type(verdict)(**{**verdict.__dict__, "reason": f"{verdict.reason}; {hint}"})
+        verdicts.append(verdict)
+    if args.json:
+        print(json.dumps([verdict.as_dict() for verdict in verdicts], indent=2))
+    else:
+        for verdict in verdicts:
+            print(verdict.line())
+    return 1 if any(verdict.status == DIFFERS for verdict in verdicts) else 0
 
 
 def peak_rss_mb() -> float:
@@ -101,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.montage:
             save_figure(file_montage(args.file, args.split, args.count), args.montage)
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
+    elif args.command == "verify":
+        return _verify(args)
     elif args.command == "build":
         print(json.dumps(_build(args)))
     return 0

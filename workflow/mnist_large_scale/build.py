@@ -7,17 +7,16 @@ import json
 import math
 import os
 from collections.abc import Callable
-from importlib.metadata import version
 
-import h5py
 import numpy as np
 
-from . import __version__
+from . import NUMERICS_VERSION
+from .exactmath import exp, log_decimal, uniform_from_raw
 from .idx import read_idx
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .sources import BaseData, verify_raw_files
-from .writer import SPLITS, SplitData, write_file
+from .writer import SPLITS, OutputOptions, SplitData, write_file
 
 __all__ = ["CITATION", "job_memory_mb", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
 
@@ -44,15 +43,19 @@ def job_memory_mb(out_shape: tuple[int, int], chunk_images: int) -> int:
 
 
 def draw_scales(spec: ScaleSpec, n: int, seed: int, split: str) -> np.ndarray:
-    """Per-sample scales of one split, log-uniform on ``[low, high)``.
+    """Per-sample scales of one split, log-uniform on ``[low, high)``, the same on every machine.
 
-    ``s = low * (high / low) ** u`` with ``u`` uniform on [0, 1) from numpy's
-    PCG64 seeded by ``SeedSequence([seed, k])``, k the split's index in
-    ('train', 'val', 'test').  The first n draws do not depend on the total, so
-    a file with smaller counts holds the first n scales of the larger one.
+    ``s = low * exp(u * ln(high / low))`` with ``u`` uniform on [0, 1): the top
+    53 bits of the raw 64-bit outputs of numpy's PCG64 seeded by
+    ``SeedSequence([seed, k])`` (k the split's index in ('train', 'val', 'test')),
+    times ``2**-53``.  The logarithm is correctly rounded (``decimal``) and the
+    exponential is ``exactmath.exp``, built from basic operations.  The first n
+    draws do not depend on the total, so a file with smaller counts holds the
+    first n scales of the larger one.
     """
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, SPLITS.index(split)])))
-    return spec.low * (spec.high / spec.low) ** rng.random(n)
+    bits = np.random.PCG64(np.random.SeedSequence([seed, SPLITS.index(split)]))
+    u = uniform_from_raw(bits.random_raw(n))
+    return spec.low * exp(u * log_decimal(spec.high / spec.low))
 
 
 def split_scales(spec: FileSpec, split: str, seed: int) -> np.ndarray:
@@ -93,7 +96,12 @@ def load_split(base: BaseData, raw_paths: dict[str, str], split: str, n: int) ->
 
 
 def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dict:
-    """Root attributes: what the file is and how it was made; nothing run-dependent."""
+    """Root attributes: what the file is and how it was made; nothing that depends on the run or the machine.
+
+    The libraries' versions are not recorded: they do not change the values
+    (``numerics_version`` names the numerics that do), and a file must have the
+    same bytes whichever numpy or scipy built it.
+    """
     attrs = {
         "title": "MNIST Large Scale (rebuilt)",
         "file_name": spec.name,
@@ -102,19 +110,19 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
         "scale_train": (spec.train_scale or spec.test_scale).tag,
         "scale_test": spec.test_scale.tag,
         "recipe": json.dumps(recipe.as_dict(), sort_keys=True),
+        "numerics_version": NUMERICS_VERSION,
         "splits": json.dumps(
             {name: {"source": base.splits[name].images, "first_index": base.splits[name].start, "count": spec.split_count(name)} for name in SPLITS},
             sort_keys=True,
         ),
         "source_sha256": json.dumps({raw.name: raw.sha256 for raw in base.files.values()}, sort_keys=True),
-        "software": json.dumps(
-            {"mnist_large_scale": __version__, "numpy": np.__version__, "scipy": version("scipy"), "scikit-image": version("scikit-image"), "h5py": h5py.__version__},
-            sort_keys=True,
-        ),
     }
     if any(spec.split_scale(name).is_range for name in SPLITS):
         attrs["scale_seed"] = seed
-        attrs["scale_distribution"] = "log-uniform: s = low * (high/low)**u, u ~ U[0, 1) from PCG64(SeedSequence([seed, split index]))"
+        attrs["scale_distribution"] = (
+            "log-uniform: s = low * exp(u ln(high/low)), u = (top 53 bits of PCG64(SeedSequence([seed, split index])) "
+            "raw outputs) * 2**-53"
+        )
     return attrs
 
 
@@ -126,11 +134,8 @@ def build_file(
     recipe: Recipe,
     transform: Callable,
     seed: int,
-    dtype: str = "float64",
-    compression: str | None = None,
-    chunk_images: int = 1000,
+    options: OutputOptions = OutputOptions(),
     progress: Callable[[int], None] | None = None,
-    direct_io: bool = True,
 ) -> None:
     """Build the file that ``spec`` names.
 
@@ -147,8 +152,10 @@ def build_file(
         the engine (or the reference recipe); ``out`` is a float64 buffer to fill.
     seed : int
         Seed of per-sample scales.
-    dtype, compression, chunk_images, progress, direct_io
-        As in ``writer.write_file``.
+    options : OutputOptions
+        How the file is stored and written.
+    progress : callable, optional
+        Called with the number of images just written.
     """
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
@@ -165,9 +172,6 @@ def build_file(
         lambda images, scales, out: transform(images, scales, spec.out_shape, recipe, out=out),
         spec.out_shape,
         provenance(spec, base, recipe, seed),
-        dtype=dtype,
-        compression=compression,
-        chunk_images=chunk_images,
+        options,
         progress=progress,
-        direct_io=direct_io,
     )

@@ -1,4 +1,5 @@
-"""Production engine: the reference recipe (``recipe.py``) as batched matrix products.
+"""Production engine: the reference recipe (``recipe.py``) as batched matrix products,
+on exact grids, so that its bytes are the same on every machine.
 
 Before the soft threshold the recipe is two separable linear stages with an
 elementwise clip between them.  On one axis of length ``L`` (output pixels) with
@@ -12,30 +13,53 @@ an input of ``n`` pixels, at scale ``s``:
   of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
   ``margin + o`` for frame pixel ``o``.
 
-So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as four batched products
+So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as batched products
 (columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+
+Same bytes everywhere
+---------------------
+A matrix product's result depends on the order of its additions, on fused
+multiply-adds and so on the BLAS kernel, the SIMD level and the thread count;
+unless every product and every partial sum is exact.  That holds when the
+weights and the data are integer multiples of powers of two and every partial
+sum stays below 2**53 of its grid.  So:
+
+* data between stages are integers in units of ``2**-UNIT_BITS`` grey levels
+  (``rint`` after each stage: exact, the same everywhere);
+* weights are rounded to multiples of ``2**-bits`` (the rows of each matrix
+  still summing to exactly 1), and split into a coarse part on ``2**-HI_BITS``
+  and a fine remainder; each part's product is exact, and their sum is rounded
+  once, by IEEE addition.  The columns' resampling reads the raw integers
+  (0..255) and needs no split;
+* the Gaussian's exponentials come from ``exactmath.exp``, and its
+  normalisation sums numbers on a grid, exactly;
+* the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
+  polynomial, built from ``exactmath.arctan``;
+* each image's result depends only on that image and its scale, never on the
+  images computed beside it (blocks, groups, ink extents only add exact zeros).
+
+The result differs from the float reference (``recipe.py``) by at most
+``ENGINE_TOLERANCE`` after the threshold (a few 1e-10 are typical; the
+tests check the bound on real digits at every published scale and per sample).
+
+Speed
+-----
 Only canvas pixels that the images' ink reaches *and* that lie within ``r`` of
 the frame are formed, and only frame pixels within ``r`` of those are computed
 (the rest are the smoothed zero plane, i.e. the background).  The banded
 matrices are split into row blocks that skip their zero columns; the Gaussian's
 interior blocks are all one Toeplitz piece and go through BLAS in one strided
-call.  Without the clip each axis folds into one matrix ``G R``.
-
-Images go through in groups small enough for the intermediates to stay in the
-core's cache.  A group at one scale shares its matrices (cached across calls,
-keyed by the group's ink extent); at larger scales the images are grouped by
-ink extent, so that narrow digits make narrow canvases.  With per-sample scales (the scale-range
-file) the images are sorted by scale and each run of 64 gets a stack of
-per-image matrices, built vectorised, so a run's matrices have nearly the same
-extent.  ``threads`` workers take groups in turn; BLAS is held to one thread.
+call.  Images go through in groups small enough for the intermediates to stay
+in the core's cache.  A group at one scale shares its matrices (cached across
+calls, keyed by the group's ink extent); at larger scales the images are
+grouped by ink extent, so that narrow digits make narrow canvases.  With
+per-sample scales (the scale-range file) the images are sorted by scale and
+each run of 64 gets a stack of per-image matrices, built vectorised.
+``threads`` workers take groups in turn; BLAS is held to one thread.
 
 Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
 the frame pixel a canvas pixel sits on (negative in the margin), which lines up
 the Gaussian bands of different scales.
-
-The engine reproduces the reference to floating-point rounding (about 1e-13 on
-the 0..255 grey scale before the threshold, a few 1e-15 after it); only the
-order of the additions differs.
 """
 
 from __future__ import annotations
@@ -49,9 +73,32 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import ThreadpoolController
 
+from . import threshold
+from .exactmath import exp, to_grid
 from .recipe import Recipe
 
-__all__ = ["transform_images", "SUPPORTED_ORDERS", "blas_threads_limited"]
+__all__ = ["transform_images", "SUPPORTED_ORDERS", "ENGINE_TOLERANCE", "blas_threads_limited", "background_value"]
+
+#: Largest difference to the float reference recipe after the soft threshold, on
+#: MNIST's 0..255 grey levels (measured: see tests/test_engine.py).
+ENGINE_TOLERANCE = 1e-8
+
+#: Data between stages are integers in units of 2**-UNIT_BITS grey levels.
+UNIT_BITS = 24
+
+#: The coarse part of a split weight is a multiple of 2**-HI_BITS.
+HI_BITS = 20
+
+#: Weights of the columns' resampling, which reads the raw 8-bit integers: 2**-RAW_BITS.
+RAW_BITS = 40
+
+#: Largest input value: the engine's bytes are exact for integer inputs in [0, RAW_MAX].
+RAW_MAX = 255
+
+# The largest sum of |weights| of one interpolation (Keys' cubic at fraction 1/2),
+# and so the largest magnitude of a pixel resampled along one axis.
+_KEYS_ABS_SUM = 1.25
+_RESAMPLED_BOUND = RAW_MAX * _KEYS_ABS_SUM
 
 #: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
 SUPPORTED_ORDERS = (0, 1, 3)
@@ -66,14 +113,14 @@ _SIGMA_SKIP = 1e-15
 # the band's reach (2 r columns for the Gaussian, about 4 + rows / s for the
 # resampling), so short blocks skip more zeros; below 8 rows BLAS slows down.
 # Measured on the development machine (AMD EPYC, AVX-512, OpenBLAS).
-_SMOOTH_BLOCK = 8
+_SMOOTH_BLOCK = 16
 _RESAMPLE_BLOCK = 16
 
 # Images computed together: about this many bytes of canvas, so that the
 # canvas and the smoothed rows stay in cache (1 MB L2 per core, 32 MB L3 on the
 # development machine), and enough images to amortise the per-call costs; with
 # per-image matrices (per-sample scales) fewer, as each brings its own.
-_GROUP_BYTES = 3 << 20
+_GROUP_BYTES = 3 << 19
 _GROUP_MAX = 16
 _GROUP_MAX_PER_SAMPLE = 8
 
@@ -145,13 +192,49 @@ def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np
     reach = int(radius.max())
     x = np.arange(-reach, reach + 1)
     inside = np.abs(x) <= radius[:, None]
-    # Same expression as scipy (-0.5 / sigma2 * x ** 2); the guard only avoids
-    # dividing by a zero sigma whose row is replaced by the identity below.
+    # Same expression as scipy (-0.5 / sigma2 * x ** 2), with a deterministic exp; the
+    # guard only avoids dividing by a zero sigma whose row is replaced by the identity below.
     sigma2 = np.where(smooth, sigma * sigma, 1.0)
-    phi = np.where(inside, np.exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    phi = np.where(inside, exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    # On a grid of 2**-45 the sum of at most 2**7 values below 1 is exact in any order.
+    phi = to_grid(phi, 45)
     weights = phi / phi.sum(axis=1, keepdims=True)
     weights[~smooth] = (x == 0).astype(np.float64)
     return radius, weights
+
+
+def split_bits(taps, bound: float):
+    """Grid bits of weights whose fine part stays exact on data of magnitude ``bound`` grey levels.
+
+    The fine part of a split weight is below ``2**-(HI_BITS+1)``; ``taps`` of them
+    times data up to ``bound * 2**UNIT_BITS`` units sum to at most
+    ``taps * bound * 2**(UNIT_BITS - HI_BITS - 1)``, which must stay below 2**53
+    of the weights' grid.  ``taps`` may be an array (one kernel per image): the
+    bits of an image's weights depend on its own kernel only, never on the
+    images computed beside it.
+    """
+    magnitude = np.asarray(taps, dtype=np.float64) * bound * 2.0 ** (UNIT_BITS - HI_BITS - 1)
+    return np.minimum(RAW_BITS, 52 - np.ceil(np.log2(magnitude)).astype(np.int64))
+
+
+def quantize_weights(weights: np.ndarray, bits, axis: int) -> np.ndarray:
+    """Weights that sum to 1 along ``axis``, rounded to multiples of ``2**-bits``, summing to exactly 1.
+
+    The rounding error of each set goes to its largest weight, so that a flat
+    region stays exactly flat through interpolation and smoothing.
+    """
+    quantized = to_grid(weights, bits)
+    # Sums of values on the grid are exact; the correction is a multiple of 2**-bits.
+    correction = 1.0 - quantized.sum(axis=axis, keepdims=True)
+    largest = np.expand_dims(np.abs(weights).argmax(axis=axis), axis)
+    np.put_along_axis(quantized, largest, np.take_along_axis(quantized, largest, axis) + correction, axis)
+    return quantized
+
+
+def split_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weights`` (on a finer grid) as a part on ``2**-HI_BITS`` plus the remainder, both exact."""
+    coarse = to_grid(weights, HI_BITS)
+    return coarse, weights - coarse
 
 
 class Workspace:
@@ -230,44 +313,56 @@ def tap_weights(fraction: np.ndarray, order: int, out: np.ndarray | None = None)
     return weights
 
 
-def toeplitz_piece(kernel: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
-    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs.
+def toeplitz_piece(kernels: list[np.ndarray], rows: int, transpose: bool = False) -> np.ndarray:
+    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs, parts stacked.
 
     Parameters
     ----------
-    kernel : (k, 2 r + 1) ndarray of float64
+    kernels : list of (k, 2 r + 1) ndarray of float64
+        The parts (one, or a coarse and a fine one).
     rows : int
     transpose : bool
         Return the transpose of each matrix.
 
     Returns
     -------
-    (k, rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, rows) when ``transpose``
-        ``piece[j, i, c] = kernel[j, c - i]`` (zero off the band): output ``o + i``
-        reads inputs ``o - r + c``.
+    (k, parts rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, parts rows) when ``transpose``
+        ``piece[j, p rows + i, c] = kernels[p][j, c - i]`` (zero off the band):
+        output ``o + i`` of part ``p`` reads inputs ``o - r + c``.
     """
-    stack, width = kernel.shape
-    piece = np.zeros((stack, rows + width - 1, rows) if transpose else (stack, rows, rows + width - 1))
-    for i in range(rows):
-        if transpose:
-            piece[:, i : i + width, i] = kernel
-        else:
-            piece[:, i, i : i + width] = kernel
+    stack, width = kernels[0].shape
+    parts = len(kernels)
+    piece = np.zeros((stack, rows + width - 1, parts * rows) if transpose else (stack, parts * rows, rows + width - 1))
+    for p, kernel in enumerate(kernels):
+        for i in range(rows):
+            if transpose:
+                piece[:, i : i + width, p * rows + i] = kernel
+            else:
+                piece[:, p * rows + i, i : i + width] = kernel
     return piece
+
+
+def _stack_parts(pieces: list[np.ndarray], transpose: bool) -> np.ndarray:
+    """Parts' blocks (k, h, w) stacked along their output axis: rows, or columns when ``transpose``."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2 if transpose else 1)
 
 
 @dataclass(frozen=True)
 class Band:
-    """A stack of banded matrices ``A`` (k, P, Q), as row blocks without their zero columns.
+    """A stack of banded matrices ``A`` (k, P, Q), the sum of ``parts`` matrices, as row blocks without their zero columns.
 
     ``k`` is 1 for a matrix shared by all images, else one matrix per image.
+    With two parts (a coarse and a fine one, each exact in its product) a block
+    holds both parts' rows, stacked, so that one product computes both and the
+    data are read once; their two results are then added (one IEEE rounding).
 
     Attributes
     ----------
+    parts : int
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
-        that slice, shape (k, b-a, q1-q0), or its transpose (k, q1-q0, b-a) in
-        a band for right-multiplication; possibly a view of a shared piece.
+        each part's slice, stacked: shape (k, parts (b-a), q1-q0), or its
+        transpose (k, q1-q0, parts (b-a)) in a band for right-multiplication.
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
     run : (a, count, q0, piece) or None
@@ -276,6 +371,7 @@ class Band:
         ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
     """
 
+    parts: int
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
     run: tuple[int, int, int, np.ndarray] | None = None
@@ -283,40 +379,40 @@ class Band:
     @classmethod
     def from_matrix(
         cls,
-        matrix: np.ndarray,
+        matrices: list[np.ndarray],
         starts: np.ndarray,
         stops: np.ndarray,
         block: int,
         transpose: bool,
         column_offset: int = 0,
     ) -> "Band":
-        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
+        """Cut the parts ``matrices`` (each k, P, Q) into row blocks of ``block`` rows, copying each.
 
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
         each row (of any of the k matrices); both must be nondecreasing, as in a
-        band.  ``matrix`` holds columns ``column_offset ..`` of ``A``.
+        band.  The matrices hold columns ``column_offset ..`` of ``A``.
         """
         blocks, zero_rows = [], []
-        for a in range(0, matrix.shape[1], block):
-            b = min(matrix.shape[1], a + block)
+        for a in range(0, matrices[0].shape[1], block):
+            b = min(matrices[0].shape[1], a + block)
             q0, q1 = int(starts[a]), int(stops[b - 1])
             if q1 <= q0:
                 zero_rows.append((a, b))
                 continue
-            piece = matrix[:, a:b, q0:q1]
-            piece = np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)
-            blocks.append((a, b, q0 + column_offset, q1 + column_offset, piece))
-        return cls(tuple(blocks), tuple(zero_rows))
+            pieces = [matrix[:, a:b, q0:q1].transpose(0, 2, 1) if transpose else matrix[:, a:b, q0:q1] for matrix in matrices]
+            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(_stack_parts(pieces, transpose))))
+        return cls(len(matrices), tuple(blocks), tuple(zero_rows))
 
     @classmethod
     def from_kernel(
-        cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, transpose: bool
+        cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int, transpose: bool
     ) -> "Band":
-        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, blocks viewing one piece.
+        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, for the sum of ``kernels``.
 
         Parameters
         ----------
-        kernel : (k, 2 r + 1) ndarray of float64
+        kernels : list of (k, 2 r + 1) ndarray of float64
+            The parts.
         rows : int
             Outputs ``o = 0 .. rows-1``.
         first_column : int
@@ -328,10 +424,11 @@ class Band:
         Every interior block is the same Toeplitz piece (they form ``run``), and
         the blocks at the ends are parts of it.
         """
-        reach = kernel.shape[1] // 2
+        reach = kernels[0].shape[1] // 2
         block = min(block, rows)
         width = block + 2 * reach
-        piece = toeplitz_piece(kernel, block, transpose)
+        piece = toeplitz_piece(kernels, block, transpose)
+        parts = len(kernels)
         blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
@@ -343,26 +440,11 @@ class Band:
                 interior.append((a, q0))
             else:
                 c0, c1 = q0 - start, q1 - start
-                view = piece[:, c0:c1, : b - a] if transpose else piece[:, : b - a, c0:c1]
-                blocks.append((a, b, q0, q1, view))
+                cut = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
+                views = [piece[:, c0:c1, rows] if transpose else piece[:, rows, c0:c1] for rows in cut]
+                blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts(views, transpose))))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
-        return cls(tuple(blocks), tuple(zero_rows), run)
-
-    def dense(self, stack: int, columns: int) -> np.ndarray:
-        """The matrices as a dense (k, P, Q) array (of a band built without ``transpose``)."""
-        rows = max([b for _, b, *_ in self.blocks] + [b for _, b in self.zero_rows] + [0])
-        if self.run is not None:
-            a, count, q0, piece = self.run
-            rows = max(rows, a + count * piece.shape[1])
-        matrix = np.zeros((stack, rows, columns))
-        for a, b, q0, q1, block in self.blocks:
-            matrix[:, a:b, q0:q1] = block
-        if self.run is not None:
-            a, count, q0, piece = self.run
-            height, width = piece.shape[1:]
-            for i in range(count):
-                matrix[:, a + i * height : a + (i + 1) * height, q0 + i * height : q0 + i * height + width] = piece
-        return matrix
+        return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
 
     @property
     def shared(self) -> bool:
@@ -370,28 +452,40 @@ class Band:
         pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
         return all(piece.shape[0] == 1 for piece in pieces)
 
-    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
 
-        ``images`` selects the m matrices of a per-image stack; a shared matrix broadcasts.
+        ``images`` selects the m matrices of a per-image stack; a shared matrix
+        broadcasts.  ``work`` holds the parts' stacked results (two parts).
         """
+        m, n = x.shape[0], x.shape[2]
         for a, b, q0, q1, block in self.blocks:
-            np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
+            matrix = block if block.shape[0] == 1 else block[images]
+            if self.parts == 1:
+                np.matmul(matrix, x[:, q0:q1], out=out[:, a:b])
+            else:
+                both = np.matmul(matrix, x[:, q0:q1], out=work.get("band left", (m, 2 * (b - a), n)))
+                np.add(both[:, : b - a], both[:, b - a :], out=out[:, a:b])
         if self.run is not None:
             a, count, q0, piece = self.run
-            height, width = piece.shape[1:]
+            height, width = piece.shape[1] // self.parts, piece.shape[2]
             # (count, m, rows, N) windows of x and of out, one GEMM per (block, image).
             (sm, sq, sn), (om, oq, on) = x.strides, out.strides
             windows = as_strided(
-                x[:, q0:], (count, x.shape[0], width, x.shape[2]), (height * sq, sm, sq, sn), writeable=False
+                x[:, q0:], (count, m, width, n), (height * sq, sm, sq, sn), writeable=False
             )
-            targets = as_strided(out[:, a:], (count, out.shape[0], height, out.shape[2]), (height * oq, om, oq, on))
-            np.matmul(piece if piece.shape[0] == 1 else piece[images], windows, out=targets)
+            targets = as_strided(out[:, a:], (count, m, height, n), (height * oq, om, oq, on))
+            matrix = piece if piece.shape[0] == 1 else piece[images]
+            if self.parts == 1:
+                np.matmul(matrix, windows, out=targets)
+            else:
+                both = np.matmul(matrix, windows, out=work.get("band left run", (count, m, 2 * height, n)))
+                np.add(both[:, :, :height], both[:, :, height:], out=targets)
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
 
-    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
@@ -399,17 +493,28 @@ class Band:
         result, (m, n) = out, x.shape[:2]
         if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
             x, out = x.reshape(1, m * n, -1), out.reshape(1, m * n, -1)
+        rows_in = x.shape[:2]
         for a, b, q0, q1, block in self.blocks:
-            np.matmul(x[:, :, q0:q1], block if block.shape[0] == 1 else block[images], out=out[:, :, a:b])
+            matrix = block if block.shape[0] == 1 else block[images]
+            if self.parts == 1:
+                np.matmul(x[:, :, q0:q1], matrix, out=out[:, :, a:b])
+            else:
+                both = np.matmul(x[:, :, q0:q1], matrix, out=work.get("band right", (*rows_in, 2 * (b - a))))
+                np.add(both[:, :, : b - a], both[:, :, b - a :], out=out[:, :, a:b])
         if self.run is not None:
             a, count, q0, piece = self.run
-            width, height = piece.shape[1:]
+            width, height = piece.shape[1], piece.shape[2] // self.parts
             (sm, sn, sq), (om, on, oq) = x.strides, out.strides
             windows = as_strided(
                 x[:, :, q0:], (count, x.shape[0], x.shape[1], width), (height * sq, sm, sn, sq), writeable=False
             )
             targets = as_strided(out[:, :, a:], (count, out.shape[0], out.shape[1], height), (height * oq, om, on, oq))
-            np.matmul(windows, piece if piece.shape[0] == 1 else piece[images], out=targets)
+            matrix = piece if piece.shape[0] == 1 else piece[images]
+            if self.parts == 1:
+                np.matmul(windows, matrix, out=targets)
+            else:
+                both = np.matmul(windows, matrix, out=work.get("band right run", (count, *rows_in, 2 * height)))
+                np.add(both[..., :height], both[..., height:], out=targets)
         for a, b in self.zero_rows:
             out[:, :, a:b] = 0.0
         return result
@@ -431,12 +536,11 @@ class AxisPlan:
         Frame pixels ``o0:o1`` can differ from the background; the others are
         exactly the smoothed zero plane.
     resample : Band or None
-        ``R`` (k, K, n) restricted to the kept canvas pixels (with a clip).
+        ``R`` (k, K, n) restricted to the kept canvas pixels (one part on the
+        x axis, coarse and fine on the y axis).
     smooth : Band or None
-        ``G`` (k, o1-o0, K) restricted likewise (with a clip).
-    folded : ndarray of float64 or None
-        ``G @ R`` (k, o1-o0, n), without a clip: both stages in one matrix.
-        The x axis stores all of these transposed, for right-multiplication.
+        ``G`` (k, o1-o0, K) restricted likewise, coarse and fine parts.
+        The x axis stores these transposed, for right-multiplication.
     """
 
     p0: int
@@ -445,7 +549,6 @@ class AxisPlan:
     o1: int
     resample: Band | None
     smooth: Band | None
-    folded: np.ndarray | None
 
     @property
     def empty(self) -> bool:
@@ -453,7 +556,7 @@ class AxisPlan:
         return self.size == 0 or self.o1 <= self.o0
 
 
-_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None, None)
+_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None)
 
 
 def plan_axis(
@@ -485,7 +588,7 @@ def plan_axis(
         when the clip maps zero to a nonzero value).
     transpose : bool
         Build the matrices for right-multiplication (the x axis): bands hold
-        transposed blocks and ``folded`` is stored as (k, n, o1-o0).
+        transposed blocks.
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
@@ -537,8 +640,6 @@ def plan_axis(
     # into a matrix with one extra column each side: taps off the support are
     # clipped into those columns, which are then dropped.
     width = hi - lo + 2
-    padded = scratch("R", (stack, size, width))
-    padded.fill(0.0)
     entries = scratch("entries", (n_taps, stack, size), np.int64)
     np.add(first, 1 - lo, out=entries[0])
     for t in range(1, n_taps):
@@ -546,25 +647,32 @@ def plan_axis(
     np.clip(entries, 0, width - 1, out=entries)
     entries += np.arange(0, stack * size * width, width).reshape(stack, size)
     weights = tap_weights(fraction, recipe.order, out=scratch("weights", (n_taps, stack, size)))
-    padded.reshape(-1)[entries.reshape(-1)] = weights.reshape(-1)
-    matrix = padded[:, :, 1 : 1 + hi - lo]
-
-    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
-    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.
-    if not recipe.clip:
-        dense = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, o1 - o0, transpose=False).dense(stack, size)
-        folded = np.zeros((stack, o1 - o0, n_in))
-        np.matmul(dense, matrix, out=folded[:, :, lo:hi])
-        if transpose:
-            folded = np.ascontiguousarray(folded.transpose(0, 2, 1))
-        return AxisPlan(p0, size, o0, o1, None, None, folded)
-
+    # The columns' resampling reads the raw integers and takes its weights whole, in
+    # data units; the rows' resampling reads those units and takes split weights.
+    if transpose:
+        resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
+    else:
+        resample_parts = split_weights(quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0))
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
-    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
-    smooth = Band.from_kernel(kernel, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
-    return AxisPlan(p0, size, o0, o1, resample, smooth, None)
+    matrices = []
+    for i, part in enumerate(resample_parts):
+        padded = scratch(f"R{i}", (stack, size, width))
+        padded.fill(0.0)
+        padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
+        matrices.append(padded[:, :, 1 : 1 + hi - lo])
+    resample = Band.from_matrix(matrices, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+
+    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
+    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
+    # columns' smoothing, the last stage, also scales units to the threshold's grid.
+    # Each image's kernel on the grid its own width allows (2 radius + 1 taps).
+    bits = split_bits(2 * gaussian_radius(sigma, recipe.truncate) + 1, canvas_bound(recipe))[:, None]
+    kernel = quantize_weights(kernel, bits, axis=1)
+    parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part for part in split_weights(kernel)]
+    smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    return AxisPlan(p0, size, o0, o1, resample, smooth)
 
 
 @functools.lru_cache(maxsize=512)
@@ -608,6 +716,7 @@ def smoothed_region(
     Parameters
     ----------
     images : (m, h, w) ndarray of float64, C-contiguous
+        Integer grey levels in [0, RAW_MAX].
     plan_y, plan_x : AxisPlan
         Row and column matrices; shared by all images or one per image.
     recipe : Recipe
@@ -618,23 +727,37 @@ def smoothed_region(
     Returns
     -------
     (m, plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) ndarray of float64
-        A view into ``work``: grey levels of frame pixels ``[o0:o1, o0:o1]``.
+        A view into ``work``: the frame pixels ``[o0:o1, o0:o1]`` in units of
+        ``2**-threshold.BITS`` grey levels, the same on every machine.
     """
-    m = images.shape[0]
+    m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
-    region = work.get("region", (m, rows, cols))
-    if not recipe.clip:
-        fold_y = plan_y.folded if plan_y.folded.shape[0] == 1 else plan_y.folded[stack]
-        fold_x = plan_x.folded if plan_x.folded.shape[0] == 1 else plan_x.folded[stack]
-        across = np.matmul(images, fold_x, out=work.get("across", (m, images.shape[1], cols)))
-        return np.matmul(fold_y, across, out=region)
-    across = plan_x.resample.right(images, work.get("across", (m, images.shape[1], plan_x.size)), stack)
-    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack)
-    np.clip(canvas, recipe.clip_min, recipe.clip_max, out=canvas)
+    unit = 2.0**UNIT_BITS
+    across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack, work)
+    np.rint(across, out=across)
+    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)
+    np.rint(canvas, out=canvas)
+    if recipe.clip:
+        np.clip(canvas, recipe.clip_min * unit, recipe.clip_max * unit, out=canvas)
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
-    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack)
-    return plan_x.smooth.right(smoothed, region, stack)
+    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
+    np.rint(smoothed, out=smoothed)
+    return plan_x.smooth.right(smoothed, work.get("region", (m, rows, cols)), stack, work)
+
+
+def canvas_bound(recipe: Recipe) -> float:
+    """The largest magnitude, in grey levels, of a canvas pixel (after the clip, if any)."""
+    if recipe.clip:
+        return max(abs(recipe.clip_min), abs(recipe.clip_max))
+    return _RESAMPLED_BOUND * _KEYS_ABS_SUM
+
+
+def value_range(recipe: Recipe) -> tuple[float, float]:
+    """The range of a smoothed pixel, in grey levels: the canvas's (the smoothing averages)."""
+    if recipe.clip:
+        return recipe.clip_min, recipe.clip_max
+    return -canvas_bound(recipe), canvas_bound(recipe)
 
 
 def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
@@ -643,6 +766,7 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
     ``region`` (m, h, w) holds the pixels that can differ from the background;
     outside it the frame is zero, which counts toward the maximum unless
     ``whole_frame``.  Images whose maximum is not positive stay as they are.
+    ``clip_max`` is in the region's units.
     """
     peak = region.max(axis=(1, 2))
     if not whole_frame:
@@ -654,23 +778,18 @@ def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> 
     region *= factor[:, None, None]
 
 
-def arctan_in_place(region: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """``arctan(gain (x - offset))`` in place: the soft threshold but for its factor 2/pi.
-
-    The operations are the reference's, in its order; ``store`` applies the
-    factor while writing the output.
-    """
-    region -= recipe.offset
-    region *= recipe.gain
-    return np.arctan(region, out=region)
+def threshold_table(recipe: Recipe) -> threshold.SoftThreshold:
+    """The soft threshold's table over every value a smoothed pixel can take."""
+    low, high = value_range(recipe)
+    return threshold.soft_threshold_table(recipe.gain, recipe.offset, low, high)
 
 
 def background_value(recipe: Recipe) -> float:
     """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    return float((2 / math.pi) * arctan_in_place(np.zeros(1), recipe)[0])
+    return threshold_table(recipe).scalar(0.0)
 
 
-def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
+def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
     """Write thresholded regions into their output frames, background around them.
 
     Parameters
@@ -678,8 +797,8 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
     out : (n, H, W) ndarray of float64
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
-    region : (m, o1-o0, o1-o0) ndarray of float64
-        ``arctan_in_place`` output; multiplied by 2/pi on the way.
+    values : (m, o1-o0, o1-o0) ndarray of float64
+        Thresholded regions.
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
@@ -694,11 +813,11 @@ def store(out: np.ndarray, index, region: np.ndarray, plan_y: AxisPlan, plan_x: 
             for i in index.tolist():
                 out[i] = background
     if isinstance(index, slice):
-        np.multiply(region, 2 / math.pi, out=out[index, y0:y1, x0:x1])
+        out[index, y0:y1, x0:x1] = values
     else:
         # Frame by frame: contiguous writes, faster than one fancy assignment.
         for j, i in enumerate(index.tolist()):
-            np.multiply(region[j], 2 / math.pi, out=out[i, y0:y1, x0:x1])
+            out[i, y0:y1, x0:x1] = values[j]
 
 
 # --------------------------------------------------------------------------- #
@@ -727,6 +846,7 @@ class _Job:
     recipe: Recipe
     keep_all: bool
     background: float
+    table: threshold.SoftThreshold
 
     def plans(self, scales: np.ndarray, images: np.ndarray, shared: bool, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
         """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``)."""
@@ -746,13 +866,17 @@ class _Job:
             plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work),
         )
 
-    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
-        """Stretch, threshold and store ``region`` for the frames ``index``."""
+    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
+        """Stretch, threshold and store ``region`` (threshold grid units) for the frames ``index``."""
+        table = self.table
         if self.recipe.stretch:
             whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
-            stretch_in_place(region, whole, self.recipe.clip_max)
-        arctan_in_place(region, self.recipe)
-        store(self.out, index, region, plan_y, plan_x, self.background)
+            stretch_in_place(region, whole, math.ldexp(self.recipe.clip_max, threshold.BITS))
+            if not self.recipe.clip:  # a stretched negative value has no bound: widen the table to the data
+                low, high = math.ldexp(float(region.min()), -threshold.BITS), math.ldexp(float(region.max()), -threshold.BITS)
+                table = threshold.soft_threshold_table(self.recipe.gain, self.recipe.offset, min(low, 0.0), max(high, 0.0))
+        values = table(region, work.get("values", region.shape), work)
+        store(self.out, index, values, plan_y, plan_x, self.background)
 
     def gather(self, index, work: Workspace) -> np.ndarray:
         """The images ``index`` as float64 (m, h, w), in the worker's scratch memory."""
@@ -768,7 +892,7 @@ class _Job:
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
-        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x)
+        self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x, work)
 
     def run_sorted(self, index: np.ndarray, work: Workspace) -> None:
         """Images with their own scales, of nearby values: one plan, computed a few at a time."""
@@ -781,7 +905,7 @@ class _Job:
         for a in range(0, len(index), step):
             part = slice(a, min(len(index), a + step))
             region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
-            self.finish(index[part], region, plan_y, plan_x)
+            self.finish(index[part], region, plan_y, plan_x, work)
 
 
 def ink_order(images: np.ndarray) -> np.ndarray:
@@ -844,7 +968,7 @@ def transform_images(
     Parameters
     ----------
     images : (n, h, w) ndarray
-        Grey levels (MNIST: uint8 0..255, 28 x 28), any real dtype; read as float64.
+        Integer grey levels in [0, 255] (MNIST: uint8, 28 x 28), any real dtype; read as float64.
     scales : float or (n,) array_like
         Magnification per image (s > 0); one value for all, or one per image.
     out_shape : (H, W)
@@ -859,7 +983,8 @@ def transform_images(
     Returns
     -------
     (n, H, W) ndarray of float64
-        Values in (-1, 1), equal to the reference to floating-point rounding.
+        Values in (-1, 1), within ``ENGINE_TOLERANCE`` of the reference and
+        the same on every machine.
         Memory beyond ``out`` does not grow with n beyond one byte per input
         pixel: scratch and matrices take up to about 15 MB per thread at
         112 x 112 (measured with per-sample scales in [0.5, 8]).
@@ -885,9 +1010,20 @@ def transform_images(
     elif out.shape != (n, height, width) or out.dtype != np.float64:
         raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
 
+    if images.size and images.dtype != np.uint8:
+        low, high = images.min(), images.max()
+        if low < 0 or high > RAW_MAX or not np.array_equal(images, np.rint(images)):
+            raise ValueError(f"images must hold integer grey levels in [0, {RAW_MAX}] (the engine computes on exact grids)")
+    if canvas_bound(recipe) * 2.0 ** (UNIT_BITS + HI_BITS) * _KEYS_ABS_SUM >= 2.0**53:
+        raise ValueError(
+            f"recipe: the clip range [{recipe.clip_min:g}, {recipe.clip_max:g}] is too wide for the engine's exact grids "
+            f"(magnitudes up to {2.0 ** (53 - UNIT_BITS - HI_BITS) / _KEYS_ABS_SUM:g})"
+        )
+
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background_value(recipe))
+    table = threshold_table(recipe)
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, table.scalar(0.0), table)
     tasks = _tasks(images, scales, (height, width), recipe)
 
     def worker(share: list) -> None:

@@ -8,7 +8,7 @@ A published file name is the interface of the whole workflow::
 where ``{S}`` is a scale tag (``2p000``) or a range of two tags (``1p000-4p000``).
 A tag is the scale with three decimals and ``p`` for the point.  A tag that is the
 rendering of a power ``2**(k/4)`` stands for that exact power (``1p189`` is
-``2**0.25``); any other tag stands for its own value.
+``2**0.25``, computed as ``sqrt(sqrt(2))``); any other tag stands for its own value.
 
 This module is the only place that parses or formats these names.
 """
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from .exactmath import quarter_octave
 
 __all__ = [
     "InvalidName",
@@ -30,11 +32,13 @@ __all__ = [
     "PUBLISHED_TEST_SCALES",
 ]
 
-#: Powers 2**(k/4) whose tags stand for the exact power (k = -40 .. 40).
-_QUARTER_OCTAVES = {format(2 ** (k / 4), ".3f"): 2 ** (k / 4) for k in range(-40, 41)}
+#: Powers 2**(k/4) whose tags stand for that power (k = -40 .. 40).  The value is
+#: sqrt(sqrt(2**k)), two correctly rounded square roots of an exact power, so it is
+#: the same on every machine (``2 ** (k / 4)`` goes through the C library's pow).
+_QUARTER_OCTAVES = {format(quarter_octave(k), ".3f"): quarter_octave(k) for k in range(-40, 41)}
 
 #: The scales of the 17 published test-only files, 2**(k/4) for k = -4 .. 12 (0.5 .. 8).
-PUBLISHED_TEST_SCALES = tuple(2 ** (k / 4) for k in range(-4, 13))
+PUBLISHED_TEST_SCALES = tuple(quarter_octave(k) for k in range(-4, 13))
 
 _TAG = r"(?:0|[1-9][0-9]*)p[0-9]{3}"
 # The patterns below are looser than the grammar, so that a near miss (``tr0``,

@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .disk import disk_full
+
 __all__ = ["RawFile", "Split", "BaseData", "FetchError", "sha256_of", "raw_file_problem", "verify_raw_files", "fetch_raw_file"]
 
 log = logging.getLogger(__name__)
@@ -114,15 +116,12 @@ def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
 
 
 def verify_raw_files(base: BaseData, raw_paths: dict[str, str]) -> None:
-    """Raise ValueError naming the first raw file (by path) that does not match its pins."""
+    """Raise ValueError naming the first raw file (by path) that does not match its pins,
+    and the command that fetches it again."""
     for name, path in sorted(raw_paths.items()):
         problem = raw_file_problem(base.file_by_name(name), path)
         if problem:
-            raise ValueError(f"raw file {path} is corrupt ({problem}): delete it and rerun to fetch it again")
-
-
-def _disk_full(error: BaseException) -> bool:
-    return getattr(error, "errno", None) == errno.ENOSPC or "no space left on device" in str(error).lower()
+            raise ValueError(f"raw file {path} is damaged ({problem}): fetch it again with `snakemake --cores 1 --force {path}`, then rerun")
 
 
 def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
@@ -231,7 +230,7 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
                 data, origin = attempt()
                 _install(data, raw, dest, origin)
             except Exception as error:  # every source's failure is reported, none is fatal alone
-                if _disk_full(error):  # no other source can help
+                if disk_full(error):  # no other source can help
                     raise OSError(
                         errno.ENOSPC,
                         f"no space left on device while putting {name} ({raw.size} bytes) into {dest.parent}; "

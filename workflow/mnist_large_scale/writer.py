@@ -15,22 +15,61 @@ checksum manifest of the whole file uses.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .direct_io import ALIGNMENT, DirectWriter, aligned_empty
+from .disk import disk_full, no_space
 
-__all__ = ["SPLITS", "atomic_path", "SplitData", "write_file", "data_crc32"]
+__all__ = ["SPLITS", "OutputOptions", "part_path", "atomic_path", "SplitData", "write_file", "data_crc32"]
 
 SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How a file is stored and written; config ``output:``.
+
+    Only ``dtype`` and ``compression`` change a file's bytes.  ``chunk_images``
+    is the number of images transformed and written per step (it bounds a job's
+    memory; a compressed file's HDF5 chunks hold 64 images whatever it is), and
+    ``direct_io`` only chooses how the bytes reach the disk.
+
+    Attributes
+    ----------
+    dtype : {'float64', 'float32'}
+        Stored image dtype.
+    compression : {None, 'gzip', 'lzf'}
+        None (the published layout) writes contiguous datasets; otherwise chunked.
+    chunk_images : int
+        Images transformed and written (or read and checked) per step.
+    direct_io : bool
+        Write and read image bytes past the page cache where the file system allows.
+    """
+
+    dtype: str = "float64"
+    compression: str | None = None
+    chunk_images: int = 1000
+    direct_io: bool = True
+
+    @classmethod
+    def from_config(cls, values: dict) -> "OutputOptions":
+        """Build from the config's ``output`` mapping (unknown keys raise TypeError)."""
+        return cls(**values)
+
+
+def part_path(path: str | os.PathLike) -> Path:
+    """The temporary name beside ``path`` under which it is written: ``.<name>.part``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
 
 
 @contextlib.contextmanager
@@ -41,7 +80,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary name.  A full disk raises OSError(ENOSPC) naming ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
+    tmp = part_path(path)
     tmp.unlink(missing_ok=True)
     try:
         yield tmp
@@ -49,25 +88,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as error:
-        if _disk_full(error):  # h5py's message names the temporary file and buries the cause
-            raise _no_space(path) from error
+        if disk_full(error):  # h5py's message names the temporary file and buries the cause
+            raise no_space(path) from error
         raise
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _disk_full(error: BaseException) -> bool:
-    return getattr(error, "errno", None) == errno.ENOSPC or "no space left on device" in str(error).lower()
-
-
-def _no_space(path: Path, needed: int | None = None) -> OSError:
-    free = shutil.disk_usage(path.parent).free
-    need = f"it needs about {needed / 1e6:.1f} MB, " if needed else ""
-    return OSError(
-        errno.ENOSPC,
-        f"no space left on device while writing {path}: {need}{free / 1e6:.1f} MB free there; "
-        "free some space (or put results/ on a bigger disk) and rerun",
-    )
 
 
 def data_crc32(values: np.ndarray, crc: int = 0) -> int:
@@ -105,11 +130,8 @@ def write_file(
     transform: Callable[[np.ndarray, np.ndarray], np.ndarray],
     out_shape: tuple[int, int],
     attrs: dict,
-    dtype: str = "float64",
-    compression: str | None = None,
-    chunk_images: int = 1000,
+    options: OutputOptions = OutputOptions(),
     progress: Callable[[int], None] | None = None,
-    direct_io: bool = True,
 ) -> None:
     """Transform and write all splits to ``path`` atomically, one chunk at a time.
 
@@ -126,23 +148,21 @@ def write_file(
     out_shape : (H, W)
     attrs : dict
         Root attributes (str, numbers or arrays).
-    dtype : {'float64', 'float32'}
-        Stored image dtype.
-    compression : {None, 'gzip', 'lzf'}
-        None (the published layout) writes contiguous datasets; otherwise chunked.
-    chunk_images : int
-        Images transformed and written per step; bounds memory whatever n is.
+    options : OutputOptions
+        Stored dtype and compression, images per step, direct writes.  Direct
+        writes apply to contiguous datasets (``DirectWriter``); the file's bytes
+        do not depend on them or on the images per step.
     progress : callable, optional
         Called with the number of images just written.
-    direct_io : bool
-        Write the images of contiguous datasets past the page cache where the
-        file system allows (``DirectWriter``); the file's bytes do not change.
     """
     height, width = out_shape
+    dtype, compression, chunk_images = options.dtype, options.compression, options.chunk_images
+    # A killed build's .part would otherwise count against the space this one needs.
+    part_path(path).unlink(missing_ok=True)
     if not compression:  # the size is known: fail at once rather than after hours of work
         needed = sum(len(data.images) * (height * width * np.dtype(dtype).itemsize + 9) for data in splits.values()) + (1 << 16)
         if shutil.disk_usage(Path(path).parent).free < needed:
-            raise _no_space(Path(path), needed)
+            raise no_space(path, needed)
     # Contiguous files put the image datasets on page boundaries, their space allocated at
     # creation and never filled, so that their bytes can go straight to the disk (DirectWriter).
     # The layout is the same whether or not the file system takes direct writes.
@@ -157,10 +177,10 @@ def write_file(
             n = len(data.images)
             shape = (height, width, 1) if data.single else (n, height, width, 1)
             if compression and not data.single:
-                options = {"compression": compression, "chunks": (min(n, 64), height, width, 1), "shuffle": True}
+                creation = {"compression": compression, "chunks": (min(n, 64), height, width, 1), "shuffle": True}
             else:
-                options = {"dcpl": _preallocated(), "fill_time": "never"}
-            x = h5.create_dataset(f"x_{name}", shape=shape, dtype=dtype, track_times=False, **options)
+                creation = {"dcpl": _preallocated(), "fill_time": "never"}
+            x = h5.create_dataset(f"x_{name}", shape=shape, dtype=dtype, track_times=False, **creation)
             labels = np.asarray(data.labels, dtype=np.uint8)
             y = h5.create_dataset(f"y_{name}", data=labels[0] if data.single else labels, track_times=False)
             y.attrs["crc32"] = data_crc32(y[()])
@@ -169,7 +189,7 @@ def write_file(
                 s.attrs["crc32"] = data_crc32(s[()])
             blocks += [(x, data, start, min(start + chunk_images, n)) for start in range(0, n, chunk_images)]
         h5.flush()
-        with DirectWriter(tmp, enabled=direct_io and not compression) as direct:
+        with DirectWriter(tmp, enabled=options.direct_io and not compression) as direct:
             _transform_and_write(blocks, transform, (min(chunk_images, max_n), height, width), direct, progress)
 
 

@@ -13,11 +13,13 @@ rule build_file:
     threads: 1
     resources:
         mem_mb=build_mem_mb,
+    # Exactly what changes the file's bytes (common.smk); the rest comes from config.
     params:
         base_key=base_key,
-        base=base_config,
+        base=base_params,
         recipe=config["recipe"],
-        scale_seed=config["scale_seed"],
-        storage=config["output"],
+        scale_seed=scale_seed,
+        storage=storage_params,
+        numerics=NUMERICS_VERSION,
     script:
         "../scripts/build_file.py"

@@ -22,10 +22,14 @@ rule validate_file:
     threads: 1
     resources:
         mem_mb=500,
+    # What the file must say about itself, and how it is measured: the report changes with each.
     params:
         base_key=base_key,
-        base=base_config,
-        storage=config["output"],
+        base=base_params,
+        recipe=config["recipe"],
+        scale_seed=scale_seed,
+        storage=storage_params,
+        numerics=NUMERICS_VERSION,
         validation=config["validation"],
     script:
         "../scripts/validate_file.py"
@@ -62,3 +66,20 @@ rule sha256sums:
         "../../envs/mnist_large_scale.yaml"
     script:
         "../scripts/sha256sums.py"
+
+
+rule reference_check:
+    input:
+        h5=published_files(),
+        checksums=checksum_files(),
+        table=REFERENCE_TABLE,
+    output:
+        "results/reference_check.tsv",
+    log:
+        "logs/reference_check.log",
+    conda:
+        "../../envs/mnist_large_scale.yaml"
+    params:
+        configuration=reference_configuration(config),
+    script:
+        "../scripts/reference_check.py"

@@ -5,8 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-
+from mnist_large_scale import NUMERICS_VERSION
 from mnist_large_scale.build import job_memory_mb
 from mnist_large_scale.names import (
     PUBLISHED_TEST_SCALES,
@@ -16,12 +15,14 @@ from mnist_large_scale.names import (
     scale_tag,
 )
 from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.references import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, raw_file_problem
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
 }
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
+REFERENCE_TABLE = str(Path(workflow.basedir) / "workflow" / "mnist_large_scale" / TABLE_NAME)
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 
 
@@ -52,22 +53,23 @@ def _check_config():
         file_spec(name)
 
 
-def _drop_corrupt_raw_files():
-    """Delete cached raw files that no longer match their pins, before any job runs.
+def _warn_about_damaged_raw_files():
+    """Name cached raw files that no longer match their pins; change nothing.
 
-    Snakemake checks ensure(sha256=...) only right after a fetch, never again: a
-    file damaged later would be used as it is (and, being newer than the outputs,
-    would even trigger rebuilds from it).  A removed file is fetched again as soon
-    as a job needs it.  Hashing the four MNIST files takes a fraction of a second.
+    Reading the workflow must not touch files (a dry run, --lint or a cluster
+    job reads it too), so a damaged file stays where it is: the jobs that read
+    it refuse it with the command that fetches it again (README, "When things
+    go wrong").  Only the main process looks; hashing the four MNIST files
+    takes a fraction of a second.
     """
     for base in BASES.values():
         for raw in base.files.values():
             path = Path("resources") / base.key / raw.name
             problem = raw_file_problem(raw, path) if path.is_file() else None
             if problem:
-                path.unlink()
                 print(
-                    f"WARNING: {path} is corrupt ({problem}); removed: it is fetched again when a job needs it",
+                    f"WARNING: {path} is damaged ({problem}); jobs that read it will fail until it is "
+                    f"fetched again: snakemake --cores 1 --force {path}",
                     file=sys.stderr,
                 )
 
@@ -132,7 +134,8 @@ def ladder_inputs(wildcards):
     whose test split can give that column (112 x 112, one scale; test-only first)."""
     base = ladder_base()
     inputs = {
-        raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()
+        raw.name: ancient(f"resources/{base.key}/{raw.name}")
+        for raw in base.files.values()
     }
     tags = {scale_tag(scale) for scale in PUBLISHED_TEST_SCALES}
     for name in sorted(
@@ -147,17 +150,70 @@ def ladder_inputs(wildcards):
 
 
 def raw_inputs(wildcards):
-    """The raw files a file is built from, by file name (parses the name: bad names fail here)."""
+    """The raw files a file is built from, by file name (parses the name: bad names fail here).
+
+    ancient(): their bytes are pinned (the pins are in the jobs' params), so their
+    modification time says nothing; a raw file fetched again rebuilds nothing.
+    """
     base = base_of(wildcards.name)
-    return {raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()}
+    return {
+        raw.name: ancient(f"resources/{base.key}/{raw.name}")
+        for raw in base.files.values()
+    }
 
 
 def base_key(wildcards):
     return base_of(wildcards.name).key
 
 
-def base_config(wildcards):
-    return config["base_data"][base_key(wildcards)]
+# Parameters: exactly the values that change an output's bytes, so that Snakemake reruns a job
+# when one of them changes ("Params have changed") and for nothing else.  Values that change
+# no byte (mirrors, timeouts, local_dir, output.chunk_images, output.direct_io) reach the
+# scripts through snakemake.config, which Snakemake does not compare between runs.
+
+
+def base_params(wildcards):
+    """A file's base data as far as its bytes go: splits, the raw files' pins, the citation.
+
+    Enough for BaseData.from_config; the sources (local_dir, mirrors, npm,
+    timeout) are left out: they decide where the pinned bytes come from, not
+    what they are.
+    """
+    return base_pins(base_key(wildcards))
+
+
+def base_pins(key):
+    entry = config["base_data"][key]
+    return {
+        "prefix": entry["prefix"],
+        "files": {
+            role: {"name": raw["name"], "size": raw["size"], "sha256": raw["sha256"]}
+            for role, raw in entry["files"].items()
+        },
+        "splits": entry["splits"],
+        "citation": entry.get("citation", ""),
+    }
+
+
+def scale_seed(wildcards):
+    """The seed, for a file with per-sample scales; None for the others (their bytes ignore it)."""
+    return config["scale_seed"] if is_range_file(wildcards.name) else None
+
+
+def storage_params(wildcards):
+    """The output options that change a file's bytes: dtype and compression.
+
+    output.chunk_images is only the number of images per step (a compressed
+    file's HDF5 chunks hold 64 images whatever it is; tests/test_build.py checks
+    that the bytes do not depend on it), output.direct_io only how they are written.
+    """
+    return {key: config["output"][key] for key in ("dtype", "compression")}
+
+
+def raw_pin(wildcards):
+    """What fetch_raw delivers: the pinned name, size and sha256 of one raw file."""
+    raw = BASES[wildcards.base].file_by_name(wildcards.file)
+    return {"name": raw.name, "size": raw.size, "sha256": raw.sha256}
 
 
 def build_mem_mb(wildcards):
@@ -172,7 +228,8 @@ def raw_sha256(wildcards):
 
 
 _check_config()
-_drop_corrupt_raw_files()
+if workflow.is_main_process:
+    _warn_about_damaged_raw_files()
 
 
 wildcard_constraints:

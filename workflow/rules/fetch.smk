@@ -10,7 +10,8 @@ rule fetch_raw:
     localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
+    # The pin alone: a new mirror, timeout or local folder gives the same bytes and fetches nothing.
     params:
-        base=lambda wildcards: config["base_data"][wildcards.base],
+        pin=raw_pin,
     script:
         "../scripts/fetch_raw.py"

@@ -39,8 +39,9 @@ rule scale_ladder:
         "../../envs/mnist_large_scale.yaml"
     params:
         base_key=lambda wildcards: ladder_base().key,
-        base=lambda wildcards: config["base_data"][ladder_base().key],
+        base=lambda wildcards: base_pins(ladder_base().key),
         recipe=config["recipe"],
+        numerics=NUMERICS_VERSION,
     script:
         "../scripts/scale_ladder.py"
 

@@ -2,23 +2,21 @@
 
 import functools
 import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mnist_large_scale.progress import progress_bar
 
 from mnist_large_scale.build import build_file
-from mnist_large_scale.names import parse_name
 from mnist_large_scale.engine import transform_images
+from mnist_large_scale.names import parse_name
+from mnist_large_scale.progress import progress_bar
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
+from mnist_large_scale.writer import OutputOptions
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 spec = parse_name(snakemake.wildcards.name)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
-storage = snakemake.params.storage
+# dtype and compression from params (they change the bytes); images per step and direct
+# writes from the config: changing them reruns nothing.
+options = OutputOptions.from_config({**snakemake.config["output"], **snakemake.params.storage})
 raw_paths = {name: snakemake.input[name] for name in (raw.name for raw in base.files.values())}
 total = sum(spec.split_count(split) for split in ("train", "val", "test"))
 try:
@@ -32,11 +30,8 @@ try:
             Recipe.from_config(snakemake.params.recipe),
             functools.partial(transform_images, threads=snakemake.threads),
             seed=snakemake.params.scale_seed,
-            dtype=storage["dtype"],
-            compression=storage["compression"],
-            chunk_images=storage["chunk_images"],
+            options=options,
             progress=bar.update,
-            direct_io=storage.get("direct_io", True),
         )
 except Exception:
     logging.exception("building %s failed", spec.name)

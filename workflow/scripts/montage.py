@@ -1,9 +1,6 @@
 """Snakemake entry point: the montage of a file's first test images."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.figures import file_montage, save_figure
 

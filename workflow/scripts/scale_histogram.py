@@ -1,9 +1,6 @@
 """Snakemake entry point: the histogram of a scale-range file's per-sample scales."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.figures import file_scale_histogram, save_figure
 

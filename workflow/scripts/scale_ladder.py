@@ -1,9 +1,6 @@
 """Snakemake entry point: one digit of each class at the 17 published test scales."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.build import load_split
 from mnist_large_scale.figures import first_of_each_class, ladder_columns, save_figure, scale_ladder_figure

@@ -1,10 +1,7 @@
 """Snakemake entry point: measured digit size against nominal scale, across all files."""
 
 import json
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.figures import save_figure, size_series, size_vs_scale_figure
 

@@ -5,15 +5,12 @@ Both outputs appear only when every check passes; the failed report goes to the 
 
 import json
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mnist_large_scale.names import parse_name
+from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_and_checksum
-from mnist_large_scale.writer import atomic_path
+from mnist_large_scale.writer import OutputOptions, atomic_path
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -23,20 +20,21 @@ def write_atomically(path: str, text: str) -> None:
 
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-spec = parse_name(snakemake.wildcards.name)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
-storage = snakemake.params.storage
-settings = ValidationSettings.from_config(snakemake.params.validation)
+# What the file must be comes from params (the config's recipe, seed, dtype, compression, pins);
+# how it is read (images per step, direct reads) from the config.
+options = OutputOptions.from_config({**snakemake.config["output"], **snakemake.params.storage})
 report, sha256 = validate_and_checksum(
     snakemake.input.h5,
     base,
     raw_paths,
-    dtype=storage["dtype"],
-    compression=storage["compression"],
-    settings=settings,
+    Recipe.from_config(snakemake.params.recipe),
+    snakemake.params.scale_seed,
+    options,
+    ValidationSettings.from_config(snakemake.params.validation),
     threads=snakemake.threads,
-    direct_io=storage.get("direct_io", True),
+    numerics_version=snakemake.params.numerics,
 )
 text = json.dumps(report, indent=2)
 logging.info("report:\n%s", text)

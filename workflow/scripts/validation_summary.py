@@ -1,10 +1,7 @@
 """Snakemake entry point: the summary table of every validation report, as TSV and HTML."""
 
 import json
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_large_scale.validate import summary_html, summary_rows, summary_tsv
 

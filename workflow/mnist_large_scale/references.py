@@ -1,0 +1,190 @@
+"""Reference checksums: the bytes every build of the published files must give.
+
+The workflow's numerics do not depend on the machine, so the 21 published file
+names, built with the default configuration, have one sha256 each, whoever
+builds them.  ``reference_checksums.tsv`` (beside this module) records them, and
+for each file also ``digest.values_sha256``, a digest of its datasets' values
+alone, so that a file written by another HDF5 library (other container bytes)
+can still be checked value for value.  Its header records the configuration the
+references hold for: a build under another recipe, seed, storage, base data or
+numerics version has no reference.
+
+A file compares as one of:
+
+``match``
+    its sha256 is the reference's: the same bytes as everyone else's;
+``values match``
+    other container bytes (another HDF5 library, other attributes), the same values;
+``DIFFERS``
+    other values: not the file that everyone else has;
+``no reference``
+    the name is not one of the referenced names, or it was built under another
+    configuration than the references'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import NUMERICS_VERSION
+from .digest import file_sha256, values_sha256
+
+__all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
+
+TABLE_NAME = "reference_checksums.tsv"
+
+MATCH, VALUES_MATCH, DIFFERS, NO_REFERENCE = "match", "values match", "DIFFERS", "no reference"
+
+
+def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
+    """What a file's bytes depend on besides its name: the part of ``config`` references hold for.
+
+    The recipe, the seed of per-sample scales, the stored dtype and compression,
+    the base data's pinned raw files and splits, and the package's numerics
+    version.  Mirrors, time limits, memory and I/O settings do not change bytes
+    and are left out.
+    """
+    base = config["base_data"][base_key]
+    return {
+        "numerics_version": NUMERICS_VERSION,
+        "recipe": dict(sorted(config["recipe"].items())),
+        "scale_seed": config["scale_seed"],
+        "dtype": config["output"]["dtype"],
+        "compression": config["output"]["compression"],
+        "base_data": base_key,
+        "raw_sha256": {raw["name"]: raw["sha256"] for raw in sorted(base["files"].values(), key=lambda raw: raw["name"])},
+        "splits": {name: dict(sorted(split.items())) for name, split in sorted(base["splits"].items())},
+    }
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    """The recorded checksums: ``rows[name] = (sha256, values_sha256)``, valid under ``configuration``."""
+
+    configuration: dict
+    rows: dict[str, tuple[str, str]]
+
+    def applies_to(self, configuration: dict) -> bool:
+        return json.dumps(configuration, sort_keys=True) == json.dumps(self.configuration, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one file compares with its reference."""
+
+    file: str
+    status: str
+    sha256: str
+    reference_sha256: str | None = None
+    values_sha256: str | None = None
+    reference_values_sha256: str | None = None
+    reason: str = ""
+
+    def line(self) -> str:
+        """One line for people: the status, the file, and why where it is not a match."""
+        text = f"{self.status:<13} {self.file}"
+        return f"{text}  ({self.reason})" if self.reason else text
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if value not in (None, "")}
+
+
+def load_references(path: str | os.PathLike | None = None) -> ReferenceTable:
+    """Read the table (the package's own unless ``path`` is given).
+
+    The format: ``# configuration: {json}`` then lines ``name<TAB>sha256<TAB>values_sha256``.
+    """
+    text = Path(path).read_text() if path else resources.files(__package__).joinpath(TABLE_NAME).read_text()
+    configuration, rows = None, {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("# configuration: "):
+            configuration = json.loads(line[len("# configuration: ") :])
+        elif line and not line.startswith("#"):
+            fields = line.split("\t")
+            if len(fields) != 3 or not all(len(field) == 64 for field in fields[1:]):
+                raise ValueError(f"{path or TABLE_NAME}, line {number}: expected name, sha256 and values sha256 separated by tabs")
+            rows[fields[0]] = (fields[1], fields[2])
+    if configuration is None:
+        raise ValueError(f"{path or TABLE_NAME}: no '# configuration:' line")
+    return ReferenceTable(configuration, rows)
+
+
+def compare(
+    path: str | os.PathLike,
+    table: ReferenceTable,
+    configuration: dict | None = None,
+    sha256: str | None = None,
+    name: str | None = None,
+) -> Verdict:
+    """Compare one file with its reference.
+
+    Parameters
+    ----------
+    path : path
+        The .h5 file.
+    table : ReferenceTable
+    configuration : dict, optional
+        The configuration the file was built under (``reference_configuration``);
+        when it is not the table's, there is no reference.  None: not known (a
+        file from elsewhere), compare by name alone.
+    sha256 : str, optional
+        The file's sha256 when it is already known (validation computes it).
+    name : str, optional
+        The published name the file stands for (default: its own name).
+
+    Returns
+    -------
+    Verdict
+        The values digest is computed only when the file's sha256 is not the reference's.
+    """
+    path = Path(path)
+    name = name or path.name
+    sha256 = sha256 or file_sha256(path)
+    if name not in table.rows:
+        return Verdict(name, NO_REFERENCE, sha256, reason="not one of the published names")
+    if configuration is not None and not table.applies_to(configuration):
+        changed = sorted(key for key in table.configuration if table.configuration.get(key) != configuration.get(key))
+        return Verdict(name, NO_REFERENCE, sha256, reason=f"built under another configuration: {', '.join(changed)}")
+    reference, reference_values = table.rows[name]
+    if sha256 == reference:
+        return Verdict(name, MATCH, sha256, reference)
+    values = values_sha256(path)
+    if values == reference_values:
+        return Verdict(name, VALUES_MATCH, sha256, reference, values, reference_values, "other container bytes: another HDF5 library or other attributes")
+    return Verdict(name, DIFFERS, sha256, reference, values, reference_values, "other values than the reference build")
+
+
+def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
+    """Why a file may differ, from its own attributes: another numerics version or recipe than the table's.
+
+    Empty for files without provenance attributes (the published files have none).
+    """
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        attrs = dict(h5.attrs)
+    hints = []
+    if "numerics_version" in attrs and int(attrs["numerics_version"]) != table.configuration["numerics_version"]:
+        hints.append(f"its numerics_version is {int(attrs['numerics_version'])}, the references' {table.configuration['numerics_version']}")
+    if "recipe" in attrs:
+        recipe = json.loads(attrs["recipe"])
+        hints += [f"recipe.{key} is {value} in the file, {table.configuration['recipe'].get(key)} in the references" for key, value in sorted(recipe.items()) if table.configuration["recipe"].get(key) != value]
+    return "; ".join(hints)
+
+
+def write_references(paths: list[str | os.PathLike], configuration: dict, out: str | os.PathLike) -> None:
+    """Record the checksums of built files as the reference table (a maintainer's step after `make all`)."""
+    lines = [
+        "# Reference checksums of the published files as this workflow builds them: sha256 of the file,",
+        "# and digest.values_sha256 of its values. Regenerate with `make references` after `make all`.",
+        "# configuration: " + json.dumps(configuration, sort_keys=True),
+    ]
+    for path in sorted(paths, key=lambda path: Path(path).name):
+        lines.append(f"{Path(path).name}\t{file_sha256(path)}\t{values_sha256(path)}")
+    tmp = Path(out).with_name(f".{Path(out).name}.part")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)

@@ -1,0 +1,468 @@
+"""Checking a built MNIST Large Scale file against its name, the config and MNIST.
+
+``validate_file`` returns a JSON-ready report: one entry per check with its
+outcome and the numbers behind it.  It reads the file in chunks, so memory stays
+bounded whatever the file's size.
+
+Beyond layout, range and labels, it measures the one property the data set
+exists for: that each file shows the digits at its scale.  For the first
+images of each split it measures every digit's size (the intensity-weighted
+radius of gyration of the pixels above background) and centroid, and compares
+them with the same MNIST images transformed at scale 1 by the configured recipe:
+
+* the size ratio must equal the sample's scale ``s`` (within ``size_tolerance``);
+* the centroid's offset from the frame centre must equal ``s`` times the scale-1
+  digit's offset from the centre of its 28 x 28 image (within
+  ``centroid_tolerance_px``).
+
+Every stage of the recipe before the pointwise soft threshold is a
+magnification of the scale-1 picture (the smoothing sigma grows with ``s``), so
+both hold exactly up to resampling, clipping and cropping.  Which digits are
+checked, and how:
+
+* up to the scale at which the 28 x 28 image fills the frame (4 for 112 x 112),
+  the split's median size ratio and median centroid error are checked;
+* from scale 1 up to that scale, every digit is checked, except digits whose
+  ink (with one pixel for interpolation) reaches beyond the frame at their
+  scale: MNIST itself crops about 1 % of its digits at the edge of the
+  28 x 28 image, and near scale 4 these lose a strip of stroke;
+* below scale 1 the recipe samples the bicubic interpolant more coarsely than
+  MNIST's grid, without anti-aliasing, so thin strokes alias: over MNIST's
+  70,000 digits at s = 0.5 .. 0.84 single sizes scatter by -12 % .. +15 % and
+  7 centroids miss by more than 1 px (up to 1.3 px), while the medians stay
+  within 0.5 % and 0.1 px;
+* above that scale digits are cropped: everything is reported, nothing checked.
+"""
+
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import NUMERICS_VERSION
+from ..build import load_split, split_scales
+from ..names import FileSpec, ScaleSpec, parse_name
+from ..recipe import Recipe, canvas_margin, soft_threshold, transform_images
+from ..sources import BaseData, verify_raw_files
+from ..writer import SPLITS, OutputOptions, data_crc32
+from .measure import (
+    label_histogram,
+    log_uniform_ks,
+    measure_scales,
+    mnist_centre_of_mass_offsets,
+    quantiles,
+    uncropped_scale_limit,
+)
+from .scan import scan_dataset, scan_while_hashing
+
+__all__ = ["ValidationSettings", "ValidationFailed", "attribute_differences", "validate_file", "validate_and_checksum", "raise_on_failure"]
+
+
+#: Below this scale the recipe samples the bicubic interpolant more coarsely than
+#: MNIST's own grid, without an anti-aliasing prefilter, so thin strokes alias and
+#: single digits measure up to about 15 % large or small (median within 0.5 %).
+#: Their sizes and centroids are checked as medians only; from it on, digit by digit.
+ALIASING_BELOW = 1.0
+
+#: Fewer per-sample scales than this cannot tell log-uniform from uniform on
+#: [1, 4] (Kolmogorov-Smirnov distance about 0.17) at any useful alpha; the test
+#: is reported for them, not checked.
+KS_MIN_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """How much validation measures and how strictly; config ``validation:``.
+
+    Attributes
+    ----------
+    sample_images : int
+        The first images of each split whose size and centroid are measured.
+    size_tolerance : float
+        Allowed relative difference between a measured size ratio and the scale.
+    centroid_tolerance_px : float
+        Allowed distance, in output pixels, between a measured centroid and the
+        centroid the scale predicts.
+    ks_alpha : float
+        A range split fails when the Kolmogorov-Smirnov p-value of its
+        log-scales against the uniform distribution is below this.
+    """
+
+    sample_images: int = 300
+    size_tolerance: float = 0.02
+    centroid_tolerance_px: float = 1.0
+    ks_alpha: float = 0.001
+
+    @classmethod
+    def from_config(cls, values: dict) -> "ValidationSettings":
+        """Build from the config's ``validation`` mapping (unknown keys raise TypeError)."""
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ValidationFailed(RuntimeError):
+    """A file failed one or more checks; the message lists them."""
+
+
+def _check(report: dict, name: str, ok: bool, **details) -> None:
+    report["checks"].append({"check": name, "ok": bool(ok), **details})
+
+
+def _background_expected(scale_high: float, out_shape: tuple[int, int], recipe: Recipe) -> bool:
+    """Whether the frame's corners lie outside the digit's reach at every scale of the split.
+
+    The 28 x 28 MNIST image, scaled by s and widened by the smoothing kernel,
+    must fit inside the frame's inscribed circle's corners: corners are at
+    distance ``hypot(H, W) / 2`` from the centre, the image reaches ``14 s sqrt 2``.
+    """
+    reach = math.sqrt(2) * 14 * scale_high + canvas_margin(recipe.sigma(scale_high), recipe.truncate)
+    return math.hypot(*out_shape) / 2 > reach
+
+
+def _scale_checks(
+    report: dict, split: str, measured: dict, raw_offsets: np.ndarray, out_shape: tuple[int, int], scale: ScaleSpec, limit: float, settings: ValidationSettings
+) -> dict:
+    """Size and centroid checks of one split's sample (see the module docstring); returns its JSON summary."""
+    s = measured["scale"]
+    relative = measured["ratio"] / s
+    error = measured["centroid_error"]
+    in_frame = s <= limit * (1 + 1e-12)
+    each = in_frame & (s >= ALIASING_BELOW) & measured["ink_fits"]
+    tol, tol_px = settings.size_tolerance, settings.centroid_tolerance_px
+    if in_frame.any():
+        median = float(np.median(relative[in_frame]))
+        _check(report, f"{split}: median size ratio / scale within 1 +- {tol:g}", abs(median - 1) <= tol, median=median, digits=int(in_frame.sum()))
+        median_error = float(np.median(error[in_frame]))
+        _check(report, f"{split}: median centroid error within {tol_px:g} px", median_error <= tol_px, median_px=median_error, digits=int(in_frame.sum()))
+    if each.any():
+        size_off = np.where(each, np.nan_to_num(np.abs(relative - 1), nan=np.inf), -np.inf)
+        worst = int(np.argmax(size_off))
+        _check(
+            report,
+            f"{split}: every digit's size ratio / scale within 1 +- {tol:g}",
+            bool(np.all(size_off[each] <= tol)),
+            worst_index=worst,
+            worst_ratio_over_scale=float(relative[worst]),
+            outside=int(np.count_nonzero(size_off[each] > tol)),
+            digits=int(each.sum()),
+        )
+        centre_off = np.where(each, np.nan_to_num(error, nan=np.inf), -np.inf)
+        worst = int(np.argmax(centre_off))
+        _check(
+            report,
+            f"{split}: every digit's centroid within {tol_px:g} px of the frame centre + s x its scale-1 offset",
+            bool(np.all(centre_off[each] <= tol_px)),
+            worst_index=worst,
+            worst_error_px=float(error[worst]),
+            outside=int(np.count_nonzero(centre_off[each] > tol_px)),
+            digits=int(each.sum()),
+        )
+    centre = np.array([(out_shape[0] - 1) / 2, (out_shape[1] - 1) / 2])
+    return {
+        "nominal": scale.tag,
+        "sampled": int(len(s)),
+        "uncropped_scale_limit": limit,
+        "checked_digits": {"medians": int(in_frame.sum()), "each": int(each.sum())},
+        "ratio_over_scale": quantiles(relative),
+        "digits_within_size_tolerance": int(np.count_nonzero(np.abs(relative - 1) <= tol)),
+        "centroid_error_px": quantiles(error),
+        "mean_centroid": np.mean(measured["centroid"], axis=0).tolist(),
+        "mean_centroid_from_mnist_centre_of_mass": (centre + np.mean(s[:, None] * raw_offsets, axis=0)).tolist(),
+        "per_digit": {  # six decimals: far below the tolerances, a third of the text
+            "scale": np.round(s, 6).tolist(),
+            "ratio": np.round(measured["ratio"], 6).tolist(),
+            "centroid_row": np.round(measured["centroid"][:, 0], 6).tolist(),
+            "centroid_col": np.round(measured["centroid"][:, 1], 6).tolist(),
+            "centroid_error_px": np.round(error, 6).tolist(),
+            "checked": each.tolist(),
+        },
+    }
+
+
+def attribute_differences(
+    attrs: dict, spec: FileSpec, base: BaseData, recipe: Recipe, seed: int, numerics_version: int
+) -> list[str]:
+    """What the file says about itself that the config, the name or this package say otherwise.
+
+    Parameters
+    ----------
+    attrs : mapping
+        The file's root attributes (``build.provenance`` wrote them).
+    spec : FileSpec
+        The parsed file name.
+    base : BaseData
+        The configured base data set (its key, pins and splits).
+    recipe : Recipe
+        The configured recipe.
+    seed : int
+        The configured seed of per-sample scales (compared for files that have them).
+    numerics_version : int
+        ``mnist_large_scale.NUMERICS_VERSION`` of the package validating.
+
+    Returns
+    -------
+    list of str
+        One sentence per difference, e.g. ``'recipe.sigma_per_scale is 0.8 in
+        the file, 0.875 in the config'``; empty when everything agrees.
+    """
+
+    def loaded(key: str):
+        try:
+            return json.loads(attrs[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def value(item):
+        return item.item() if isinstance(item, np.generic) else item
+
+    differences = []
+
+    def compare(what: str, found, expected, source: str) -> None:
+        if found != expected:
+            differences.append(f"{what} is {'missing' if found is None else found!r} in the file, {expected!r} {source}")
+
+    file_recipe = loaded("recipe")
+    if not isinstance(file_recipe, dict):
+        differences.append("recipe is missing in the file or not JSON")
+    else:
+        for key, expected in recipe.as_dict().items():
+            compare(f"recipe.{key}", file_recipe.get(key), expected, "in the config")
+        for key in sorted(set(file_recipe) - set(recipe.as_dict())):
+            differences.append(f"recipe.{key} is {file_recipe[key]!r} in the file and unknown to the config")
+    ranged = any(spec.split_scale(split).is_range for split in SPLITS)
+    compare("scale_seed", value(attrs.get("scale_seed")), seed if ranged else None, "in the config" if ranged else "for a file without per-sample scales")
+    compare("numerics_version", value(attrs.get("numerics_version")), numerics_version, "in this package")
+    compare("base_data", value(attrs.get("base_data")), base.key, "in the config")
+    compare("scale_train", value(attrs.get("scale_train")), (spec.train_scale or spec.test_scale).tag, "in the name")
+    compare("scale_test", value(attrs.get("scale_test")), spec.test_scale.tag, "in the name")
+    splits = loaded("splits") or {}
+    for split in SPLITS:
+        source, found = base.splits[split], splits.get(split) or {}
+        compare(f"splits.{split}.source", found.get("source"), source.images, "in the config")
+        compare(f"splits.{split}.first_index", found.get("first_index"), source.start, "in the config")
+        compare(f"splits.{split}.count", found.get("count"), spec.split_count(split), "in the name")
+    pins = loaded("source_sha256") or {}
+    for raw in base.files.values():
+        compare(f"source_sha256.{raw.name}", pins.get(raw.name), raw.sha256, "in the config")
+    return differences
+
+
+def validate_file(
+    path: str | os.PathLike,
+    base: BaseData,
+    raw_paths: dict[str, str],
+    recipe: Recipe,
+    seed: int | None,
+    options: OutputOptions = OutputOptions(),
+    settings: ValidationSettings = ValidationSettings(),
+    scans: dict[str, dict] | None = None,
+    numerics_version: int = NUMERICS_VERSION,
+) -> dict:
+    """Check one built file against its name and the config.
+
+    Parameters
+    ----------
+    path : path
+        The .h5 file; its name says what it must hold.
+    base : BaseData
+        The configured base data set: the labels, the pins and the splits.
+    raw_paths : dict
+        Raw file paths by file name.
+    recipe : Recipe
+        The configured recipe: the file's attributes must name it, and the
+        measurements and recomputed samples use it (never the file's own).
+    seed : int or None
+        The configured seed of per-sample scales (None for a file without them).
+    options : OutputOptions
+        The configured dtype and compression (None: contiguous datasets), and
+        the images read per step.
+    settings : ValidationSettings
+        Sample size and tolerances of the scale checks.
+    scans : dict, optional
+        Splits' image scans made elsewhere (``validate_and_checksum``); the
+        others are read here.
+    numerics_version : int
+        The numerics version the file must have been built with (this package's).
+
+    Returns
+    -------
+    dict
+        ``{'file', 'ok', 'checks': [{'check', 'ok', ...}], 'summary': {...},
+        'settings': {...}}``; ``summary[split]`` holds the value range, the
+        label histogram, the scale measurements of the sample (``scale``, with
+        per-digit lists) and, for a range split, the Kolmogorov-Smirnov test of
+        its scales (``scale_distribution``).  Non-finite numbers become None.
+    """
+    path = Path(path)
+    spec = parse_name(path.name)
+    verify_raw_files(base, raw_paths)  # the labels and recomputed samples come from them
+    dtype, compression, chunk_images = options.dtype, options.compression, options.chunk_images
+    report = {"file": path.name, "checks": [], "summary": {}, "settings": settings.as_dict()}
+    background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
+    top = float(soft_threshold(recipe.clip_max, recipe.gain, recipe.offset))
+    with h5py.File(path, "r") as h5:
+        report["summary"]["background"] = background
+        _check(report, "attributes name the file", h5.attrs.get("file_name") == spec.name, found=str(h5.attrs.get("file_name")))
+        differences = attribute_differences(dict(h5.attrs), spec, base, recipe, seed, numerics_version)
+        _check(report, "attributes agree with the config, the name and the package", not differences, differences=differences)
+        for split in SPLITS:
+            n = spec.split_count(split)
+            single = spec.test_only and split != "test"
+            want_x = (*spec.out_shape, 1) if single else (n, *spec.out_shape, 1)
+            x, y = h5.get(f"x_{split}"), h5.get(f"y_{split}")
+            if x is None or y is None:
+                _check(report, f"{split}: datasets present", False, missing=[k for k in (f"x_{split}", f"y_{split}") if k not in h5])
+                continue
+            _check(report, f"{split}: x shape", x.shape == want_x, found=list(x.shape), expected=list(want_x))
+            _check(report, f"{split}: x dtype", x.dtype == np.dtype(dtype), found=str(x.dtype), expected=dtype)
+            _check(report, f"{split}: y shape and dtype", y.shape == (() if single else (n,)) and y.dtype == np.uint8, found=[list(y.shape), str(y.dtype)])
+            if not compression:
+                _check(report, f"{split}: contiguous, uncompressed", x.chunks is None and x.compression is None, chunks=str(x.chunks))
+            sources, labels = load_split(base, raw_paths, split, n)
+            stored = np.atleast_1d(y[()])
+            _check(report, f"{split}: labels equal the base data's, in order", np.array_equal(stored, labels), mismatches=int(np.sum(stored != labels)) if stored.shape == labels.shape else -1)
+            histogram = label_histogram(stored)
+            _check(report, f"{split}: label histogram equals the base data's", histogram == label_histogram(labels), histogram=histogram)
+            scale = spec.split_scale(split)
+            s = np.full(n, scale.low)
+            if scale.is_range:
+                s = np.atleast_1d(h5[f"s_{split}"][()]) if f"s_{split}" in h5 else np.array([])
+                _check(report, f"{split}: per-sample scales within [{scale.low:.4f}, {scale.high:.4f})", len(s) == n and bool(np.all((s >= scale.low) & (s < scale.high))), count=len(s))
+            stats = scans[split] if scans and split in scans else scan_dataset(x, single, chunk_images, background, n)
+            stats["labels_histogram"] = histogram
+            report["summary"][split] = stats
+            if scale.is_range and len(s) == n:
+                statistic, p_value = log_uniform_ks(s, scale.low, scale.high)
+                stats["scale_distribution"] = {"count": n, "ks_statistic": statistic, "p_value": p_value}
+                if n >= KS_MIN_SAMPLES:
+                    _check(report, f"{split}: scales log-uniform on [{scale.low:g}, {scale.high:g}) (KS p >= {settings.ks_alpha:g})", p_value >= settings.ks_alpha, ks_statistic=statistic, p_value=p_value, count=n)
+            if len(s) == n and x.shape[-3:] == (*spec.out_shape, 1):
+                m = min(n, settings.sample_images)
+                sample = (x[()][np.newaxis] if single else x[:m])[..., 0]
+                measured = measure_scales(sample, s[:m], sources[:m], recipe)
+                limit = uncropped_scale_limit(spec.out_shape, sources.shape[1:])
+                stats["scale"] = _scale_checks(report, split, measured, mnist_centre_of_mass_offsets(sources[:m]), spec.out_shape, scale, limit, settings)
+            _check(report, f"{split}: finite", stats["nonfinite"] == 0, nonfinite=stats["nonfinite"])
+            low_ok = stats["min"] >= background - 1e-9 if recipe.clip else stats["min"] > -1
+            _check(report, f"{split}: values within [background, arctan of clip_max]", low_ok and stats["max"] <= top + 1e-9, min=stats["min"], max=stats["max"], background=background, top=top)
+            if _background_expected(scale.high, spec.out_shape, recipe):
+                _check(report, f"{split}: every image's corners are background", stats["corner_background_fraction"] == 1.0, fraction=stats["corner_background_fraction"])
+        _integrity_checks(report, h5, spec, base, raw_paths, recipe, seed)
+    report["ok"] = all(check["ok"] for check in report["checks"])
+    return _json_safe(report)
+
+
+def validate_and_checksum(
+    path: str | os.PathLike,
+    base: BaseData,
+    raw_paths: dict[str, str],
+    recipe: Recipe,
+    seed: int | None,
+    options: OutputOptions = OutputOptions(),
+    settings: ValidationSettings = ValidationSettings(),
+    threads: int = 2,
+    numerics_version: int = NUMERICS_VERSION,
+) -> tuple[dict, str]:
+    """``validate_file`` and the file's sha256 (its line of SHA256SUMS) from one read of the file.
+
+    The images are scanned (range, corners, CRC) from the same front-to-back
+    read of the file's bytes that the digest takes, past the page cache where
+    the file system allows and ``options.direct_io`` is true
+    (``direct_io.read_in_order``, with ``threads`` workers); the rest of the
+    checks read only samples.  The other arguments are those of ``validate_file``.
+
+    Returns
+    -------
+    report : dict
+        As ``validate_file``.
+    sha256 : str
+        Hex digest of the file's bytes.
+    """
+    path = Path(path)
+    scans, sha256 = scan_while_hashing(path, parse_name(path.name), recipe, threads, options.direct_io)
+    report = validate_file(path, base, raw_paths, recipe, seed, options, settings, scans=scans, numerics_version=numerics_version)
+    return report, sha256
+
+
+def _json_safe(value):
+    """The report with NaN and infinities as None, so that it is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _integrity_checks(
+    report: dict,
+    h5: h5py.File,
+    spec: FileSpec,
+    base: BaseData,
+    raw_paths: dict[str, str],
+    recipe: Recipe,
+    seed: int,
+    samples: int = 32,
+) -> None:
+    """Damage and drift that range checks cannot see: a flipped low bit stays finite and in range.
+
+    1. Every dataset's values against the ``crc32`` attribute the writer stored.
+    2. Up to ``samples`` images per split, spread evenly, recomputed with the
+       configured reference recipe (recipe.py) and seed from the raw files and
+       compared to 1e-9.
+    """
+    for name in sorted(h5):
+        dataset = h5[name]
+        if "crc32" not in dataset.attrs:
+            continue
+        scanned = report["summary"].get(name.removeprefix("x_"), {}) if name.startswith("x_") else {}
+        if "crc32" in scanned:  # the images: summed while _scan read them
+            found = scanned["crc32"]
+        else:  # labels, scales: small
+            found = data_crc32(dataset[()])
+        stored = int(dataset.attrs["crc32"])
+        _check(report, f"{name}: values equal the crc32 stored when written", found == stored, found=f"{found:08x}", stored=f"{stored:08x}")
+    for split in SPLITS:
+        n = spec.split_count(split)
+        single = spec.test_only and split != "test"
+        x = h5.get(f"x_{split}")
+        if x is None or x.dtype.kind != "f" or x.shape != ((*spec.out_shape, 1) if single else (n, *spec.out_shape, 1)):
+            continue  # the layout checks above already failed
+        index = np.unique(np.linspace(0, n - 1, min(n, samples)).round().astype(int))
+        images, _ = load_split(base, raw_paths, split, n)
+        expected = transform_images(images[index], split_scales(spec, split, seed)[index], spec.out_shape, recipe)
+        stored = (x[()][np.newaxis] if single else x[index.tolist()])[..., 0]
+        tolerance = 1e-9 if x.dtype == np.float64 else 4 * float(np.finfo(x.dtype).eps)
+        error = np.abs(stored - expected.astype(x.dtype)).reshape(len(index), -1).max(axis=1)
+        _check(
+            report,
+            f"{split}: {len(index)} recomputed samples equal the recipe",
+            bool(np.all(error <= tolerance)),
+            tolerance=tolerance,
+            max_abs_diff=float(error.max()),
+            worst_index=int(index[int(error.argmax())]),
+        )
+
+
+def raise_on_failure(report: dict) -> None:
+    """Raise ValidationFailed naming every failed check of a report, and each difference it found."""
+    failed = [check for check in report["checks"] if not check["ok"]]
+    if failed:
+        lines = []
+        for check in failed:
+            details = {key: value for key, value in check.items() if key not in ("check", "ok", "differences")}
+            lines.append(f"  - {check['check']}" + (f": {json.dumps(details)}" if details else ""))
+            lines += [f"      {difference}" for difference in check.get("differences", [])]
+        raise ValidationFailed(f"{report['file']}: {len(failed)} check(s) failed:\n" + "\n".join(lines))

@@ -1,0 +1,28 @@
+"""Snakemake entry point: compare every target with the reference checksums of the published set.
+
+Writes one row per file (status, sha256, reference) and prints the verdicts, so that
+`snakemake all` ends by saying whether the files are the ones everybody else has.
+"""
+
+import logging
+from pathlib import Path
+
+from mnist_large_scale.references import MATCH, VALUES_MATCH, compare, load_references
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+table = load_references(snakemake.input.table)
+verdicts = []
+for h5, checksum in zip(snakemake.input.h5, snakemake.input.checksums):
+    sha256 = Path(checksum).read_text().split()[0]  # computed by the file's validation
+    verdicts.append(compare(h5, table, snakemake.params.configuration, sha256=sha256))
+rows = ["file\tstatus\tsha256\treference_sha256\treason"]
+rows += [f"{v.file}\t{v.status}\t{v.sha256}\t{v.reference_sha256 or ''}\t{v.reason}" for v in verdicts]
+output = Path(snakemake.output[0])
+tmp = output.with_name(f".{output.name}.part")
+tmp.write_text("\n".join(rows) + "\n")
+tmp.replace(output)
+same = sum(v.status in (MATCH, VALUES_MATCH) for v in verdicts)
+summary = [f"Reference check: {same} of {len(verdicts)} files are the published set's bytes (or values)"]
+summary += [f"  {v.line()}" for v in verdicts]
+logging.info("\n".join(summary))
+print("\n".join(summary), flush=True)
