@@ -134,7 +134,12 @@ splits = {
     "val": SplitData(images[50:60], labels[50:60], np.ones(10), single=False, store_scales=False),
     "test": SplitData(images[60:90], labels[60:90], np.ones(30), single=False, store_scales=False),
 }
-write_file(out, splits, pasted, (112, 112), {"title": "container check", "count": 90}, chunk_images=16)
+try:
+    from mnist_large_scale.writer import OutputOptions
+    storage = {"options": OutputOptions(chunk_images=16)}
+except ImportError:  # the writer before OutputOptions
+    storage = {"chunk_images": 16}
+write_file(out, splits, pasted, (112, 112), {"title": "container check", "count": 90}, **storage)
 print(json.dumps({"seconds": 0}))
 """
 
