@@ -73,9 +73,6 @@ ARM64_ROOT = REPO / ".cross" / "arm64-root"
 NUMPY1_PYTHON = REPO / ".venv-np1" / "bin" / "python"
 
 # `python -c RUNNER build NAME ...`: PRELUDE's probe, then the package's own command line.
-# h5py before 3.12 has no create_dataset(fill_time=...), which writer.py passes; for such an
-# h5py (Debian bookworm's 3.7) the same property is set on the dataset's creation property
-# list instead, and the probe says so ("compat").
 PRELUDE = r"""
 import json, platform, runpy, sys
 import numpy, h5py
@@ -90,21 +87,10 @@ except Exception as error:
     blas = [{"error": repr(error)}]
 with open("/proc/self/maps") as maps:
     libraries = sorted({line.split()[-1] for line in maps if "blas" in line.lower() or "lapack" in line.lower()})
-compat = []
-if tuple(int(p) for p in h5py.__version__.split(".")[:2]) < (3, 12):
-    create_dataset = h5py.Group.create_dataset
-    def _create_dataset(self, name, *args, fill_time=None, **kwargs):
-        if fill_time is not None:
-            dcpl = kwargs.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_fill_time({"never": h5py.h5d.FILL_TIME_NEVER, "alloc": h5py.h5d.FILL_TIME_ALLOC, "ifset": h5py.h5d.FILL_TIME_IFSET}[fill_time])
-            kwargs["dcpl"] = dcpl
-        return create_dataset(self, name, *args, **kwargs)
-    h5py.Group.create_dataset = _create_dataset
-    compat.append("h5py<3.12: fill_time set on the dcpl")
 probe = {
     "machine": platform.machine(), "python": platform.python_version(), "numpy": numpy.__version__, "h5py": h5py.__version__,
     "cpu_baseline": list(__cpu_baseline__), "cpu_dispatch": {name: bool(__cpu_features__.get(name)) for name in __cpu_dispatch__},
-    "blas": blas, "blas_libraries": libraries, "compat": compat,
+    "blas": blas, "blas_libraries": libraries,
 }
 sys.stderr.write("PROBE " + json.dumps(probe) + "\n")
 sys.stderr.flush()
@@ -297,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 probe = record["probe"] or {}
                 row = {"environment": env.name, "machine": probe.get("machine"), "numpy": probe.get("numpy"), "h5py": probe.get("h5py"),
                        "blas": blas_summary(probe), "file": name, "seconds": round(record["seconds"], 2),
-                       "notes": env.notes + probe.get("compat", [])}
+                       "notes": env.notes}
                 if record["returncode"]:
                     row.update(sha256=None, values_sha256=None, match="FAILED", error=record["stderr"].strip().splitlines()[-1:])
                     print(f"{env.name} {name}: build failed\n{record['stderr']}", file=sys.stderr, flush=True)
