@@ -7,6 +7,9 @@ environment that can be had here:
 
 ``main``
     this interpreter (the project's .venv: numpy 2, OpenBLAS from its wheel);
+``main-x86-64-v2``
+    the same with numpy's SIMD dispatch limited to its x86-64-v2 baseline
+    (``NPY_DISABLE_CPU_FEATURES``; x86_64 only), as on a CPU without AVX2;
 ``numpy1``
     .venv-np1, the oldest numpy major version the package supports (numpy
     1.26.4 and the versions in envs/requirements-np1.txt), made by
@@ -23,13 +26,14 @@ compared with the main environment's.  One more file, ``container_check.h5``, is
 written by each environment through the package's writer with values and attributes
 that cannot depend on the machine: its sha256 tells whether that environment's
 HDF5 library writes the same container bytes as the main one.  Prints a table: environment, machine,
-numpy, BLAS, file, sha256, values digest, match (``bytes``: the same file;
+numpy, h5py, BLAS, file, sha256, values digest, match (``bytes``: the same file;
 ``values``: other container bytes but the same values, with the root attributes
-that differ; ``NO``: other values); writes it to ``--json`` too.  Exit status 1
+that differ; ``NO``: other values) and the other environments with the same values; writes it
+to ``--json`` too.  Exit status 1
 when any environment that ran gives other values, 0 otherwise (an environment
 that cannot be had is reported and skipped).
 
-    python -m benchmarks.cross_env [--envs main,numpy1,aarch64,aarch64-openblas]
+    python -m benchmarks.cross_env [--envs main,main-x86-64-v2,numpy1,aarch64,aarch64-openblas]
                                    [--raw-dir resources/mnist] [--json benchmarks/cross_env.json]
 
 ``build_file_in`` and ``run_probe`` are shared with tests/test_same_bytes.py: each
@@ -69,9 +73,6 @@ ARM64_ROOT = REPO / ".cross" / "arm64-root"
 NUMPY1_PYTHON = REPO / ".venv-np1" / "bin" / "python"
 
 # `python -c RUNNER build NAME ...`: PRELUDE's probe, then the package's own command line.
-# h5py before 3.12 has no create_dataset(fill_time=...), which writer.py passes; for such an
-# h5py (Debian bookworm's 3.7) the same property is set on the dataset's creation property
-# list instead, and the probe says so ("compat").
 PRELUDE = r"""
 import json, platform, runpy, sys
 import numpy, h5py
@@ -86,21 +87,10 @@ except Exception as error:
     blas = [{"error": repr(error)}]
 with open("/proc/self/maps") as maps:
     libraries = sorted({line.split()[-1] for line in maps if "blas" in line.lower() or "lapack" in line.lower()})
-compat = []
-if tuple(int(p) for p in h5py.__version__.split(".")[:2]) < (3, 12):
-    create_dataset = h5py.Group.create_dataset
-    def _create_dataset(self, name, *args, fill_time=None, **kwargs):
-        if fill_time is not None:
-            dcpl = kwargs.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_fill_time({"never": h5py.h5d.FILL_TIME_NEVER, "alloc": h5py.h5d.FILL_TIME_ALLOC, "ifset": h5py.h5d.FILL_TIME_IFSET}[fill_time])
-            kwargs["dcpl"] = dcpl
-        return create_dataset(self, name, *args, **kwargs)
-    h5py.Group.create_dataset = _create_dataset
-    compat.append("h5py<3.12: fill_time set on the dcpl")
 probe = {
     "machine": platform.machine(), "python": platform.python_version(), "numpy": numpy.__version__, "h5py": h5py.__version__,
     "cpu_baseline": list(__cpu_baseline__), "cpu_dispatch": {name: bool(__cpu_features__.get(name)) for name in __cpu_dispatch__},
-    "blas": blas, "blas_libraries": libraries, "compat": compat,
+    "blas": blas, "blas_libraries": libraries,
 }
 sys.stderr.write("PROBE " + json.dumps(probe) + "\n")
 sys.stderr.flush()
@@ -130,7 +120,12 @@ splits = {
     "val": SplitData(images[50:60], labels[50:60], np.ones(10), single=False, store_scales=False),
     "test": SplitData(images[60:90], labels[60:90], np.ones(30), single=False, store_scales=False),
 }
-write_file(out, splits, pasted, (112, 112), {"title": "container check", "count": 90}, chunk_images=16)
+try:
+    from mnist_large_scale.writer import OutputOptions
+    storage = {"options": OutputOptions(chunk_images=16)}
+except ImportError:  # the writer before OutputOptions
+    storage = {"chunk_images": 16}
+write_file(out, splits, pasted, (112, 112), {"title": "container check", "count": 90}, **storage)
 print(json.dumps({"seconds": 0}))
 """
 
@@ -202,6 +197,15 @@ def environments(names: list[str]) -> list[Environment]:
     for name in names:
         if name == "main":
             found.append(Environment(name, [sys.executable], base_env()))
+        elif name == "main-x86-64-v2":
+            env = base_env()
+            try:
+                from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__
+            except ImportError:  # numpy 1.x
+                from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__
+            env["NPY_DISABLE_CPU_FEATURES"] = " ".join(t for t in __cpu_dispatch__ if t not in __cpu_baseline__)
+            missing = None if platform.machine() in ("x86_64", "AMD64") else "numpy's x86 dispatch levels exist on x86_64 only"
+            found.append(Environment(name, [sys.executable], env, missing, [f"NPY_DISABLE_CPU_FEATURES={env['NPY_DISABLE_CPU_FEATURES']}"]))
         elif name == "numpy1":
             missing = None if NUMPY1_PYTHON.exists() else f"{NUMPY1_PYTHON} missing: run `make .venv-np1/.installed`"
             found.append(Environment(name, [str(NUMPY1_PYTHON)], base_env(), missing))
@@ -250,7 +254,7 @@ def raw_dir_or_fetch(raw_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", default="main,numpy1,aarch64,aarch64-openblas", help="comma-separated environments (default: all)")
+    parser.add_argument("--envs", default="main,main-x86-64-v2,numpy1,aarch64,aarch64-openblas", help="comma-separated environments (default: all)")
     parser.add_argument("--raw-dir", type=Path, default=REPO / "resources" / "mnist")
     parser.add_argument("--work", type=Path, default=None, help="folder for the built files (default: a temporary one, removed)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "cross_env.json")
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 probe = record["probe"] or {}
                 row = {"environment": env.name, "machine": probe.get("machine"), "numpy": probe.get("numpy"), "h5py": probe.get("h5py"),
                        "blas": blas_summary(probe), "file": name, "seconds": round(record["seconds"], 2),
-                       "notes": env.notes + probe.get("compat", [])}
+                       "notes": env.notes}
                 if record["returncode"]:
                     row.update(sha256=None, values_sha256=None, match="FAILED", error=record["stderr"].strip().splitlines()[-1:])
                     print(f"{env.name} {name}: build failed\n{record['stderr']}", file=sys.stderr, flush=True)
@@ -313,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(rows: list[dict], skipped: list[dict]) -> None:
-    header = ("environment", "machine", "numpy", "BLAS", "file", "sha256", "values digest", "match")
+    header = ("environment", "machine", "numpy", "h5py", "BLAS", "file", "sha256", "values digest", "match", "same values as")
     lines = [header]
     for r in rows:
         short = r["file"].replace("mnist_large_scale_", "").replace("_outsize112-112", "").replace(".h5", "")
-        lines.append((r["environment"], r["machine"] or "?", r["numpy"] or "?", r["blas"], short,
-                      (r["sha256"] or "-")[:16], (r["values_sha256"] or "-")[:16], r["match"]))
+        same = [o["environment"] for o in rows if o is not r and o["file"] == r["file"] and r["values_sha256"] and o["values_sha256"] == r["values_sha256"]]
+        lines.append((r["environment"], r["machine"] or "?", r["numpy"] or "?", r["h5py"] or "?", r["blas"], short,
+                      (r["sha256"] or "-")[:16], (r["values_sha256"] or "-")[:16], r["match"], ",".join(same) or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))

@@ -24,9 +24,6 @@ import sys
 
 from tqdm import tqdm
 
-from .figures import file_montage, save_figure
-from .inspect_file import format_summary, summarize_file
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_large_scale", description=__doc__.split("\n\n")[0])
@@ -135,6 +132,9 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "inspect":
+        from .figures import file_montage, save_figure  # matplotlib: only where a montage may be drawn
+        from .inspect_file import format_summary, summarize_file
+
         # The bar goes to stderr and only on a terminal (disable=None), so pipes stay clean.
         with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
             summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update)

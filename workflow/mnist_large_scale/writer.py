@@ -185,7 +185,7 @@ def write_file(
             if compression and not data.single:
                 creation = {"compression": compression, "chunks": (min(n, 64), height, width, 1), "shuffle": True}
             else:
-                creation = {"dcpl": _preallocated(), "fill_time": "never"}
+                creation = {"dcpl": _preallocated()}
             x = h5.create_dataset(f"x_{name}", shape=shape, dtype=dtype, track_times=False, **creation)
             labels = np.asarray(data.labels, dtype=np.uint8)
             y = h5.create_dataset(f"y_{name}", data=labels[0] if data.single else labels, track_times=False)
@@ -200,9 +200,14 @@ def write_file(
 
 
 def _preallocated() -> h5py.h5p.PropDCID:
-    """Dataset creation properties: contiguous space allocated when the dataset is created."""
+    """Dataset creation properties: contiguous space allocated when the dataset is created, never filled.
+
+    Set on the property list rather than through ``create_dataset(fill_time=...)``,
+    which h5py accepts only from 3.12 on (Debian 12 ships 3.7).
+    """
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
     return dcpl
 
 
