@@ -326,7 +326,7 @@ def print_table(rows: list[dict], skipped: list[dict]) -> None:
                       (r["sha256"] or "-")[:16], (r["values_sha256"] or "-")[:16], r["match"], ",".join(same) or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for line in lines:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
     for r in rows:
         if r.get("attrs_differ"):
             print(f"{r['environment']} {r['file']}: root attributes that differ from main's: {', '.join(r['attrs_differ'])}")

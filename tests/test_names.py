@@ -2,14 +2,23 @@ import math
 
 import pytest
 
-from mnist_large_scale.names import FileSpec, InvalidName, ScaleSpec, check_counts, format_name, parse_name, scale_from_tag, scale_tag
+from mnist_large_scale.names import (
+    FileSpec,
+    InvalidName,
+    ScaleSpec,
+    check_counts,
+    format_name,
+    parse_name,
+    scale_from_tag,
+    scale_tag,
+)
 
 PUBLISHED_TEST_TAGS = "0p500 0p595 0p707 0p841 1p000 1p189 1p414 1p682 2p000 2p378 2p828 3p364 4p000 4p757 5p657 6p727 8p000".split()
 MNIST = {"train": 50000, "val": 10000, "test": 10000}
 
 
 def test_published_tags_are_the_quarter_octaves_and_stand_for_the_powers():
-    for k, tag in zip(range(-4, 13), PUBLISHED_TEST_TAGS):
+    for k, tag in zip(range(-4, 13), PUBLISHED_TEST_TAGS, strict=True):
         assert scale_tag(2 ** (k / 4)) == tag
         # sqrt(sqrt(2**k)): machine-independent, within an ulp of the power
         assert scale_from_tag(tag) == math.sqrt(math.sqrt(2.0**k))
@@ -70,7 +79,7 @@ def test_test_only_files_hold_one_train_and_one_val_sample_at_the_test_scale():
         ("mnist_large_scale_te10_outsize112-112_scte2.h5", "malformed"),
         ("mnist_large_scale_te10_outsize112-112_scte4p000-1p000.h5", "smaller to a larger"),
         ("mnist_large_scale_te10_outsize112-112_scte2p000-2p000.h5", "is a single scale"),
-        
+
     ],
 )
 def test_bad_names_fail_with_a_message_naming_the_problem(name, message):

@@ -155,8 +155,9 @@ def _report(config, builds, total) -> None:
         records = list(files.values())
         probe = records[0]["probe"] or {}
         on = [t for t, is_on in probe.get("cpu_dispatch", {}).items() if is_on]
+        seconds = " ".join(f"{r['seconds']:5.1f}s" for r in records)
         lines.append(
-            f"  {variant:21} {' '.join('%5.1fs' % r['seconds'] for r in records)}  numpy {probe.get('numpy')} "
+            f"  {variant:21} {seconds}  numpy {probe.get('numpy')} "
             f"dispatch [{' '.join(on) or 'baseline only'}]  BLAS {blas_summary(probe)}  "
             + "  ".join(f"{(r.get('sha256') or 'FAILED')[:12]}" for r in records)
         )

@@ -385,7 +385,7 @@ class Band:
         block: int,
         transpose: bool,
         column_offset: int = 0,
-    ) -> "Band":
+    ) -> Band:
         """Cut the parts ``matrices`` (each k, P, Q) into row blocks of ``block`` rows, copying each.
 
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
@@ -406,7 +406,7 @@ class Band:
     @classmethod
     def from_kernel(
         cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int, transpose: bool
-    ) -> "Band":
+    ) -> Band:
         """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, for the sum of ``kernels``.
 
         Parameters
@@ -452,7 +452,7 @@ class Band:
         pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
         return all(piece.shape[0] == 1 for piece in pieces)
 
-    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
 
         ``images`` selects the m matrices of a per-image stack; a shared matrix
@@ -485,7 +485,7 @@ class Band:
             out[:, a:b] = 0.0
         return out
 
-    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: "Workspace | None" = None) -> np.ndarray:
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.

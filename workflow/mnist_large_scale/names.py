@@ -121,7 +121,7 @@ class ScaleSpec:
     high_tag: str
 
     @classmethod
-    def parse(cls, text: str) -> "ScaleSpec":
+    def parse(cls, text: str) -> ScaleSpec:
         low, dash, high = text.partition("-")
         spec = cls(low, high or low)
         if dash and low == high:

@@ -45,9 +45,9 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
     """What a file's bytes depend on besides its name: the part of ``config`` references hold for.
 
     The recipe, the seed of per-sample scales, the stored dtype and compression,
-    the base data's pinned raw files and splits, and the package's numerics
-    version.  Mirrors, time limits, memory and I/O settings do not change bytes
-    and are left out.
+    the base data's pinned raw files, splits, citation and licence (the last two
+    are attributes of every file), and the package's numerics version.  Mirrors,
+    time limits, memory and I/O settings do not change bytes and are left out.
     """
     base = config["base_data"][base_key]
     return {
@@ -59,6 +59,9 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
         "base_data": base_key,
         "raw_sha256": {raw["name"]: raw["sha256"] for raw in sorted(base["files"].values(), key=lambda raw: raw["name"])},
         "splits": {name: dict(sorted(split.items())) for name, split in sorted(base["splits"].items())},
+        # stored in every file's attributes, so they are part of its bytes
+        "citation": base.get("citation"),
+        "license": base.get("license"),
     }
 
 

@@ -61,7 +61,7 @@ class OutputOptions:
     direct_io: bool = True
 
     @classmethod
-    def from_config(cls, values: dict) -> "OutputOptions":
+    def from_config(cls, values: dict) -> OutputOptions:
         """Build from the config's ``output`` mapping (unknown keys raise TypeError)."""
         return cls(**values)
 

@@ -22,7 +22,9 @@ BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
 }
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
-REFERENCE_TABLE = str(Path(workflow.basedir) / "workflow" / "mnist_large_scale" / TABLE_NAME)
+REFERENCE_TABLE = str(
+    Path(workflow.basedir) / "workflow" / "mnist_large_scale" / TABLE_NAME
+)
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 
 

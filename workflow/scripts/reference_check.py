@@ -13,7 +13,7 @@ from mnist_large_scale.writer import write_text_atomically
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 table = load_references(snakemake.input.table)
 verdicts = []
-for h5, checksum in zip(snakemake.input.h5, snakemake.input.checksums):
+for h5, checksum in zip(snakemake.input.h5, snakemake.input.checksums, strict=True):
     sha256 = Path(checksum).read_text().split()[0]  # computed by the file's validation
     verdicts.append(compare(h5, table, snakemake.params.configuration, sha256=sha256))
 rows = ["file\tstatus\tsha256\treference_sha256\treason"]

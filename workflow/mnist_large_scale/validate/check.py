@@ -101,7 +101,7 @@ class ValidationSettings:
     ks_alpha: float = 0.001
 
     @classmethod
-    def from_config(cls, values: dict) -> "ValidationSettings":
+    def from_config(cls, values: dict) -> ValidationSettings:
         """Build from the config's ``validation`` mapping (unknown keys raise TypeError)."""
         return cls(**values)
 
