@@ -7,6 +7,7 @@
 # make bench      measure engine, disk and build speed (writes benchmarks/results.json)
 # make bench-full the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
 # make cross-check three small files built with numpy 1 (.venv-np1) and on aarch64 (qemu), compared
+# make references record the built published files as the reference checksums (after make all)
 #
 # .venv is made with $(PYTHON) when given (make PYTHON=/path/to/python3.12), otherwise
 # with the first of python3.13, python3.12, python3.11 and python3 that is >= 3.11
@@ -19,7 +20,7 @@ BIN := $(VENV)/bin
 LOCK := envs/requirements.lock
 CORES ?= 8
 
-.PHONY: all test test-fast bench bench-full cross-check report dag lint lock clean-results need-dot
+.PHONY: all test test-fast bench bench-full cross-check references report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -62,6 +63,11 @@ lock: $(VENV)/.installed
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" envs/requirements.txt -o $(LOCK)
 
+# After a change that changes bytes (NUMERICS_VERSION, the default recipe), `make all` finds no
+# reference for its files; this records the new table, for tests/test_references.py and later builds.
+references: $(VENV)/.installed
+	$(BIN)/python -m mnist_large_scale.references results/*.h5
+
 clean-results:
 	rm -rf results logs
 
@@ -71,7 +77,6 @@ bench-full: $(VENV)/.installed
 # numpy 1 for `make cross-check`; the package itself comes from workflow/ on PYTHONPATH
 $(VENV_NP1)/.installed: envs/requirements-np1.txt envs/find-python.sh
 	@python="$$(PYTHON='$(PYTHON)' sh envs/find-python.sh)" && "$$python" -m venv $(VENV_NP1)
-	$(VENV_NP1)/bin/pip install --quiet --upgrade pip
 	$(VENV_NP1)/bin/pip install --quiet -r envs/requirements-np1.txt
 	touch $@
 
