@@ -349,7 +349,7 @@ def _stack_parts(pieces: list[np.ndarray], transpose: bool) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Band:
-    """A stack of banded matrices ``A`` (k, P, Q), the sum of ``parts`` matrices, as row blocks without their zero columns.
+    """A stack of banded matrices ``A`` (k, P, Q), the sum of one or two parts, as row blocks without their zero columns.
 
     ``k`` is 1 for a matrix shared by all images, else one matrix per image.
     With two parts (a coarse and a fine one, each exact in its product) a block
@@ -440,8 +440,8 @@ class Band:
                 interior.append((a, q0))
             else:
                 c0, c1 = q0 - start, q1 - start
-                cut = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
-                views = [piece[:, c0:c1, rows] if transpose else piece[:, rows, c0:c1] for rows in cut]
+                cuts = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
+                views = [piece[:, c0:c1, cut] if transpose else piece[:, cut, c0:c1] for cut in cuts]
                 blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts(views, transpose))))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
         return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
