@@ -2,9 +2,14 @@
 
 import logging
 
+import pooch
+
 from mnist_large_scale.sources import BaseData, fetch_raw_file
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+# pooch's logger ("Downloading data from ...") has no parent and a stderr handler of its own:
+# its lines go to this log instead.
+pooch.get_logger().handlers = logging.getLogger().handlers
 # The sources come from the config, not params: a new mirror or timeout must not fetch again.
 base = BaseData.from_config(snakemake.wildcards.base, snakemake.config["base_data"][snakemake.wildcards.base])
 try:
