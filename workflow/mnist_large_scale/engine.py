@@ -213,8 +213,10 @@ def split_bits(taps, bound: float):
     bits of an image's weights depend on its own kernel only, never on the
     images computed beside it.
     """
-    magnitude = np.asarray(taps, dtype=np.float64) * bound * 2.0 ** (UNIT_BITS - HI_BITS - 1)
-    return np.minimum(RAW_BITS, 52 - np.ceil(np.log2(magnitude)).astype(np.int64))
+    magnitude = np.asarray(taps, dtype=np.float64) * bound * math.ldexp(1.0, UNIT_BITS - HI_BITS - 1)
+    # ceil(log2(magnitude)) from the exact binary exponent, not from a library's log2
+    mantissa, exponent = np.frexp(magnitude)
+    return np.minimum(RAW_BITS, 52 - np.where(mantissa == 0.5, exponent - 1, exponent).astype(np.int64))
 
 
 def quantize_weights(weights: np.ndarray, bits, axis: int) -> np.ndarray:
@@ -732,7 +734,7 @@ def smoothed_region(
     """
     m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
-    unit = 2.0**UNIT_BITS
+    unit = math.ldexp(1.0, UNIT_BITS)
     across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack, work)
     np.rint(across, out=across)
     canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)

@@ -45,7 +45,7 @@ class SoftThreshold:
         k = np.arange(self.first, int(last) + 1, dtype=np.float64)
         x = gain * (np.ldexp(k, -BITS) - offset)
         q = 1.0 + x * x
-        step = gain * 2.0**-BITS  # dx per grid unit of d
+        step = gain * math.ldexp(1.0, -BITS)  # dx per grid unit of d
         scale = 2 / math.pi
         derivatives = (arctan(x), 1.0 / q, -x / (q * q))  # arctan^(j)(x) / j!
         self.coefficients = tuple(np.ascontiguousarray(scale * step**j * f) for j, f in enumerate(derivatives))
