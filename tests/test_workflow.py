@@ -121,3 +121,23 @@ def test_bad_target_names_fail_before_any_work(tmp_path, target, message):
     assert run.returncode != 0
     assert message in run.stderr + run.stdout
     assert not (work / "results").exists() and not (work / "resources").exists()
+
+
+def test_a_fetch_that_runs_again_still_builds_what_the_target_needs(tmp_path, mnist_dir):
+    """When the fetch of a raw file runs again (here: its script changed, under the code trigger;
+    in practice also a fetch killed after its file was complete), the same run must still build
+    the target. With raw inputs marked ancient(), Snakemake 9 planned the fetch alone."""
+    work = make_workdir(tmp_path, None, {"base_data": {"mnist": {"local_dir": str(mnist_dir)}}})
+    raw = [f"resources/mnist/{path.name}" for path in mnist_dir.iterdir()]
+    fetched = run_snakemake(work, "--cores", "1", *raw)
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    with open(work / "workflow" / "scripts" / "fetch_raw.py", "a") as script:
+        script.write("# edited\n")
+    target = "results/validation/mnist_large_scale_te20_outsize32-32_scte2p000.json"
+    triggers = ("--rerun-triggers", "code", "mtime", "params", "input", "software-env")
+    dry = run_snakemake(work, "-n", *triggers, "--", target)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    lines = dry.stdout.splitlines()
+    stats = lines[lines.index("Job stats:") + 3 :]
+    counts = dict(line.split() for line in stats[: stats.index("")] if len(line.split()) == 2)
+    assert counts.get("fetch_raw") == "4" and counts.get("build_file") == "1" and counts.get("validate_file") == "1", counts

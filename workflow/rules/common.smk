@@ -136,8 +136,7 @@ def ladder_inputs(wildcards):
     whose test split can give that column (112 x 112, one scale; test-only first)."""
     base = ladder_base()
     inputs = {
-        raw.name: ancient(f"resources/{base.key}/{raw.name}")
-        for raw in base.files.values()
+        raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()
     }
     tags = {scale_tag(scale) for scale in PUBLISHED_TEST_SCALES}
     for name in sorted(
@@ -154,14 +153,13 @@ def ladder_inputs(wildcards):
 def raw_inputs(wildcards):
     """The raw files a file is built from, by file name (parses the name: bad names fail here).
 
-    ancient(): their bytes are pinned (the pins are in the jobs' params), so their
-    modification time says nothing; a raw file fetched again rebuilds nothing.
+    Plain inputs, not ancient(): Snakemake 9 leaves out the consumers of an
+    ancient() input whose producer reruns in the same run (a fetch killed and
+    resumed), even consumers whose outputs are missing, so that run would end
+    without building.  A raw file fetched again rebuilds what uses it.
     """
     base = base_of(wildcards.name)
-    return {
-        raw.name: ancient(f"resources/{base.key}/{raw.name}")
-        for raw in base.files.values()
-    }
+    return {raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()}
 
 
 def base_key(wildcards):
