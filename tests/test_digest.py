@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnist_large_scale import digest
-from mnist_large_scale.digest import file_sha256, values_sha256
+from mnist_large_scale.digest import dataset_sha256s, file_sha256, values_sha256
 
 
 def _values():
@@ -55,12 +55,23 @@ def test_same_values_in_other_layouts_give_one_values_digest_and_other_file_dige
 def test_values_digest_matches_its_documented_definition(tmp_path):
     values = _values()
     path = _write(tmp_path / "a.h5", values)
-    expected = hashlib.sha256()
+    expected = {}
     for name in sorted(values):
         array = np.asarray(values[name])
-        expected.update(f"{name}\0{array.dtype.str}\0{','.join(map(str, array.shape))}\0".encode())
-        expected.update(np.ascontiguousarray(array).tobytes())
-    assert values_sha256(path) == expected.hexdigest()
+        one = hashlib.sha256(f"{name}\0{array.dtype.str}\0{','.join(map(str, array.shape))}\0".encode())
+        one.update(np.ascontiguousarray(array).tobytes())
+        expected[name] = one.hexdigest()
+    assert dataset_sha256s(path) == expected
+    lines = "".join(f"{name}\t{expected[name]}\n" for name in sorted(expected))
+    assert values_sha256(path) == hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_a_changed_dataset_is_named_by_its_digest(tmp_path):
+    values = _values()
+    before = dataset_sha256s(_write(tmp_path / "a.h5", values))
+    values["x_test"] = values["x_test"] + 1.0
+    after = dataset_sha256s(_write(tmp_path / "b.h5", values))
+    assert [name for name in before if before[name] != after[name]] == ["x_test"]
 
 
 @pytest.mark.parametrize("change", ["flip_one_bit", "negative_zero", "swap_images", "rename", "reshape", "retype"])

@@ -73,6 +73,7 @@ def test_one_changed_value_differs(built, tmp_path):
         h5["x_val"][2, 5, 5, 0] = np.nextafter(h5["x_val"][2, 5, 5, 0], 1.0)
     verdict = compare(copy, table)
     assert verdict.status == DIFFERS and verdict.values_sha256 != verdict.reference_values_sha256
+    assert verdict.reason.endswith("in x_val"), verdict.reason
 
 
 def test_no_reference_for_other_names_or_another_configuration(built, config, tmp_path):

@@ -3,9 +3,10 @@
 The workflow's numerics do not depend on the machine, so the 21 published file
 names, built with the default configuration, have one sha256 each, whoever
 builds them.  ``reference_checksums.tsv`` (beside this module) records them, and
-for each file also ``digest.values_sha256``, a digest of its datasets' values
-alone, so that a file written by another HDF5 library (other container bytes)
-can still be checked value for value.  Its header records the configuration the
+for each file also the digest of each of its datasets' values alone
+(``digest.dataset_sha256s``) and of the file's values (``digest.values_sha256``),
+so that a file written by another HDF5 library (other container bytes) can
+still be checked value for value, and a difference is named by dataset.  Its header records the configuration the
 references hold for: a build under another recipe, seed, storage, base data or
 numerics version has no reference.
 
@@ -16,7 +17,8 @@ A file compares as one of:
 ``values match``
     other container bytes (another HDF5 library, other attributes), the same values;
 ``DIFFERS``
-    other values: not the file that everyone else has;
+    other values (the datasets that differ are named): not the file that
+    everyone else has;
 ``no reference``
     the name is not one of the referenced names, or it was built under another
     configuration than the references'.
@@ -31,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import NUMERICS_VERSION
-from .digest import file_sha256, values_sha256
+from .digest import dataset_sha256s, file_sha256, values_sha256
 from .writer import write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
@@ -67,10 +69,13 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
 
 @dataclass(frozen=True)
 class ReferenceTable:
-    """The recorded checksums: ``rows[name] = (sha256, values_sha256)``, valid under ``configuration``."""
+    """The recorded checksums, valid under ``configuration``.
+
+    ``rows[name] = (sha256, values_sha256, {dataset: sha256 of its values})``.
+    """
 
     configuration: dict
-    rows: dict[str, tuple[str, str]]
+    rows: dict[str, tuple[str, str, dict[str, str]]]
 
     def applies_to(self, configuration: dict) -> bool:
         return json.dumps(configuration, sort_keys=True) == json.dumps(self.configuration, sort_keys=True)
@@ -100,7 +105,8 @@ class Verdict:
 def load_references(path: str | os.PathLike | None = None) -> ReferenceTable:
     """Read the table (the package's own unless ``path`` is given).
 
-    The format: ``# configuration: {json}`` then lines ``name<TAB>sha256<TAB>values_sha256``.
+    The format: ``# configuration: {json}`` then lines
+    ``name<TAB>sha256<TAB>values_sha256<TAB>{json of the datasets' sha256}``.
     """
     text = Path(path).read_text() if path else resources.files(__package__).joinpath(TABLE_NAME).read_text()
     configuration, rows = None, {}
@@ -109,9 +115,12 @@ def load_references(path: str | os.PathLike | None = None) -> ReferenceTable:
             configuration = json.loads(line[len("# configuration: ") :])
         elif line and not line.startswith("#"):
             fields = line.split("\t")
-            if len(fields) != 3 or not all(len(field) == 64 for field in fields[1:]):
-                raise ValueError(f"{path or TABLE_NAME}, line {number}: expected name, sha256 and values sha256 separated by tabs")
-            rows[fields[0]] = (fields[1], fields[2])
+            if len(fields) != 4 or not all(len(field) == 64 for field in fields[1:3]):
+                raise ValueError(
+                    f"{path or TABLE_NAME}, line {number}: expected name, sha256, values sha256 and the datasets' sha256 (JSON) "
+                    "separated by tabs"
+                )
+            rows[fields[0]] = (fields[1], fields[2], json.loads(fields[3]))
     if configuration is None:
         raise ValueError(f"{path or TABLE_NAME}: no '# configuration:' line")
     return ReferenceTable(configuration, rows)
@@ -143,7 +152,7 @@ def compare(
     Returns
     -------
     Verdict
-        The values digest is computed only when the file's sha256 is not the reference's.
+        The values digests are computed only when the file's sha256 is not the reference's.
     """
     path = Path(path)
     name = name or path.name
@@ -153,13 +162,15 @@ def compare(
     if configuration is not None and not table.applies_to(configuration):
         changed = sorted(key for key in table.configuration if table.configuration.get(key) != configuration.get(key))
         return Verdict(name, NO_REFERENCE, sha256, reason=f"built under another configuration: {', '.join(changed)}")
-    reference, reference_values = table.rows[name]
+    reference, reference_values, reference_datasets = table.rows[name]
     if sha256 == reference:
         return Verdict(name, MATCH, sha256, reference)
-    values = values_sha256(path)
+    datasets = dataset_sha256s(path)
+    values = values_sha256(datasets=datasets)
     if values == reference_values:
         return Verdict(name, VALUES_MATCH, sha256, reference, values, reference_values, "other container bytes: another HDF5 library or other attributes")
-    return Verdict(name, DIFFERS, sha256, reference, values, reference_values, "other values than the reference build")
+    differ = sorted(key for key in datasets.keys() | reference_datasets.keys() if datasets.get(key) != reference_datasets.get(key))
+    return Verdict(name, DIFFERS, sha256, reference, values, reference_values, f"other values than the reference build in {', '.join(differ)}")
 
 
 def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
@@ -183,12 +194,14 @@ def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
 def write_references(paths: list[str | os.PathLike], configuration: dict, out: str | os.PathLike) -> None:
     """Record the checksums of built files as the reference table (a maintainer's step after `make all`)."""
     lines = [
-        "# Reference checksums of the published files as this workflow builds them: sha256 of the file,",
-        "# and digest.values_sha256 of its values. Regenerate with `make references` after `make all`.",
+        "# Reference checksums of the published files as this workflow builds them: the sha256 of the file,",
+        "# digest.values_sha256 of its values and digest.dataset_sha256s of each dataset's values.",
+        "# Regenerate with `make references` after `make all`.",
         "# configuration: " + json.dumps(configuration, sort_keys=True),
     ]
     for path in sorted(paths, key=lambda path: Path(path).name):
-        lines.append(f"{Path(path).name}\t{file_sha256(path)}\t{values_sha256(path)}")
+        datasets = dataset_sha256s(path)
+        lines.append(f"{Path(path).name}\t{file_sha256(path)}\t{values_sha256(datasets=datasets)}\t{json.dumps(datasets, sort_keys=True)}")
     write_text_atomically(out, "\n".join(lines) + "\n")
 
 
