@@ -109,7 +109,7 @@ def _verify(args) -> int:
         verdict = compare(path, table, name=args.name)
         if verdict.status == DIFFERS:
             hint = attribute_hint(path, table)
-            verdict = verdict if not hint else type(verdict)(**{**verdict.__dict__, "reason": f"{verdict.reason}; {hint}"})
+            verdict = verdict if not hint else dataclasses.replace(verdict, reason=f"{verdict.reason}; {hint}")
         verdicts.append(verdict)
     if args.json:
         print(json.dumps([verdict.as_dict() for verdict in verdicts], indent=2))

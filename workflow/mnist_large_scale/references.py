@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import h5py
+
 from . import NUMERICS_VERSION
 from .digest import dataset_sha256s, file_sha256, values_sha256
 from .writer import write_text_atomically
@@ -178,8 +180,6 @@ def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
 
     Empty for files without provenance attributes (the published files have none).
     """
-    import h5py
-
     with h5py.File(path, "r") as h5:
         attrs = dict(h5.attrs)
     hints = []

@@ -54,21 +54,22 @@ class SoftThreshold:
     def last(self) -> int:
         return self.first + len(self.coefficients[0]) - 1
 
-    def __call__(self, t: np.ndarray, out: np.ndarray, work) -> np.ndarray:
+    def __call__(self, t: np.ndarray, out: np.ndarray, work=None) -> np.ndarray:
         """The threshold of ``x = t 2**-BITS``, into ``out`` (contiguous, shape of ``t``); ``t`` is overwritten.
 
-        ``work`` is the caller's ``engine.Workspace``.  Every ``t`` must lie in
-        ``[first - 1/2, last + 1/2]``.
+        ``work``, the caller's ``engine.Workspace``, lends the scratch arrays
+        (fresh ones without it).  Every ``t`` must lie in ``[first - 1/2, last + 1/2]``.
         """
         shape = t.shape
-        r = np.rint(t, out=work.get("threshold r", shape))
+        scratch = work.get if work is not None else lambda name, shape, dtype=np.float64: np.empty(shape, dtype)
+        r = np.rint(t, out=scratch("threshold r", shape))
         np.subtract(t, r, out=t)  # d, exactly
         if self.first:
             r -= self.first
-        index = work.get("threshold index", shape, np.intp)
+        index = scratch("threshold index", shape, np.intp)
         index[...] = r
         c = self.coefficients
-        term = work.get("threshold term", shape)
+        term = scratch("threshold term", shape)
         np.take(c[2], index, out=out, mode="clip")
         for j in (1, 0):
             out *= t
@@ -77,13 +78,7 @@ class SoftThreshold:
 
     def scalar(self, x: float) -> float:
         """The threshold of one grey level ``x`` (the background is ``scalar(0)``)."""
-
-        class _Scratch:
-            def get(self, name, shape, dtype=np.float64):
-                return np.empty(shape, dtype)
-
-        t = np.array([math.ldexp(float(x), BITS)])
-        return float(self(t, np.empty(1), _Scratch())[0])
+        return float(self(np.array([math.ldexp(float(x), BITS)]), np.empty(1))[0])
 
 
 @functools.lru_cache(maxsize=16)
