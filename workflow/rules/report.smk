@@ -14,6 +14,7 @@ rule montage:
         ),
     log:
         "logs/figures/{name}.montage.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -35,6 +36,7 @@ rule scale_ladder:
         ),
     log:
         "logs/figures/scale_ladder.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -59,6 +61,7 @@ rule size_vs_scale:
         ),
     log:
         "logs/figures/size_vs_scale.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -80,6 +83,7 @@ rule scale_histogram:
         ),
     log:
         "logs/figures/{name}.scales.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     script:
