@@ -41,7 +41,11 @@ FILES = [
     "mnist_large_scale_tr200_vl100_te100_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5",
 ]
 STEMS = [name.removesuffix(".h5") for name in FILES]
-TARGETS = [*(f"results/{name}" for name in FILES), *(f"results/validation/{stem}.json" for stem in STEMS), "results/SHA256SUMS"]
+#: `all` of a config whose targets are FILES: the files, their validations, the manifest, the
+#: summary, the reference check and the figures.
+TARGETS = ["all"]
+#: The rules that run beside Snakemake, not as SLURM jobs.
+LOCAL_RULES = ["sha256sums", "validation_summary", "reference_check", "montage", "scale_ladder", "size_vs_scale", "scale_histogram"]
 #: The file whose build SLURM kills: 1 GB, so that its .part exists for about a second.
 KILLED = "mnist_large_scale_te10000_outsize112-112_scte8p000.h5"
 KILLED_TARGET = f"results/validation/{KILLED.removesuffix('.h5')}.json"
@@ -89,6 +93,9 @@ def snakemake(work: Path, *args: str, env: dict | None = None, name: str = "run"
         except subprocess.TimeoutExpired:
             interrupt(process)
             pytest.fail(f"snakemake {name} ran over {RUN_TIMEOUT} s and was ended with SIGINT:\n{log.read_text()[-4000:]}")
+        except Exception as error:
+            interrupt(process)
+            raise AssertionError(f"{error}\n--- the output of snakemake {name}:\n{log.read_text()[-4000:]}") from error
         finally:
             interrupt(process)
     return Run(process.returncode, log.read_text(), time.monotonic() - start)
@@ -213,23 +220,24 @@ def test_every_build_and_validation_ran_as_a_slurm_job_with_the_resources_its_ru
         job = by_comment[comment]
         assert (job["State"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
         assert {key: job[key] for key in declared(rule, stem)} == declared(rule, stem), comment
-    assert "localrule sha256sums:" in run.output
+    for rule in LOCAL_RULES:
+        assert f"localrule {rule}:" in run.output, rule
     assert "localrule build_file:" not in run.output and "localrule validate_file:" not in run.output
     # per-job overhead against the local run (README, "Outgrowing one machine")
     local = local_build[1]
     waits = [time_of(job["Start"]) - time_of(job["Submit"]) for job in jobs]
-    elapsed = [int(job["ElapsedRaw"]) for job in jobs]
     record = {
-        "jobs": len(jobs),
+        "slurm_jobs": len(jobs),
         "local_seconds_cores_1": round(local.seconds, 1),
-        "local_seconds_per_job": round(local.seconds / (len(jobs) + 1), 2),
+        "local_jobs": local.output.count("Finished jobid"),
         "slurm_seconds": round(run.seconds, 1),
-        "slurm_elapsed_per_job_mean": round(sum(elapsed) / len(elapsed), 2),
-        "slurm_elapsed_per_job": elapsed,
         "slurm_submit_to_start_mean": round(sum(waits) / len(waits), 2),
         "status_wait_seconds": STATUS_WAIT,
-        "load_average": os.getloadavg()[0],
+        "load_average_1min": os.getloadavg()[0],
     }
+    for rule in ("build_file", "validate_file"):
+        record[f"local_{rule}_seconds"] = local_job_seconds(local.output, (rule,))
+        record[f"slurm_{rule}_elapsed"] = [int(job["ElapsedRaw"]) for job in jobs if job["Comment"].startswith(f"rule_{rule}_")]
     print(json.dumps(record, indent=2))
     request.config.cache.set("slurm/overhead", record)
 
@@ -238,11 +246,25 @@ def time_of(stamp: str) -> float:
     return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
 
 
+def local_job_seconds(output: str, rules: tuple[str, ...]) -> list[int]:
+    """Wall seconds of each job of ``rules`` in a local run's output (one job at a time; 1 s resolution)."""
+    stamp = r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]\n"
+    starts = re.finditer(stamp + r"localrule (\w+):\n(?:.*\n)*?\s+jobid: (\d+)\n", output)
+    started = {match[3]: match[1] for match in starts if match[2] in rules}
+    finished = {match[2]: match[1] for match in re.finditer(stamp + r"Finished jobid: (\d+) ", output)}
+
+    def seconds(text: str) -> float:
+        return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+
+    return [int(seconds(finished[jobid]) - seconds(start)) for jobid, start in started.items()]
+
+
 def test_the_outputs_are_byte_identical_to_the_local_build(slurm_build, local_build):
     slurm, local = final_files(slurm_build[0]), final_files(local_build[0])
     local = {name: digest for name, digest in local.items() if KILLED.removesuffix(".h5") not in name}
     assert sorted(slurm) == sorted(local)
     assert len([name for name in slurm if name.endswith(".h5")]) == len(FILES)
+    assert {"SHA256SUMS", "reference_check.tsv", "validation/summary.html", "figures/scale_ladder.png"} <= set(slurm)
     assert slurm == local
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=slurm_build[0] / "results", capture_output=True, text=True)
     assert check.returncode == 0 and check.stdout.count(": OK") == len(FILES), check.stdout
@@ -292,7 +314,7 @@ def kill_and_rebuild(cluster, work, env, how: str) -> None:
         # "timeout": SLURM ends the job at its one-minute limit (it checks every 30 s)
 
     extra = ["--set-resources", "build_file:runtime=1"] if how == "timeout" else []
-    killed = snakemake(work, *slurm_args(*extra), KILLED_TARGET, env=env, name=f"killed-{how}", while_running=kill)
+    killed = snakemake(work, *slurm_args(*extra), "--", KILLED_TARGET, env=env, name=f"killed-{how}", while_running=kill)
     assert killed.returncode != 0, killed.output[-4000:]
     state = {"scancel": "CANCELLED", "timeout": "TIMEOUT"}[how]
     (record,) = sacct(cluster, "-j", job["id"])
