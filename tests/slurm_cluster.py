@@ -182,6 +182,8 @@ class SlurmCluster:
             "JobCompType=jobcomp/none\n"
             "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n"
             "SchedulerType=sched/backfill\nMpiDefault=none\nReturnToService=2\n"
+            # the node is what this file says, even on a machine with fewer CPUs or less memory
+            "SlurmdParameters=config_overrides\n"
             f"KillWait={KILL_WAIT}\nOverTimeLimit=0\nInactiveLimit=0\nMessageTimeout=20\n"
             f"NodeName={NODE} NodeHostname={self.host} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} "
             f"RealMemory={NODE_MEMORY_MB} State=UNKNOWN\n"
