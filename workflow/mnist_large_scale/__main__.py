@@ -1,5 +1,6 @@
 """Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``,
-``python -m mnist_large_scale verify FILE.h5...`` and
+``python -m mnist_large_scale verify FILE.h5...``,
+``python -m mnist_large_scale compare PUBLISHED.h5 [REBUILT.h5]`` and
 ``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``.
 
 ``inspect`` prints what any MNIST Large Scale file holds, rebuilt or published:
@@ -9,6 +10,11 @@ attributes when there are any; ``--montage`` also draws its first images.
 ``verify`` compares files with the reference checksums of the published set
 (``references.py``): the same bytes, the same values in other container bytes,
 other values, or no reference for that name.
+
+``compare`` compares a file of the published layout (no attributes needed)
+with its rebuild, per split, fits the recipe's constants to a sample of its
+images and says in one line whether it is identical, equal within float
+rounding, or differs, and how (``compare.py``).
 
 ``build`` builds one file by hand, outside Snakemake (for debugging and for
 measurements), with the config's recipe, seed and storage, and prints as JSON
@@ -46,6 +52,25 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("files", nargs="+", metavar="FILE", help=".h5 files, named as published")
     verify.add_argument("--name", help="the published name of a single FILE that was renamed")
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    compare = commands.add_parser(
+        "compare",
+        help="compare a published file with its rebuild and fit the recipe",
+        description="Compare a file of the published layout (attributes not needed) with its rebuild: labels, "
+        "differences and correlations per split, a recipe fitted to a sample of its images, and a verdict in one "
+        "line. Writes a JSON report and a figure; exits with 1 when the file differs from the rebuild.",
+    )
+    compare.add_argument("published", help="the published .h5 file")
+    compare.add_argument("rebuilt", nargs="?", help="a rebuilt file to compare with (default: the images are computed from raw MNIST, nothing is written)")
+    compare.add_argument("--name", help="the file's published name, when it was renamed")
+    compare.add_argument("--scale-train", metavar="TAG", help="scale tag of the train and val splits (2p000, 1p000-4p000), replacing the name's")
+    compare.add_argument("--scale-test", metavar="TAG", help="scale tag of the test split, replacing the name's")
+    compare.add_argument("--config", default="config.yaml", help="the workflow's config: base data, recipe, seed (default: config.yaml)")
+    compare.add_argument("--raw-dir", help="folder with the raw files (default: resources/<base key>, the workflow's cache)")
+    compare.add_argument("--fit-images", type=int, default=200, metavar="N", help="images per split for the recipe fit (default: 200; 0: no fit)")
+    compare.add_argument("--max-images", type=int, default=None, metavar="N", help="compare only the first N images of each split (default: all)")
+    compare.add_argument("--report", metavar="JSON", help="the JSON report (default: <file stem>.compare.json here)")
+    compare.add_argument("--figure", metavar="PNG", help="the figure (default: <file stem>.compare.png here)")
+    compare.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build = commands.add_parser("build", help="build one file outside Snakemake and print its time and peak memory")
     build.add_argument("name", help="a file name of the grammar, e.g. mnist_large_scale_te10000_outsize112-112_scte2p000.h5")
     build.add_argument("--raw-dir", required=True, help="folder with the base data set's raw files")
@@ -119,6 +144,61 @@ def _verify(args) -> int:
     return 1 if any(verdict.status == DIFFERS for verdict in verdicts) else 0
 
 
+def _compare(args) -> int:
+    """Compare one file with its rebuild; print the summary, write the report and figure; 1 if it differs."""
+    from pathlib import Path
+
+    import yaml
+
+    from .compare import DIFFERS, compare_file, recipe_snippet
+    from .figures import comparison_figure, save_figure
+    from .writer import atomic_path
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    stem = Path(args.published).name.removesuffix(".h5")
+    with tqdm(unit="img", desc="rebuilding", file=sys.stderr, disable=None, leave=False) as bar:
+        result = compare_file(
+            args.published,
+            config,
+            raw_dir=args.raw_dir,
+            rebuilt_path=args.rebuilt,
+            name=args.name,
+            scale_train=args.scale_train,
+            scale_test=args.scale_test,
+            fit_images=args.fit_images,
+            max_images=args.max_images,
+            threads=args.threads,
+            progress=bar.update,
+        )
+    report = Path(args.report or f"{stem}.compare.json")
+    figure = Path(args.figure or f"{stem}.compare.png")
+    with atomic_path(report) as tmp:
+        Path(tmp).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    rows = [(split.split, split.sample["published"], split.sample["rebuilt"], split.sample["mean_difference"]) for split in result.splits if split.sample]
+    save_figure(comparison_figure(rows, f"{result.name}: published, rebuilt, difference"), figure)
+    for split in result.splits:
+        print(f"{split.split}: {split.count} images at scale {split.scale}; {split.labels}")
+        if split.compared:
+            print(
+                f"  max |diff| {split.max_abs_difference:.3g}, bit-identical images {100 * split.identical_images:.1f} %, "
+                f"correlation mean {split.correlation_mean:.6f} (min {split.correlation_min:.6f}), "
+                f"mean images differ by up to {split.mean_image_difference:.3g}"
+            )
+        for note in split.notes:
+            print(f"  note: {note}")
+    if result.fit is not None:
+        fit = result.fit
+        print(f"fit on {fit.images} images: RMS {fit.residual_before:.2e} with the configured recipe, {fit.residual_after:.2e} fitted (max |diff| {fit.max_after:.2e})")
+        for constant, why in fit.identifiable.items():
+            print(f"  {constant}: not identifiable here: {why}")
+        if result.verdict == DIFFERS:
+            print("the fitted recipe, for config.yaml:")
+            print(recipe_snippet(fit.recipe), end="")
+    print(result.line)
+    print(f"report: {report}; figure: {figure}", file=sys.stderr)
+    return 1 if result.verdict == DIFFERS else 0
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process image, in MB (VmHWM, Linux).
 
@@ -144,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
     elif args.command == "verify":
         return _verify(args)
+    elif args.command == "compare":
+        return _compare(args)
     elif args.command == "build":
         print(json.dumps(_build(args)))
     return 0

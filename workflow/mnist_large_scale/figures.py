@@ -7,7 +7,8 @@ the size the layout computes):
 * ``montage_figure``: the first images of a split, one image pixel per screen pixel;
 * ``scale_ladder_figure``: one digit of each class at all 17 published test scales;
 * ``size_vs_scale_figure``: measured digit size against nominal scale, log-log;
-* ``scale_histogram_figure``: the per-sample scales of a scale-range file.
+* ``scale_histogram_figure``: the per-sample scales of a scale-range file;
+* ``comparison_figure``: a published file against its rebuild (``compare.py``).
 
 Images are drawn in grey from their value range; a NaN pixel is red, so a
 broken value shows at a glance.
@@ -44,6 +45,7 @@ __all__ = [
     "scale_histogram_figure",
     "file_montage",
     "file_scale_histogram",
+    "comparison_figure",
     "save_figure",
 ]
 
@@ -474,3 +476,45 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     """Write a PNG of exactly the figure's pixel size (no tight cropping), under a temporary name first."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
+
+
+def comparison_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
+    """Published, rebuilt and their difference for a few images per split, and the mean difference.
+
+    Parameters
+    ----------
+    rows : sequence of (split, published, rebuilt, mean_difference)
+        ``published`` and ``rebuilt`` (k, H, W) for the first k images of the
+        split, ``mean_difference`` (H, W): published minus rebuilt, averaged
+        over the split's compared images.
+    title : str
+
+    Returns
+    -------
+    Figure
+        One row per split: for each of k images the published one, the rebuilt
+        one and their difference, then the mean difference; each difference
+        drawn from -m (black) to +m (white), m its own largest magnitude
+        (stated above it).
+    """
+    k = max((len(published) for _, published, _, _ in rows), default=0)
+    columns = 3 * k + 1
+    figure = _canvas(max(640, 120 * columns), 60 + 150 * max(1, len(rows)))
+    grid = figure.add_gridspec(max(1, len(rows)), columns, left=0.01, right=0.99, top=1 - 40 / figure.bbox.height, bottom=0.02, wspace=0.05, hspace=0.35)
+    low, high = _value_range(np.concatenate([np.concatenate([p.ravel(), r.ravel()]) for _, p, r, _ in rows])) if rows else (-1.0, 1.0)
+    for row, (split, published, rebuilt, mean_difference) in enumerate(rows):
+        panels = []
+        for i in range(len(published)):
+            difference = published[i] - rebuilt[i]
+            m = float(np.abs(difference).max()) or 1.0
+            panels += [(f"{split} {i} published", published[i], low, high), (f"{split} {i} rebuilt", rebuilt[i], low, high)]
+            panels.append((f"difference ±{m:.1e}", difference, -m, m))
+        m = float(np.abs(mean_difference).max()) or 1.0
+        panels.append((f"mean diff. ±{m:.1e}", mean_difference, -m, m))
+        for column, (label, image, vmin, vmax) in enumerate(panels):
+            axes = figure.add_subplot(grid[row, column])
+            axes.imshow(to_rgb(image, vmin, vmax), interpolation="nearest")
+            axes.set_axis_off()
+            axes.set_title(label, fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    return figure
