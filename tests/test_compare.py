@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import h5py
 import numpy as np
@@ -203,3 +204,24 @@ def test_is_float32():
 def test_the_snippet_is_the_recipe_section_of_a_config():
     recipe = Recipe(sigma_per_scale=0.8, centre_shift=(0.5, -0.25), antialias=True)
     assert Recipe.from_config(yaml.safe_load(recipe_snippet(recipe))["recipe"]) == recipe
+
+
+def test_a_range_file_without_its_scales_is_compared_with_the_seeded_draws(tmp_path, config, mnist_base, mnist_paths, mnist_dir):
+    spec = parse_name("mnist_large_scale_tr16_vl8_te8_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5")
+    built = tmp_path / "built.h5"
+    build_file(spec, mnist_base, mnist_paths, built, Recipe.from_config(config["recipe"]), transform_images, seed=config["scale_seed"])
+    path = tmp_path / "mnist_large_scale_tr50000_vl10000_te10000_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5"
+    strip_attributes(built, path)
+    with h5py.File(path, "r+") as h5:
+        for split in ("train", "val", "test"):
+            del h5[f"s_{split}"]
+    result = run_compare(path, config, mnist_dir, fit_images=8)
+    assert result.verdict == IDENTICAL, result.line
+    assert all("scale_seed" in " ".join(split.notes) for split in result.splits)
+
+
+def test_a_renamed_file_takes_its_scale_from_the_options(tmp_path, config, mnist_base, mnist_paths, mnist_dir):
+    renamed = tmp_path / "my_copy.h5"
+    os.rename(make_published_like(tmp_path, config, mnist_base, mnist_paths, "2p828", count=8), renamed)
+    assert run_compare(renamed, config, mnist_dir, name=published_name("2p828")).verdict == IDENTICAL
+    assert run_compare(renamed, config, mnist_dir, name=published_name("1p000"), scale_test="2p828", fit_images=0).verdict == IDENTICAL

@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("rebuilt", nargs="?", help="a rebuilt file to compare with (default: the images are computed from raw MNIST, nothing is written)")
     compare.add_argument("--name", help="the file's published name, when it was renamed")
     compare.add_argument("--scale-train", metavar="TAG", help="scale tag of the train and val splits (2p000, 1p000-4p000), replacing the name's")
-    compare.add_argument("--scale-test", metavar="TAG", help="scale tag of the test split, replacing the name's")
+    compare.add_argument("--scale-test", metavar="TAG", help="scale tag of the test split (of every split in a test-only file), replacing the name's")
     compare.add_argument("--config", default="config.yaml", help="the workflow's config: base data, recipe, seed (default: config.yaml)")
     compare.add_argument("--raw-dir", help="folder with the raw files (default: resources/<base key>, the workflow's cache)")
     compare.add_argument("--fit-images", type=int, default=200, metavar="N", help="images per split for the recipe fit (default: 200; 0: no fit)")

@@ -32,7 +32,7 @@ import yaml
 
 from .build import draw_scales, load_split
 from .engine import transform_images
-from .names import FileSpec, ScaleSpec, parse_name, scale_from_tag
+from .names import FileSpec, ScaleSpec, parse_name
 from .recipe import Recipe
 from .recipe_fit import ROUNDING, Fit, changes, fit_recipe, is_float32
 from .sources import BaseData, verify_raw_files
@@ -274,7 +274,9 @@ def _format_change(key: str, before, after) -> str:
 
 
 def _split_scale(spec: FileSpec, split: str, overrides: dict[str, ScaleSpec]) -> ScaleSpec:
-    return overrides.get("test" if split == "test" else "train", spec.split_scale(split))
+    """A split's scale: the name's, unless an option replaces it (a test-only file has one scale for all)."""
+    which = "test" if split == "test" or spec.test_only else "train"
+    return overrides.get(which, spec.split_scale(split))
 
 
 def compare_file(
@@ -327,8 +329,7 @@ def compare_file(
     overrides = {}
     for which, tag in (("train", scale_train), ("test", scale_test)):
         if tag:
-            low, _, high = tag.partition("-")
-            overrides[which] = ScaleSpec(scale_from_tag(low), scale_from_tag(high) if high else scale_from_tag(low), tag)
+            overrides[which] = ScaleSpec.parse(tag)
     configured = Recipe.from_config(config["recipe"])
     raw_dir = Path("resources") / base.key if raw_dir is None else Path(raw_dir)
     raw_paths = {raw.name: str(raw_dir / raw.name) for raw in base.files.values()}
