@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-images", type=int, default=None, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     inspect.add_argument("--chunk-images", type=int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument(
+        "--config",
+        default="config.yaml",
+        help="the workflow's config, for the class names of the file's base data set (default: config.yaml; none when it does not exist)",
+    )
     verify = commands.add_parser(
         "verify",
         help="compare files with the reference checksums of the published set",
@@ -119,6 +124,28 @@ def _verify(args) -> int:
     return 1 if any(verdict.status == DIFFERS for verdict in verdicts) else 0
 
 
+def _classes(config_path: str, path: str, attributes: dict) -> list[str]:
+    """The class names of a file's base data set: the config entry its ``base_data`` attribute
+    names, or (a published file has no attributes) whose prefix its name has; [] when unknown."""
+    from pathlib import Path
+
+    import yaml
+
+    from .names import InvalidName, parse_name
+
+    if not Path(config_path).is_file():
+        return []
+    bases = (yaml.safe_load(Path(config_path).read_text()) or {}).get("base_data") or {}
+    entry = bases.get(attributes.get("base_data"))
+    if entry is None:
+        try:
+            prefix = parse_name(path, prefixes=tuple(base["prefix"] for base in bases.values())).prefix
+        except InvalidName:
+            return []
+        entry = next(base for base in bases.values() if base["prefix"] == prefix)
+    return list(entry.get("classes") or [])
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process image, in MB (VmHWM, Linux).
 
@@ -138,9 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         # The bar goes to stderr and only on a terminal (disable=None), so pipes stay clean.
         with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
             summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update)
+        classes = _classes(args.config, args.file, summary["attributes"])
+        if classes:
+            summary["classes"] = classes
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary), end="" if not args.json else "\n")
         if args.montage:
-            save_figure(file_montage(args.file, args.split, args.count), args.montage)
+            save_figure(file_montage(args.file, args.split, args.count, classes=classes), args.montage)
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
     elif args.command == "verify":
         return _verify(args)

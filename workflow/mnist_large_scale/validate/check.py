@@ -252,7 +252,7 @@ def attribute_differences(
         compare(f"splits.{split}.count", found.get("count"), spec.split_count(split), "in the name")
     pins = loaded("source_sha256") or {}
     for raw in base.files.values():
-        compare(f"source_sha256.{raw.name}", pins.get(raw.name), raw.sha256, "in the config")
+        compare(f"source_sha256.{raw.name}", pins.get(raw.name), raw.pin, "in the config")
     return differences
 
 
