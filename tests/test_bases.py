@@ -18,6 +18,7 @@ import yaml
 from matplotlib.image import imread
 
 from conftest import REPO, make_workdir, run_snakemake
+from mnist_large_scale.__main__ import main
 from mnist_large_scale.figures import class_label, montage_figure
 from mnist_large_scale.idx import read_idx
 from mnist_large_scale.names import published_names
@@ -277,3 +278,9 @@ def test_a_base_the_project_does_not_ship_builds_through_the_config_alone(tmp_pa
             assert h5.attrs["citation"].endswith("A toy data set made by the test.")
     # the ladder of a three-class base: three rows, named ("2 tall" is wider than MNIST's digits)
     assert imread(work / "results" / "figures" / "scale_ladder.png").shape[:2] == (64 + 3 * 114 + 2, 7 * len("0 round") + 10 + 17 * 114 + 2)
+
+
+def test_preview_draws_a_base_at_a_few_scales_from_its_raw_files(tmp_path, fashion_dir):
+    out = tmp_path / "preview.png"
+    assert main(["preview", "fashion_mnist", "--raw-dir", str(fashion_dir), "--out", str(out), "--count", "4", "--scales", "1", "2.5", "--size", "64", "--config", str(REPO / "config.yaml")]) == 0
+    assert imread(out).shape[:2] == (44 + 2 * 66 + 2, 640)  # two rows of four 64-px tiles, in a title-wide frame
