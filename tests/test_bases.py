@@ -232,7 +232,8 @@ def test_fashion_mnist_files_build_from_the_offline_source_and_validate(tmp_path
 
 
 def toy_base(folder: Path) -> dict:
-    """A small MNIST-format data set (soft blobs off-centre, three classes) and its config entry."""
+    """A small MNIST-format data set (soft blobs off-centre, three classes) and its config entry;
+    its test labels are pinned by their .gz alone, as KMNIST's files are."""
     rng = np.random.default_rng(5)
     rows, cols = np.mgrid[0:28, 0:28]
 
@@ -252,8 +253,13 @@ def toy_base(folder: Path) -> dict:
     files = {}
     for name, array in contents.items():
         data = idx_bytes(array)
-        (folder / name).write_bytes(data)
         files[name.replace("-", "_")] = {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if name == "toy-test-labels":
+            gz = gzip.compress(data, mtime=0)
+            (folder / f"{name}.gz").write_bytes(gz)
+            files["toy_test_labels"] = {"name": name, "size": len(data), "gz_sha256": hashlib.sha256(gz).hexdigest()}
+        else:
+            (folder / name).write_bytes(data)
     return {
         "prefix": "toy_large_scale",
         "local_dir": str(folder),
@@ -265,7 +271,7 @@ def toy_base(folder: Path) -> dict:
         },
         "citation": "A toy data set made by the test.",
         "license": "Toy: no rights reserved.",
-        "classes": ["round", "wide", "tall"],
+        "classes": ["alpha", "beta", "gamma"],
     }
 
 
@@ -283,8 +289,12 @@ def test_a_base_the_project_does_not_ship_builds_through_the_config_alone(tmp_pa
         with h5py.File(work / "results" / name, "r") as h5:
             assert np.array_equal(h5["y_test"][()], np.arange(20) % 3) and h5.attrs["base_data"] == "toy"
             assert h5.attrs["citation"].endswith("A toy data set made by the test.")
-    # the ladder of a three-class base: three rows, named ("2 tall" is wider than MNIST's digits)
-    assert imread(work / "results" / "figures" / "scale_ladder.png").shape[:2] == (64 + 3 * 114 + 2, 7 * len("0 round") + 10 + 17 * 114 + 2)
+            assert json.loads(h5.attrs["source_sha256"])["toy-test-labels"] == "gz-sha256:" + entry["files"]["toy_test_labels"]["gz_sha256"]
+    # the file pinned by its .gz: the sha256 of what it inflated to, recorded beside it
+    labels = (work / "resources" / "toy" / "toy-test-labels").read_bytes()
+    assert recorded_sha256_path(work / "resources" / "toy" / "toy-test-labels").read_text().split()[0] == hashlib.sha256(labels).hexdigest()
+    # the ladder of a three-class base: three rows, named ("0 alpha" is wider than a digit)
+    assert imread(work / "results" / "figures" / "scale_ladder.png").shape[:2] == (64 + 3 * 114 + 2, 7 * len("0 alpha") + 10 + 17 * 114 + 2)
 
 
 def test_preview_draws_a_base_at_a_few_scales_from_its_raw_files(tmp_path, fashion_dir):
