@@ -305,3 +305,15 @@ def test_preview_draws_a_base_at_a_few_scales_from_its_raw_files(tmp_path, fashi
     out = tmp_path / "preview.png"
     assert main(["preview", "fashion_mnist", "--raw-dir", str(fashion_dir), "--out", str(out), "--count", "4", "--scales", "1", "2.5", "--size", "64", "--config", str(REPO / "config.yaml")]) == 0
     assert imread(out).shape[:2] == (44 + 2 * 66 + 2, 640)  # two rows of four 64-px tiles, in a title-wide frame
+
+
+def test_inspect_names_the_classes_of_a_published_style_file_by_its_prefix(tmp_path, capsys):
+    """A published file has no attributes: its base is the one whose prefix its name has."""
+    for prefix, shown in (("fashion_mnist_large_scale", True), ("mnist_large_scale", False)):
+        path = tmp_path / f"{prefix}_te3_outsize32-32_scte2p000.h5"
+        with h5py.File(path, "w") as h5:
+            h5["x_test"] = np.zeros((3, 32, 32, 1))
+            h5["y_test"] = np.array([9, 0, 3], dtype=np.uint8)
+        assert main(["inspect", str(path), "--config", str(REPO / "config.yaml")]) == 0
+        out = capsys.readouterr().out
+        assert ("classes     0 T-shirt/top, 1 Trouser" in out) is shown, out  # MNIST's digits name themselves

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
             summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update)
         classes = _classes(args.config, args.file, summary["attributes"])
-        if classes:
+        if any(name != str(label) for label, name in enumerate(classes)):  # MNIST's digits name themselves
             summary["classes"] = classes
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary), end="" if not args.json else "\n")
         if args.montage:
