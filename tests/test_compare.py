@@ -25,6 +25,7 @@ from mnist_large_scale.engine import transform_images
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.recipe_fit import changes, is_float32, pre_threshold
+from mnist_large_scale.writer import OutputOptions
 
 COUNT = 48  # test images per file: enough for the fit, quick to build
 FIT_IMAGES = 48
@@ -225,3 +226,15 @@ def test_a_renamed_file_takes_its_scale_from_the_options(tmp_path, config, mnist
     os.rename(make_published_like(tmp_path, config, mnist_base, mnist_paths, "2p828", count=8), renamed)
     assert run_compare(renamed, config, mnist_dir, name=published_name("2p828")).verdict == IDENTICAL
     assert run_compare(renamed, config, mnist_dir, name=published_name("1p000"), scale_test="2p828", fit_images=0).verdict == IDENTICAL
+
+
+def test_a_file_stored_as_float32_is_named_so(tmp_path, config, mnist_base, mnist_paths, mnist_dir):
+    spec = parse_name("mnist_large_scale_te16_outsize112-112_scte2p000.h5")
+    built = tmp_path / "built.h5"
+    options = OutputOptions(dtype="float32", compression="gzip")
+    build_file(spec, mnist_base, mnist_paths, built, Recipe.from_config(config["recipe"]), transform_images, seed=1, options=options)
+    result = run_compare(built, config, mnist_dir, name=published_name("2p000"), fit_images=16)
+    assert result.verdict == DIFFERS
+    assert changes(result.fit.recipe, Recipe.from_config(config["recipe"])) == {"round_to_float32": [False, True]}
+    assert all(split.dtype == "float32" and "output.dtype: float32" in " ".join(split.notes) for split in result.splits)
+    assert max(split.max_abs_difference for split in result.splits) < 1e-7

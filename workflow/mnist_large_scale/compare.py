@@ -125,6 +125,7 @@ class SplitComparison:
     scale: str
     labels: str
     label_status: str
+    dtype: str = ""
     compared: int = 0
     max_abs_difference: float | None = None
     identical_images: float | None = None
@@ -357,8 +358,10 @@ def compare_file(
                 labels = np.atleast_1d(h5[f"y_{split}"][()]) if f"y_{split}" in h5 else np.array([], dtype=np.int64)
                 scale = _split_scale(spec, split, overrides)
                 check = locate_labels(labels, expected, raw_labels, source.labels, source.start) if len(labels) == n else LabelCheck("unknown")
-                result = SplitComparison(split, n, scale.tag, check.sentence(split, source.labels, source.start), check.status)
+                result = SplitComparison(split, n, scale.tag, check.sentence(split, source.labels, source.start), check.status, str(x.dtype))
                 comparisons.append(result)
+                if x.dtype == np.float32:
+                    result.notes.append("stored as float32: rebuild with output.dtype: float32 rather than recipe.round_to_float32")
                 if check.status == "offset":
                     images = _raw_images(_images_of(base, raw_paths, check.source))[check.first_index : check.first_index + n]
                 elif check.status not in ("match",):
