@@ -236,7 +236,7 @@ class SlurmCluster:
 
     def _start_munge(self, timeout: float) -> None:
         key = self.dir / "munge" / "munge.key"
-        subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True, env=self.env)
+        subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True, env=self.env, timeout=timeout)
         socket_path = self.dir / "socket" / "munge.socket.2"
         self._spawn(
             "munged",

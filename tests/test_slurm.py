@@ -164,8 +164,18 @@ def cluster():
     missing = missing_programs()
     if missing:
         pytest.fail(f"SLURM is not installed here (missing: {', '.join(missing)}): run envs/install-slurm.sh or make test-slurm")
-    with SlurmCluster() as running:
-        yield running
+    # SIGTERM or SIGHUP (a CI time-out, a closed terminal) end the tests as Ctrl-C does, so that the
+    # cluster is still stopped and removed; SIGKILL cannot be trapped.
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with SlurmCluster() as running:
+            yield running
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert not running.dir.exists() and not running.processes(), "the cluster was not removed"
 
 
