@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import SNAKEMAKE, make_workdir
+from conftest import REPO, SNAKEMAKE, make_workdir
 from mnist_large_scale.build import job_memory_mb, job_runtime_min
 from mnist_large_scale.names import parse_name
 from slurm_cluster import ACCOUNT, NODE, PARTITION, SlurmCluster, missing_programs, wait_until
@@ -55,6 +56,8 @@ RUN_TIMEOUT = 600
 STATUS_WAIT = 2
 #: Seconds Snakemake is given to notice a job cancelled with scancel (status queries at about 2, 14 and 36 s).
 NOTICE_WAIT = 45
+#: output.chunk_images of config.yaml, which a job's mem_mb depends on.
+CHUNK_IMAGES = yaml.safe_load((REPO / "config.yaml").read_text())["output"]["chunk_images"]
 SACCT_FIELDS = "JobID,JobName,Comment,State,ExitCode,Partition,Account,ReqMem,ReqCPUS,AllocCPUS,Timelimit,NodeList,Submit,Start,End,ElapsedRaw"
 
 
@@ -148,7 +151,7 @@ def declared(rule: str, name: str) -> dict[str, str]:
     return {
         "Partition": PARTITION,
         "Account": ACCOUNT,
-        "ReqMem": f"{job_memory_mb(spec.out_shape, 1000)}M",  # output.chunk_images of config.yaml
+        "ReqMem": f"{job_memory_mb(spec.out_shape, CHUNK_IMAGES)}M",
         "ReqCPUS": "1",
         "AllocCPUS": "1",
         "Timelimit": timelimit(job_runtime_min(spec.out_shape, images)),
