@@ -51,7 +51,7 @@ JOB_PIXEL_RATE = 20e6
 #: A job's time limit is this many times its time at ``JOB_PIXEL_RATE``: room for slower
 #: nodes, a busy shared file system and a cold page cache.
 JOB_RUNTIME_MARGIN = 10
-#: Minutes every job gets on top: Snakemake's start-up inside the job (4-5 s measured under
+#: Minutes every job gets on top: Snakemake's start-up inside the job (4-8 s measured under
 #: SLURM) and its wait for the file system (latency-wait).
 JOB_RUNTIME_BASE_MIN = 2
 
