@@ -17,6 +17,7 @@ from mnist_large_scale.names import (
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.references import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, raw_file_problem
+from mnist_large_scale.writer import COMPRESSED_LAYOUT
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
@@ -203,13 +204,20 @@ def scale_seed(wildcards):
 
 
 def storage_params(wildcards):
-    """The output options that change a file's bytes: dtype and compression.
+    """The output options that change a file's bytes: dtype, compression and (compressed) shuffle.
 
     output.chunk_images is only the number of images per step (a compressed
-    file's HDF5 chunks hold 64 images whatever it is; tests/test_build.py checks
+    file's HDF5 chunks hold one image whatever it is; tests/test_build.py checks
     that the bytes do not depend on it), output.direct_io only how they are written.
+    A compressed file's params also name its chunk layout, so that files written
+    with the earlier 64-image chunks are rebuilt; the published layout's params
+    are unchanged.
     """
-    return {key: config["output"][key] for key in ("dtype", "compression")}
+    storage = {key: config["output"][key] for key in ("dtype", "compression")}
+    if storage["compression"]:
+        storage["shuffle"] = config["output"].get("shuffle", True)
+        storage["compressed_layout"] = COMPRESSED_LAYOUT
+    return storage
 
 
 def raw_pin(wildcards):
