@@ -213,11 +213,11 @@ def storage_params(wildcards):
     with the earlier 64-image chunks are rebuilt; the published layout's params
     are unchanged.
     """
-    storage = {key: config["output"][key] for key in ("dtype", "compression")}
-    if storage["compression"]:
-        storage["shuffle"] = config["output"].get("shuffle", True)
-        storage["compressed_layout"] = COMPRESSED_LAYOUT
-    return storage
+    options = {key: config["output"][key] for key in ("dtype", "compression")}
+    if options["compression"]:
+        options["shuffle"] = config["output"].get("shuffle", True)
+        options["compressed_layout"] = COMPRESSED_LAYOUT
+    return options
 
 
 def raw_pin(wildcards):
