@@ -206,6 +206,7 @@ class MNISTLargeScale:
         self._image_bytes = height * width * channels * self._stored_dtype.itemsize
         self._opened_in = None  # the process id that opened the handle below
         self._handle = None  # a file descriptor (contiguous) or an h5py dataset, per process
+        self._buffer = None  # scratch for stored values, per process (read_images)
 
     def __len__(self) -> int:
         return self._stored_shape[0]
@@ -217,7 +218,7 @@ class MNISTLargeScale:
     # A worker process gets a copy without the parent's handle; it opens the file on its first read.
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_handle"] = state["_opened_in"] = None
+        state["_handle"] = state["_opened_in"] = state["_buffer"] = None
         return state
 
     def __del__(self) -> None:
@@ -249,35 +250,57 @@ class MNISTLargeScale:
     def read_images(self, indices) -> np.ndarray:
         """The images at ``indices`` (in that order) as ``(k, *image_shape)`` of ``dtype``, without ``transform``.
 
-        The images are read in file order, runs of consecutive images with one
-        read each, and converted to ``dtype`` together.
+        The images are read in file order (runs of consecutive images that go
+        to consecutive places of the batch with one read each), each into its
+        place in the batch, and converted to ``dtype`` together.  The stored
+        values pass through a scratch buffer that each process allocates once
+        and reuses: a fresh buffer for every batch would cost the kernel more
+        (handing out and zeroing its pages) than the reads.
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = len(self)
-        if len(indices) and (indices.min() < -n or indices.max() >= n):
+        n, k = len(self), len(indices)
+        if k and (indices.min() < -n or indices.max() >= n):
             raise IndexError(f"index out of range for {n} images")
         indices = np.where(indices < 0, indices + n, indices)
-        order = np.argsort(indices, kind="stable")
-        wanted = indices[order]
-        unique, inverse = np.unique(wanted, return_inverse=True)
-        stored = np.empty((len(unique), *self._stored_shape[1:]), dtype=self._stored_dtype)
+        batch = np.empty((k, *self.image_shape), dtype=self.dtype)
+        same_layout = self._stored_shape[-1] == 1 or not self.channels_first
+        straight = same_layout and self.dtype == self._stored_dtype
+        stored = batch.reshape(k, *self._stored_shape[1:]) if straight else self._scratch(k)
         handle = self._open()
-        if self.contiguous:
-            for first, last, at in _runs(unique):
-                view = memoryview(stored[at : at + last - first]).cast("B")
-                done = 0
-                while done < len(view):  # a positional read may return fewer bytes than asked for
-                    got = os.preadv(handle, [view[done:]], self._offset + first * self._image_bytes + done)
-                    if got == 0:
-                        raise OSError(f"{self.path}: file ends inside x_{self.split} (truncated?)")
-                    done += got
-        else:  # one slice a run: h5py's point selections of scattered indices are several times slower
-            for first, last, at in _runs(unique):
+        order = np.argsort(indices, kind="stable")  # batch positions, in file order
+        runs = list(_runs(indices[order], order))
+        if self.contiguous and hasattr(os, "posix_fadvise"):
+            # Ask for every run at once: the disk then serves them in parallel, not one read at a time.
+            for first, last, _ in runs:
+                os.posix_fadvise(handle, self._offset + first * self._image_bytes, (last - first) * self._image_bytes, os.POSIX_FADV_WILLNEED)
+        for first, last, at in runs:
+            if self.contiguous:
+                self._pread(handle, stored[at : at + last - first], first)
+            else:  # one slice a run: h5py's point selections of scattered indices are several times slower
                 handle.read_direct(stored, np.s_[first:last], np.s_[at : at + last - first])
-        batch = np.empty((len(indices), *self.image_shape), dtype=self.dtype)
-        source = stored[inverse]
-        batch[order] = np.moveaxis(source, -1, 1) if self.channels_first else source
+        if not straight:
+            if same_layout:
+                np.copyto(batch.reshape(k, -1), stored.reshape(k, -1), casting="unsafe")
+            else:
+                np.copyto(batch, np.moveaxis(stored, -1, 1), casting="unsafe")
         return batch
+
+    def _scratch(self, k: int) -> np.ndarray:
+        """This process's buffer for ``k`` stored images (grown when a larger batch comes)."""
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or len(buffer) < k:
+            buffer = self._buffer = np.empty((max(k, 1), *self._stored_shape[1:]), dtype=self._stored_dtype)
+        return buffer[:k]
+
+    def _pread(self, fd: int, out: np.ndarray, first: int) -> None:
+        """Fill ``out`` with the stored images from ``first`` on, at their byte offset."""
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < len(view):  # a positional read may return fewer bytes than asked for
+            got = os.preadv(fd, [view[done:]], self._offset + first * self._image_bytes + done)
+            if got == 0:
+                raise OSError(f"{self.path}: file ends inside x_{self.split} (truncated?)")
+            done += got
 
     def _item(self, index: int, image: np.ndarray) -> tuple:
         image = self.transform(image) if self.transform is not None else image
@@ -310,12 +333,18 @@ class MNISTLargeScale:
         return images, self.labels[indices], self.scales[indices]
 
 
-def _runs(sorted_unique: np.ndarray):
-    """``(first, stop, position)`` of each run of consecutive values in a sorted array of unique ints."""
-    if not len(sorted_unique):
+def _runs(values: np.ndarray, positions: np.ndarray):
+    """``(first, stop, position)`` of each run of ``values`` (sorted) that is consecutive both in value and in ``positions``.
+
+    ``values[j]`` goes to batch position ``positions[j]``; a run
+    ``values[j:j+m] = first .. first+m-1`` with ``positions[j:j+m] =
+    position .. position+m-1`` is one read of m images into m consecutive places.
+    """
+    if not len(values):
         return
-    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    joined = (np.diff(values) == 1) & (np.diff(positions) == 1)
+    breaks = np.flatnonzero(~joined) + 1
     starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [len(sorted_unique)]])
+    stops = np.concatenate([breaks, [len(values)]])
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-        yield int(sorted_unique[start]), int(sorted_unique[stop - 1]) + 1, start
+        yield int(values[start]), int(values[stop - 1]) + 1, int(positions[start])
