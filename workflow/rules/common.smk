@@ -54,6 +54,11 @@ def _check_config():
                 )
     for name in config["targets"]:
         file_spec(name)
+    train = file_spec(config["experiment"]["train_file"])
+    if train.test_only or train.train_scale.is_range:
+        raise ValueError(
+            f"config: experiment.train_file {train.name} must be a training file with a single training scale"
+        )
 
 
 def _warn_about_damaged_raw_files():
@@ -115,6 +120,18 @@ def figures():
             for name in config["targets"]
             if is_range_file(name)
         ),
+    ]
+
+
+def experiment_train_file():
+    """The file the experiment trains on (config experiment.train_file)."""
+    return f"results/{config['experiment']['train_file']}"
+
+
+def experiment_test_files():
+    """The experiment's test files: every test-only target."""
+    return [
+        f"results/{name}" for name in config["targets"] if file_spec(name).test_only
     ]
 
 
