@@ -195,6 +195,6 @@ def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist
         path = build(tmp_path / str(chunk_images), mnist_base, mnist_paths, name, compression=compression, chunk_images=chunk_images)
         if compression:
             with h5py.File(path, "r") as h5:
-                assert h5["x_train"].chunks == (1, 56, 56, 1) and h5["x_train"].shuffle
+                assert h5["x_test"].chunks == (1, 56, 56, 1) and h5["x_test"].shuffle
         files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]
