@@ -133,3 +133,14 @@ def test_pyproject_declares_the_torch_extra():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["optional-dependencies"]["torch"] == ["torch"]
     assert "torch" not in project["dependencies"]
+
+
+def test_the_experiment_conda_env_pins_the_main_env_and_the_torch_lock():
+    main = pins(next(item["pip"] for item in yaml.safe_load((REPO / "envs/mnist_large_scale.yaml").read_text())["dependencies"] if isinstance(item, dict)))
+    env = yaml.safe_load((REPO / "envs/experiment.yaml").read_text())
+    experiment = pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict)))
+    assert "python=3.11" in env["dependencies"]
+    assert all(experiment.get(name) == version for name, version in main.items()), "envs/experiment.yaml differs from envs/mnist_large_scale.yaml"
+    torch_lock = {name: version.split("+")[0] for name, version, _, _ in lock_entries("envs/requirements-torch.lock")}
+    extra = {name: version for name, version in experiment.items() if name not in main}
+    assert extra == torch_lock, f"envs/experiment.yaml beyond the main env {extra}, the torch lock {torch_lock} (its +cpu label left out)"

@@ -17,6 +17,8 @@ rule experiment:
         summary="results/experiment/summary.json",
     log:
         "logs/experiment.log",
+    conda:
+        "../../envs/experiment.yaml"
     threads: config["experiment"]["threads"]
     params:
         settings={
