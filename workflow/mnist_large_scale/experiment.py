@@ -147,7 +147,7 @@ def train(train_path: str | os.PathLike, settings: ExperimentSettings, log=print
             loss = torch.nn.functional.cross_entropy(logits, labels)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(labels)
+            total_loss += loss.item() * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
         row = {"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen, "images": seen, "seconds": time.perf_counter() - start}
