@@ -100,6 +100,9 @@ def test_dataset_items_slices_and_index_lists_equal_h5py(built, layout):
     assert as32[7][0].dtype == np.float32 and np.array_equal(as32[7][0][0], reference[7, ..., 0].astype(np.float32))
     last = MNISTLargeScale(path, "train", channels_first=False)[7][0]
     assert last.shape == (40, 36, 1) and np.array_equal(last, reference[7].astype(np.float32))
+    mask = np.zeros(40, dtype=bool)
+    mask[[1, 7, 30]] = True
+    assert np.array_equal(dataset[mask][0][:, 0], reference[[1, 7, 30], ..., 0])
     with pytest.raises(IndexError):
         dataset[40]
 

@@ -314,7 +314,12 @@ class MNISTLargeScale:
         if isinstance(index, (int, np.integer)):
             index = int(index) + len(self) if index < 0 else int(index)
             return self._item(index, self.read_images([index])[0])
-        return self._batch(np.asarray(index, dtype=np.int64))
+        index = np.asarray(index)
+        if index.dtype == bool:  # a mask over the split
+            if index.shape != (len(self),):
+                raise IndexError(f"a boolean index must have shape ({len(self)},), not {index.shape}")
+            index = np.flatnonzero(index)
+        return self._batch(index.astype(np.int64))
 
     def __getitems__(self, indices) -> list[tuple]:
         """The items at ``indices`` as a list (what PyTorch's DataLoader asks a dataset for a batch)."""
@@ -323,7 +328,7 @@ class MNISTLargeScale:
         return [self._item(index, image) for index, image in zip(indices, images, strict=True)]
 
     def _batch(self, indices: np.ndarray) -> tuple:
-        """``(x, y[, s])`` of a slice or an index array, ``transform`` applied to each image."""
+        """``(x, y[, s])`` of a slice or an index array; with a ``transform``, x is the list of transformed images."""
         images = self.read_images(indices)
         if self.transform is not None:
             images = [self.transform(image) for image in images]
