@@ -2,6 +2,7 @@
 #
 #   snakemake --cores 8 all                     the 21 published files, checksums, reports, figures
 #   snakemake --cores 2 results/<name>.h5       one file, and only what it needs
+#   snakemake --cores 2 family_fashion_mnist    the 21 published names of one base data set, validated
 #   snakemake --report report.html              after a run: figures, validation tables, rule graph
 
 
@@ -36,3 +37,13 @@ rule all:
         validation_reports(),
         "results/validation/summary.html",
         figures(),
+
+
+# family_<key>: the 21 published names for one base data set (family_mnist, family_fashion_mnist, ...).
+for key in BASES:
+
+    rule:
+        name:
+            f"family_{key}"
+        input:
+            family(key),

@@ -16,6 +16,7 @@ import pytest
 from scipy.ndimage import _filters as scipy_filters
 
 from mnist_large_scale import engine, recipe
+from mnist_large_scale import recipe as recipe_module
 from mnist_large_scale.build import draw_scales
 from mnist_large_scale.engine import transform_images
 from mnist_large_scale.names import PUBLISHED_TEST_SCALES, ScaleSpec
@@ -110,6 +111,14 @@ def test_per_sample_scales_equal_the_reference(synthetic, low, high):
         (2.3, OUT, {"clip_min": 10.0, "clip_max": 200.0}),
         ("mixed", (40, 40), {"clip_min": 10.0, "clip_max": 200.0}),
         (1.3, OUT, {"gain": 0.05, "offset": 100.0}),
+        (0.5, OUT, {"antialias": True}),
+        (0.6, (33, 57), {"antialias": True, "order": 1}),
+        (2.0, OUT, {"antialias": True}),
+        ("mixed", OUT, {"antialias": True}),
+        ("mixed", (40, 41), {"antialias": True, "clip": False}),
+        (2.0, OUT, {"centre_shift": (0.5, 0.5)}),
+        (0.7, (33, 57), {"centre_shift": (-0.25, 1.5)}),
+        ("mixed", OUT, {"centre_shift": (0.5, -0.5), "antialias": True}),
     ],
 )
 def test_recipe_variants_equal_the_reference(synthetic, scales, out_shape, changes):
@@ -262,3 +271,24 @@ def test_an_image_does_not_depend_on_the_scales_beside_it(synthetic):
     near = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 1.1], OUT)[0]
     far = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 8.0], OUT)[0]
     np.testing.assert_array_equal(near, far)
+
+
+@pytest.mark.parametrize("scales", [2.0, "mixed"])
+def test_a_float32_round_trip_gives_float32_values_of_the_reference(synthetic, scales):
+    """Each value is a float32, and the one nearest the reference's unless the reference sits
+    within the engine's tolerance of a rounding boundary (then one float32 step away)."""
+    if isinstance(scales, str):
+        scales = log_uniform(len(synthetic), 0.5, 8.0, seed=5)
+    recipe = Recipe(round_to_float32=True)
+    ours = transform_images(synthetic, scales, OUT, recipe)
+    assert np.array_equal(ours, ours.astype(np.float32).astype(np.float64))
+    theirs = recipe_module.transform_images(synthetic, scales, OUT, recipe)
+    assert np.abs(ours - theirs).max() <= np.spacing(np.float32(1.0)) / 2
+    assert engine.background_value(recipe) == float(np.float32(engine.background_value(Recipe())))
+
+
+def test_switches_off_leave_the_default_bytes(synthetic):
+    """antialias at scales >= 1 and a zero centre shift change nothing, to the bit."""
+    scales = log_uniform(len(synthetic), 1.0, 8.0, seed=3)
+    default = transform_images(synthetic, scales, OUT)
+    assert np.array_equal(transform_images(synthetic, scales, OUT, Recipe(antialias=True, centre_shift=[0.0, 0.0])), default)

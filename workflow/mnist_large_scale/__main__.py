@@ -1,6 +1,8 @@
 """Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``,
-``python -m mnist_large_scale verify FILE.h5...`` and
-``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``.
+``python -m mnist_large_scale verify FILE.h5...``,
+``python -m mnist_large_scale compare PUBLISHED.h5 [REBUILT.h5]``,
+``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5`` and
+``python -m mnist_large_scale preview BASE --out PNG``.
 
 ``inspect`` prints what any MNIST Large Scale file holds, rebuilt or published:
 splits, shapes, dtypes, value range, labels, scale or scales and the provenance
@@ -10,9 +12,17 @@ attributes when there are any; ``--montage`` also draws its first images.
 (``references.py``): the same bytes, the same values in other container bytes,
 other values, or no reference for that name.
 
+``compare`` compares a file of the published layout (no attributes needed)
+with its rebuild, per split, fits the recipe's constants to a sample of its
+images and says in one line whether it is identical, equal within float
+rounding, or differs, and how (``compare.py``).
+
 ``build`` builds one file by hand, outside Snakemake (for debugging and for
 measurements), with the config's recipe, seed and storage, and prints as JSON
 its wall time and the peak resident memory of this process.
+
+``preview`` draws the first test images of a base data set at a few scales,
+computed from its raw files with the config's recipe, without building a file.
 """
 
 from __future__ import annotations
@@ -36,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-images", type=int, default=None, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     inspect.add_argument("--chunk-images", type=int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument(
+        "--config",
+        default="config.yaml",
+        help="the workflow's config, for the class names of the file's base data set (default: config.yaml; none when it does not exist)",
+    )
     verify = commands.add_parser(
         "verify",
         help="compare files with the reference checksums of the published set",
@@ -46,6 +61,25 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("files", nargs="+", metavar="FILE", help=".h5 files, named as published")
     verify.add_argument("--name", help="the published name of a single FILE that was renamed")
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    compare = commands.add_parser(
+        "compare",
+        help="compare a published file with its rebuild and fit the recipe",
+        description="Compare a file of the published layout (attributes not needed) with its rebuild: labels, "
+        "differences and correlations per split, a recipe fitted to a sample of its images, and a verdict in one "
+        "line. Writes a JSON report and a figure; exits with 1 when the file differs from the rebuild.",
+    )
+    compare.add_argument("published", help="the published .h5 file")
+    compare.add_argument("rebuilt", nargs="?", help="a rebuilt file to compare with (default: the images are computed from raw MNIST, nothing is written)")
+    compare.add_argument("--name", help="the file's published name, when it was renamed")
+    compare.add_argument("--scale-train", metavar="TAG", help="scale tag of the train and val splits (2p000, 1p000-4p000), replacing the name's")
+    compare.add_argument("--scale-test", metavar="TAG", help="scale tag of the test split (of every split in a test-only file), replacing the name's")
+    compare.add_argument("--config", default="config.yaml", help="the workflow's config: base data, recipe, seed (default: config.yaml)")
+    compare.add_argument("--raw-dir", help="folder with the raw files (default: resources/<base key>, the workflow's cache)")
+    compare.add_argument("--fit-images", type=int, default=200, metavar="N", help="images per split for the recipe fit (default: 200; 0: no fit)")
+    compare.add_argument("--max-images", type=int, default=None, metavar="N", help="compare only the first N images of each split (default: all)")
+    compare.add_argument("--report", metavar="JSON", help="the JSON report (default: <file stem>.compare.json here)")
+    compare.add_argument("--figure", metavar="PNG", help="the figure (default: <file stem>.compare.png here)")
+    compare.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build = commands.add_parser("build", help="build one file outside Snakemake and print its time and peak memory")
     build.add_argument("name", help="a file name of the grammar, e.g. mnist_large_scale_te10000_outsize112-112_scte2p000.h5")
     build.add_argument("--raw-dir", required=True, help="folder with the base data set's raw files")
@@ -54,7 +88,51 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build.add_argument("--chunk-images", type=int, default=None, help="images per block (default: the config's output.chunk_images)")
     build.add_argument("--buffered", action="store_true", help="write through the page cache, as with output.direct_io: false (default: the config's setting)")
+    preview = commands.add_parser(
+        "preview",
+        help="draw a base data set's first test images at a few scales, from its raw files",
+        description="Draw the first test images of a base data set at a few scales, computed from its raw files with the config's recipe: one row per scale.",
+    )
+    preview.add_argument("base", help="the key of the base data set in the config, e.g. fashion_mnist")
+    preview.add_argument("--out", required=True, help="the PNG to write")
+    preview.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="one row per scale (default: 1 2 4)")
+    preview.add_argument("--count", type=int, default=8, help="images per row (default: 8)")
+    preview.add_argument("--size", type=int, default=112, help="output image size in pixels (default: 112)")
+    preview.add_argument("--raw-dir", help="folder with the base's raw files (default: resources/<base>)")
+    preview.add_argument("--config", default="config.yaml", help="the workflow's config (default: config.yaml)")
     return parser
+
+
+def _preview(args) -> str:
+    """Draw the first ``args.count`` test images of a base at each of ``args.scales``; returns what was drawn."""
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from .build import load_split
+    from .engine import transform_images
+    from .figures import montage_figure, save_figure
+    from .recipe import Recipe
+    from .sources import BaseData, verify_raw_files
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    base = BaseData.from_config(args.base, config["base_data"][args.base])
+    folder = Path(args.raw_dir or Path("resources") / args.base)
+    raw_paths = {raw.name: str(folder / raw.name) for raw in base.files.values()}
+    verify_raw_files(base, raw_paths)
+    images, labels = load_split(base, raw_paths, "test", args.count)
+    rows = [transform_images(images, np.full(len(images), scale), (args.size, args.size), Recipe.from_config(config["recipe"])) for scale in args.scales]
+    figure = montage_figure(
+        np.concatenate(rows),
+        np.tile(labels, len(rows)),
+        f"{base.key}: the first {len(images)} test images at s = {', '.join(f'{scale:g}' for scale in args.scales)}",
+        f"{args.size} x {args.size} px; rows from top: s = {', '.join(f'{scale:g}' for scale in args.scales)}",
+        ncols=len(images),
+        classes=base.classes,
+    )
+    save_figure(figure, args.out)
+    return f"{len(rows)} rows of {len(images)} {base.key} test images: {args.out}"
 
 
 def _build(args) -> dict:
@@ -119,6 +197,83 @@ def _verify(args) -> int:
     return 1 if any(verdict.status == DIFFERS for verdict in verdicts) else 0
 
 
+def _compare(args) -> int:
+    """Compare one file with its rebuild; print the summary, write the report and figure; 1 if it differs."""
+    from pathlib import Path
+
+    import yaml
+
+    from .compare import DIFFERS, compare_file, recipe_snippet
+    from .figures import comparison_figure, save_figure
+    from .writer import atomic_path
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    stem = Path(args.published).name.removesuffix(".h5")
+    with tqdm(unit="img", desc="rebuilding", file=sys.stderr, disable=None, leave=False) as bar:
+        result = compare_file(
+            args.published,
+            config,
+            raw_dir=args.raw_dir,
+            rebuilt_path=args.rebuilt,
+            name=args.name,
+            scale_train=args.scale_train,
+            scale_test=args.scale_test,
+            fit_images=args.fit_images,
+            max_images=args.max_images,
+            threads=args.threads,
+            progress=bar.update,
+        )
+    report = Path(args.report or f"{stem}.compare.json")
+    figure = Path(args.figure or f"{stem}.compare.png")
+    with atomic_path(report) as tmp:
+        Path(tmp).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    rows = [(split.split, split.sample["published"], split.sample["rebuilt"], split.sample["mean_difference"]) for split in result.splits if split.sample]
+    save_figure(comparison_figure(rows, f"{result.name}: published, rebuilt, difference"), figure)
+    for split in result.splits:
+        print(f"{split.split}: {split.count} images at scale {split.scale}; {split.labels}")
+        if split.compared:
+            print(
+                f"  max |diff| {split.max_abs_difference:.3g}, bit-identical images {100 * split.identical_images:.1f} %, "
+                f"correlation mean {split.correlation_mean:.6f} (min {split.correlation_min:.6f}), "
+                f"mean images differ by up to {split.mean_image_difference:.3g}"
+            )
+        for note in split.notes:
+            print(f"  note: {note}")
+    if result.fit is not None:
+        fit = result.fit
+        print(f"fit on {fit.images} images: RMS {fit.residual_before:.2e} with the configured recipe, {fit.residual_after:.2e} fitted (max |diff| {fit.max_after:.2e})")
+        for constant, why in fit.identifiable.items():
+            print(f"  {constant}: not identifiable here: {why}")
+        if result.verdict == DIFFERS:
+            print("the fitted recipe, for config.yaml:")
+            print(recipe_snippet(fit.recipe), end="")
+    print(result.line)
+    print(f"report: {report}; figure: {figure}", file=sys.stderr)
+    return 1 if result.verdict == DIFFERS else 0
+
+
+def _classes(config_path: str, path: str, attributes: dict) -> list[str]:
+    """The class names of a file's base data set: the config entry its ``base_data`` attribute
+    names, or (a published file has no attributes) whose prefix its name has; [] when unknown."""
+    from pathlib import Path
+
+    import yaml
+
+    from .names import InvalidName, parse_name
+
+    if not Path(config_path).is_file():
+        return []
+    bases = (yaml.safe_load(Path(config_path).read_text()) or {}).get("base_data") or {}
+    entry = bases.get(attributes.get("base_data"))
+    if entry is None:
+        try:
+            prefix = parse_name(path, prefixes=tuple(base["prefix"] for base in bases.values())).prefix
+        except InvalidName:
+            return []
+        entry = next(base for base in bases.values() if base["prefix"] == prefix)
+    return list(entry.get("classes") or [])
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process image, in MB (VmHWM, Linux).
 
@@ -138,14 +293,21 @@ def main(argv: list[str] | None = None) -> int:
         # The bar goes to stderr and only on a terminal (disable=None), so pipes stay clean.
         with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
             summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update)
+        classes = _classes(args.config, args.file, summary["attributes"])
+        if any(name != str(label) for label, name in enumerate(classes)):  # MNIST's digits name themselves
+            summary["classes"] = classes
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary), end="" if not args.json else "\n")
         if args.montage:
-            save_figure(file_montage(args.file, args.split, args.count), args.montage)
+            save_figure(file_montage(args.file, args.split, args.count, classes=classes), args.montage)
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
     elif args.command == "verify":
         return _verify(args)
+    elif args.command == "compare":
+        return _compare(args)
     elif args.command == "build":
         print(json.dumps(_build(args)))
+    elif args.command == "preview":
+        print(_preview(args), file=sys.stderr)
     return 0
 
 

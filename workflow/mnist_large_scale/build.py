@@ -118,7 +118,7 @@ def provenance(spec: FileSpec, base: BaseData, recipe: Recipe, seed: int) -> dic
             {name: {"source": base.splits[name].images, "first_index": base.splits[name].start, "count": spec.split_count(name)} for name in SPLITS},
             sort_keys=True,
         ),
-        "source_sha256": json.dumps({raw.name: raw.sha256 for raw in base.files.values()}, sort_keys=True),
+        "source_sha256": json.dumps({raw.name: raw.pin for raw in base.files.values()}, sort_keys=True),
     }
     if any(spec.split_scale(name).is_range for name in SPLITS):
         attrs["scale_seed"] = seed

@@ -611,12 +611,17 @@ def plan_axis(
     _, kernel = gaussian_weights(sigma, recipe.truncate)
     reach = kernel.shape[1] // 2
     lo, hi = support
+    prefilter_radius, prefilter_kernel = _prefilter_kernels(scales, recipe)
+    prefilter_reach = prefilter_kernel.shape[1] // 2
+    if prefilter_reach:  # the prefilter spreads the support; zero outside the input
+        lo, hi = max(0, lo - prefilter_reach), min(n_in, hi + prefilter_reach)
 
     # Canvas pixels within reach of the frame, in frame coordinates, and the
     # warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
     p = np.arange(-reach, length + reach)
     inv = 1.0 / scales
-    shift = (n_in - 1) / 2 - (margin + (length - 1) / 2) / scales
+    centre_shift = recipe.centre_shift[1 if transpose else 0]
+    shift = (n_in - 1) / 2 - (margin + (length - 1) / 2 + centre_shift) / scales
     u = inv[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
     first, fraction = tap_positions(u, recipe.order)
     n_taps = TAPS[recipe.order]
@@ -649,21 +654,31 @@ def plan_axis(
     np.clip(entries, 0, width - 1, out=entries)
     entries += np.arange(0, stack * size * width, width).reshape(stack, size)
     weights = tap_weights(fraction, recipe.order, out=scratch("weights", (n_taps, stack, size)))
-    # The columns' resampling reads the raw integers and takes its weights whole, in
-    # data units; the rows' resampling reads those units and takes split weights.
-    if transpose:
-        resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
-    else:
-        resample_parts = split_weights(quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0))
-    # Column bounds of R's rows (first grows with p in every sample), as input pixels.
-    tap_starts = np.minimum(np.maximum(first.min(axis=0), lo), hi) - lo
-    tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps, lo), hi) - lo
-    matrices = []
-    for i, part in enumerate(resample_parts):
-        padded = scratch(f"R{i}", (stack, size, width))
+
+    def scattered(name: str, part: np.ndarray) -> np.ndarray:
+        padded = scratch(name, (stack, size, width))
         padded.fill(0.0)
         padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
-        matrices.append(padded[:, :, 1 : 1 + hi - lo])
+        return padded[:, :, 1 : 1 + hi - lo]
+
+    # The columns' resampling reads the raw integers and takes its weights whole, in
+    # data units; the rows' resampling reads those units and takes split weights.
+    if prefilter_reach:
+        # R P, composed in a fixed order and then rounded to the grid, entry by entry.
+        composed = compose_prefilter(scattered("R", weights), prefilter_matrix(prefilter_kernel, lo, hi))
+        if transpose:
+            matrices = [np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)]
+        else:
+            matrices = list(split_weights(to_grid(composed, int(split_bits(n_taps + 2 * prefilter_reach, _RESAMPLED_BOUND)))))
+    else:
+        if transpose:
+            resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
+        else:
+            resample_parts = split_weights(quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0))
+        matrices = [scattered(f"R{i}", part) for i, part in enumerate(resample_parts)]
+    # Column bounds of R's rows (first grows with p in every sample), as input pixels.
+    tap_starts = np.minimum(np.maximum(first.min(axis=0) - prefilter_reach, lo), hi) - lo
+    tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps + prefilter_reach, lo), hi) - lo
     resample = Band.from_matrix(matrices, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
 
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
@@ -675,6 +690,38 @@ def plan_axis(
     parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part for part in split_weights(kernel)]
     smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
     return AxisPlan(p0, size, o0, o1, resample, smooth)
+
+
+def _prefilter_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The anti-aliasing prefilter's kernels (``gaussian_weights``), identities when it is off or s >= 1."""
+    if not recipe.antialias:
+        return np.zeros(len(scales), dtype=np.int64), np.ones((len(scales), 1))
+    # recipe.antialias_sigma, elementwise: max(0, (1/s - 1) / 2)
+    return gaussian_weights(np.maximum(0.0, (1.0 / scales - 1.0) / 2.0), recipe.truncate)
+
+
+def prefilter_matrix(kernel: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The prefilter on input pixels ``lo:hi`` as matrices ``P`` (k, hi-lo, hi-lo), ``P[a, b] = kernel[b - a]``.
+
+    Pixels outside the input are zero (mode constant), so nothing wraps or
+    reflects: the band is simply cut at the edges.
+    """
+    reach = kernel.shape[1] // 2
+    offset = np.arange(hi - lo)[None, :] - np.arange(hi - lo)[:, None] + reach
+    inside = (offset >= 0) & (offset <= 2 * reach)
+    return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
+
+
+def compose_prefilter(resample: np.ndarray, prefilter: np.ndarray) -> np.ndarray:
+    """``R P`` for stacks (k, K, n) and (k, n, n), summed in a fixed order with elementwise IEEE operations.
+
+    A matrix product would round differently on different BLAS kernels; these
+    few small products must give the same weights everywhere before the grid.
+    """
+    composed = np.zeros(resample.shape[:2] + prefilter.shape[2:])
+    for a in range(prefilter.shape[1]):
+        composed += resample[:, :, a : a + 1] * prefilter[:, a : a + 1, :]
+    return composed
 
 
 @functools.lru_cache(maxsize=512)
@@ -788,7 +835,8 @@ def threshold_table(recipe: Recipe) -> threshold.SoftThreshold:
 
 def background_value(recipe: Recipe) -> float:
     """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    return threshold_table(recipe).scalar(0.0)
+    value = threshold_table(recipe).scalar(0.0)
+    return float(np.float32(value)) if recipe.round_to_float32 else value
 
 
 def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
@@ -1045,4 +1093,6 @@ def transform_images(
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 for future in [pool.submit(worker, tasks[t::threads]) for t in range(threads)]:
                     future.result()
+    if recipe.round_to_float32:
+        out[...] = out.astype(np.float32)
     return out

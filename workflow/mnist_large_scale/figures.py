@@ -5,12 +5,14 @@ pyplot, so no global state; saved without tight cropping, so the PNG has exactly
 the size the layout computes):
 
 * ``montage_figure``: the first images of a split, one image pixel per screen pixel;
-* ``scale_ladder_figure``: one digit of each class at all 17 published test scales;
+* ``scale_ladder_figure``: one image of each class at all 17 published test scales;
 * ``size_vs_scale_figure``: measured digit size against nominal scale, log-log;
-* ``scale_histogram_figure``: the per-sample scales of a scale-range file.
+* ``scale_histogram_figure``: the per-sample scales of a scale-range file;
+* ``comparison_figure``: a published file against its rebuild (``compare.py``).
 
 Images are drawn in grey from their value range; a NaN pixel is red, so a
-broken value shows at a glance.
+broken value shows at a glance.  Labels are drawn with the base data set's
+class names where the config gives them (``base_data.<key>.classes``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "to_rgb",
     "tile_grid",
     "montage_figure",
+    "class_label",
     "first_of_each_class",
     "ladder_columns",
     "scale_ladder_figure",
@@ -44,6 +47,7 @@ __all__ = [
     "scale_histogram_figure",
     "file_montage",
     "file_scale_histogram",
+    "comparison_figure",
     "save_figure",
 ]
 
@@ -111,6 +115,13 @@ def tile_grid(tiles: np.ndarray, ncols: int, pad: int = _PAD) -> np.ndarray:
     return grid
 
 
+def class_label(label: int, classes: Sequence[str] = ()) -> str:
+    """A label as drawn: ``'3'``, or ``'3 Dress'`` where ``classes`` names it otherwise."""
+    label = int(label)
+    name = classes[label] if 0 <= label < len(classes) else str(label)
+    return str(label) if name == str(label) else f"{label} {name}"
+
+
 def _value_range(images: np.ndarray) -> tuple[float, float]:
     finite = np.asarray(images)[np.isfinite(images)]
     return (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
@@ -138,6 +149,7 @@ def montage_figure(
     ncols: int = 8,
     scales: Sequence[float] | None = None,
     value_range: tuple[float, float] | None = None,
+    classes: Sequence[str] = (),
 ) -> Figure:
     """The images side by side at one screen pixel per image pixel, each with its label.
 
@@ -154,6 +166,8 @@ def montage_figure(
         Per-image scales, drawn beside the labels (range files).
     value_range : (vmin, vmax), optional
         Drawn black and white; the images' finite range when None.
+    classes : sequence of str
+        The name of each label (``class_label``); the labels alone when empty.
 
     Returns
     -------
@@ -172,7 +186,7 @@ def montage_figure(
     axes.imshow(grid, interpolation="nearest", extent=(0, grid.shape[1], grid.shape[0], 0))
     for k in range(n):
         top, left = _PAD + (k // ncols) * (height + _PAD), _PAD + (k % ncols) * (width + _PAD)
-        text = str(int(labels[k])) + (f"  s={scales[k]:.2f}" if scales is not None else "")
+        text = class_label(labels[k], classes) + (f"  s={scales[k]:.2f}" if scales is not None else "")
         axes.text(left + 2, top + 2, text, color="#ffd75e", fontsize=8, va="top", ha="left", bbox=_LABEL_BOX)
     figure.text(0.5, 1 - 4 / figure.bbox.height, title, ha="center", va="top", fontsize=8.5, fontweight="bold")
     figure.text(0.5, 1 - 24 / figure.bbox.height, f"{subtitle}; grey {vmin:.4f} (black) to {vmax:.4f} (white)".lstrip("; "), ha="center", va="top", fontsize=8)
@@ -239,8 +253,8 @@ def ladder_columns(
     return columns
 
 
-def scale_ladder_figure(columns: list[dict], labels: Sequence[int], title: str) -> Figure:
-    """The same digits at many scales: one row per digit, one column per scale.
+def scale_ladder_figure(columns: list[dict], labels: Sequence[int], title: str, classes: Sequence[str] = ()) -> Figure:
+    """The same images at many scales: one row per image, one column per scale.
 
     Parameters
     ----------
@@ -249,31 +263,37 @@ def scale_ladder_figure(columns: list[dict], labels: Sequence[int], title: str) 
     labels : (k,) sequence of int
         The class of each row.
     title : str
+    classes : sequence of str
+        The name of each label, drawn left of its row (``class_label``).
 
     Returns
     -------
     Figure
-        ``28 + len(columns) (W + 2) + 2`` pixels wide, ``64 + k (H + 2) + 2`` high;
-        one screen pixel per image pixel.
+        ``left + len(columns) (W + 2) + 2`` pixels wide, ``64 + k (H + 2) + 2``
+        high, one screen pixel per image pixel; ``left`` is 28 pixels, or 7 per
+        character of the longest row label plus 10 where that is wider.
     """
     stack = np.stack([column["images"] for column in columns])  # (columns, k, H, W)
     n_cols, k, height, width = stack.shape
     vmin, vmax = _value_range(stack)
     tiles = to_rgb(stack.transpose(1, 0, 2, 3).reshape(-1, height, width), vmin, vmax)
     grid = tile_grid(tiles, n_cols)
-    fig_w, fig_h = _LADDER_LEFT + grid.shape[1], _LADDER_HEADER + grid.shape[0]
+    row_labels = [class_label(label, classes) for label in labels]
+    left = max(_LADDER_LEFT, 7 * max(map(len, row_labels), default=0) + 10)
+    fig_w, fig_h = left + grid.shape[1], _LADDER_HEADER + grid.shape[0]
     figure = _canvas(fig_w, fig_h)
-    axes = _image_axes(figure, _LADDER_LEFT, 0, grid.shape[1], grid.shape[0])
+    axes = _image_axes(figure, left, 0, grid.shape[1], grid.shape[0])
     axes.imshow(grid, interpolation="nearest", extent=(0, grid.shape[1], grid.shape[0], 0))
     figure.text(0.5, 1 - 4 / fig_h, title, ha="center", va="top", fontsize=10, fontweight="bold")
     for c, column in enumerate(columns):
-        x = (_LADDER_LEFT + _PAD + c * (width + _PAD) + width / 2) / fig_w
+        x = (left + _PAD + c * (width + _PAD) + width / 2) / fig_w
         colour = "black" if column["source"] == "file" else "#b03000"
         figure.text(x, 1 - 26 / fig_h, f"s = {column['scale']:.3f}", ha="center", va="top", fontsize=9)
         figure.text(x, 1 - 44 / fig_h, column["source"], ha="center", va="top", fontsize=8, color=colour, style="italic")
     for r in range(k):
         y = (grid.shape[0] - _PAD - r * (height + _PAD) - height / 2) / fig_h
-        figure.text(_LADDER_LEFT / 2 / fig_w, y, str(int(labels[r])), ha="center", va="center", fontsize=11)
+        size = 11 if len(row_labels[r]) <= 2 else 9
+        figure.text(left / 2 / fig_w, y, row_labels[r], ha="center", va="center", fontsize=size)
     return figure
 
 
@@ -444,11 +464,12 @@ def scale_histogram_figure(scales: dict[str, np.ndarray], low: float, high: floa
     return figure
 
 
-def file_montage(path: str | os.PathLike, split: str = "test", count: int = 64, ncols: int = 8) -> Figure:
-    """The montage of a file's first ``count`` images of one split, titled with the file's name."""
+def file_montage(path: str | os.PathLike, split: str = "test", count: int = 64, ncols: int = 8, classes: Sequence[str] = ()) -> Figure:
+    """The montage of a file's first ``count`` images of one split, titled with the file's name,
+    labels drawn with ``classes`` (their names) where given."""
     images, labels, scales = read_images(path, split, count)
     what = f"first {len(images)} {split} images" + (" with their labels and scales" if scales is not None else " with their labels")
-    return montage_figure(images, labels, os.path.basename(path), what, ncols=ncols, scales=scales)
+    return montage_figure(images, labels, os.path.basename(path), what, ncols=ncols, scales=scales, classes=classes)
 
 
 def file_scale_histogram(path: str | os.PathLike) -> Figure:
@@ -474,3 +495,45 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     """Write a PNG of exactly the figure's pixel size (no tight cropping), under a temporary name first."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
+
+
+def comparison_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
+    """Published, rebuilt and their difference for a few images per split, and the mean difference.
+
+    Parameters
+    ----------
+    rows : sequence of (split, published, rebuilt, mean_difference)
+        ``published`` and ``rebuilt`` (k, H, W) for the first k images of the
+        split, ``mean_difference`` (H, W): published minus rebuilt, averaged
+        over the split's compared images.
+    title : str
+
+    Returns
+    -------
+    Figure
+        One row per split: for each of k images the published one, the rebuilt
+        one and their difference, then the mean difference; each difference
+        drawn from -m (black) to +m (white), m its own largest magnitude
+        (stated above it).
+    """
+    k = max((len(published) for _, published, _, _ in rows), default=0)
+    columns = 3 * k + 1
+    figure = _canvas(max(640, 120 * columns), 60 + 150 * max(1, len(rows)))
+    grid = figure.add_gridspec(max(1, len(rows)), columns, left=0.01, right=0.99, top=1 - 40 / figure.bbox.height, bottom=0.02, wspace=0.05, hspace=0.35)
+    low, high = _value_range(np.concatenate([np.concatenate([p.ravel(), r.ravel()]) for _, p, r, _ in rows])) if rows else (-1.0, 1.0)
+    for row, (split, published, rebuilt, mean_difference) in enumerate(rows):
+        panels = []
+        for i in range(len(published)):
+            difference = published[i] - rebuilt[i]
+            m = float(np.abs(difference).max()) or 1.0
+            panels += [(f"{split} {i} published", published[i], low, high), (f"{split} {i} rebuilt", rebuilt[i], low, high)]
+            panels.append((f"difference ±{m:.1e}", difference, -m, m))
+        m = float(np.abs(mean_difference).max()) or 1.0
+        panels.append((f"mean diff. ±{m:.1e}", mean_difference, -m, m))
+        for column, (label, image, vmin, vmax) in enumerate(panels):
+            axes = figure.add_subplot(grid[row, column])
+            axes.imshow(to_rgb(image, vmin, vmax), interpolation="nearest")
+            axes.set_axis_off()
+            axes.set_title(label, fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    return figure

@@ -125,7 +125,9 @@ def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images:
     dict
         ``{'file', 'bytes', 'name' (what the file name says, or 'name_error'),
         'attributes', 'splits': {split: {'x_shape', 'x_dtype', 'layout',
-        'single_sample', 'images', 'values', 'labels', 'scales'}}, 'other_datasets'}``.
+        'single_sample', 'images', 'values', 'labels', 'scales'}}, 'other_datasets'}``;
+        ``format_summary`` also prints ``'classes'``, the class names, where the
+        caller adds them (the command line takes them from the config).
     """
     path = Path(path)
     summary = {"file": path.name, "bytes": path.stat().st_size, "splits": {}}
@@ -203,6 +205,8 @@ def format_summary(summary: dict) -> str:
             f"{entry['layout']}{'; one sample, no leading axis' if entry['single_sample'] else ''}{scanned}"
         )
     lines.append("")
+    if summary.get("classes"):
+        lines.append("classes     " + ", ".join(f"{k} {name}" for k, name in enumerate(summary["classes"])))
     for split, entry in summary["splits"].items():
         labels = entry.get("labels")
         if labels:

@@ -30,6 +30,7 @@ __all__ = [
     "format_name",
     "check_counts",
     "PUBLISHED_TEST_SCALES",
+    "published_names",
 ]
 
 #: Powers 2**(k/4) whose tags stand for that power (k = -40 .. 40).  The value is
@@ -293,3 +294,19 @@ def format_name(spec: FileSpec) -> str:
         f"{spec.prefix}_tr{spec.n_train}_vl{spec.n_val}_te{spec.n_test}_{size}"
         f"_sctr{spec.train_scale.tag}_scte{spec.test_scale.tag}.h5"
     )
+
+
+def published_names(prefix: str = "mnist_large_scale") -> list[str]:
+    """The 21 names of the published set, with ``prefix`` for the base data set.
+
+    Three training files at s = 1, 2, 4 and one with per-sample scales in
+    [1, 4) (50,000 / 10,000 / 10,000 images), then the 17 test-only files of
+    10,000 images at ``PUBLISHED_TEST_SCALES``; all 112 x 112.
+    """
+    full = {"n_train": 50000, "n_val": 10000, "n_test": 10000, "out_shape": (112, 112)}
+    training = [ScaleSpec(tag, tag) for tag in ("1p000", "2p000", "4p000")] + [ScaleSpec("1p000", "4p000")]
+    names = [format_name(FileSpec(prefix, train_scale=scale, test_scale=scale, **full)) for scale in training]
+    for scale in PUBLISHED_TEST_SCALES:
+        tag = scale_tag(scale)
+        names.append(format_name(FileSpec(prefix, None, None, 10000, (112, 112), None, ScaleSpec(tag, tag))))
+    return names

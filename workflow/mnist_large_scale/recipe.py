@@ -5,13 +5,21 @@ production engine (``engine.py``) must reproduce it to floating-point rounding.
 
 For an image ``I`` (28 x 28, values 0..255) and a scale ``s``:
 
+0. optionally (``antialias``, off by default), below scale 1, an anti-aliasing
+   Gaussian prefilter of the input with ``sigma = (1/s - 1) / 2`` input pixels,
+   as scikit-image's ``rescale(..., anti_aliasing=True)`` applies it;
 1. resample, centred, bicubic, zero outside the image: output pixel ``i`` reads
-   the input at ``u = (i - (H-1)/2) / s + (28-1)/2`` on each axis;
+   the input at ``u = (i - (H-1)/2 - d) / s + (28-1)/2`` on each axis, where
+   ``d`` is the axis's ``centre_shift`` (0 by default);
 2. clip to ``[clip_min, clip_max]`` (switchable);
 3. Gaussian smoothing with ``sigma = sigma_per_scale * s`` output pixels, on a
    canvas wide enough that the frame sees the digit as on an infinite zero plane;
 4. optionally stretch so that the image maximum is ``clip_max``;
-5. soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
+5. soft threshold ``(2/pi) * arctan(gain * (x - offset))``;
+6. optionally (``round_to_float32``, off by default) round the values to float32.
+
+The switches that are off by default exist so that a recipe fitted to a
+published file (``compare.py``) can be built.
 """
 
 from __future__ import annotations
@@ -24,7 +32,17 @@ import numpy as np
 # scikit-image and scipy.ndimage are imported where the reference uses them: the production
 # engine needs only Recipe, and a build job starts 0.3 s sooner without them.
 
-__all__ = ["Recipe", "canvas_margin", "resample", "smooth", "soft_threshold", "transform_image", "transform_images"]
+__all__ = [
+    "Recipe",
+    "antialias_sigma",
+    "canvas_margin",
+    "prefilter",
+    "resample",
+    "smooth",
+    "soft_threshold",
+    "transform_image",
+    "transform_images",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,14 @@ class Recipe:
         Scale each smoothed image so that its maximum becomes ``clip_max``.
     gain, offset : float
         Soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
+    antialias : bool
+        Below scale 1, prefilter the input with a Gaussian of ``antialias_sigma(s)``
+        input pixels before resampling.
+    centre_shift : (float, float)
+        Output pixels ``(down, right)`` by which the digit's centre moves from the
+        frame's centre.
+    round_to_float32 : bool
+        Round the thresholded values to float32 (then stored as ``output.dtype``).
     """
 
     order: int = 3
@@ -58,10 +84,17 @@ class Recipe:
     stretch: bool = False
     gain: float = 0.02
     offset: float = 128.0
+    antialias: bool = False
+    centre_shift: tuple[float, float] = (0.0, 0.0)
+    round_to_float32: bool = False
 
     def __post_init__(self) -> None:
         if self.clip_min > self.clip_max:
             raise ValueError(f"recipe: clip_min ({self.clip_min:g}) is above clip_max ({self.clip_max:g})")
+        shift = tuple(float(v) for v in self.centre_shift)
+        if len(shift) != 2 or not all(math.isfinite(v) for v in shift):
+            raise ValueError(f"recipe: centre_shift must be two finite numbers (down, right), got {self.centre_shift!r}")
+        object.__setattr__(self, "centre_shift", shift)  # a list from YAML, stored hashable
 
     @classmethod
     def from_config(cls, values: dict) -> Recipe:
@@ -69,11 +102,17 @@ class Recipe:
         return cls(**values)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The constants as plain values (``centre_shift`` a list, as JSON and YAML give it back)."""
+        return {**asdict(self), "centre_shift": list(self.centre_shift)}
 
     def sigma(self, scale: float) -> float:
         """Smoothing sigma in output pixels at one scale."""
         return self.sigma_per_scale * scale
+
+
+def antialias_sigma(scale: float) -> float:
+    """Sigma of the anti-aliasing prefilter in input pixels: ``max(0, (1/s - 1) / 2)``, scikit-image's rule."""
+    return max(0.0, (1.0 / scale - 1.0) / 2.0)
 
 
 def canvas_margin(sigma: float, truncate: float) -> int:
@@ -85,7 +124,24 @@ def canvas_margin(sigma: float, truncate: float) -> int:
     return int(truncate * sigma + 0.5) + 1
 
 
-def resample(image: np.ndarray, scale: float, out_shape: tuple[int, int], margin: int = 0, order: int = 3) -> np.ndarray:
+def prefilter(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """Gaussian prefilter of the input image (zero outside it), as scikit-image's anti-aliasing does it."""
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float64)
+    if sigma == 0:
+        return image
+    return ndimage.gaussian_filter(image, sigma, mode="constant", cval=0.0, truncate=truncate)
+
+
+def resample(
+    image: np.ndarray,
+    scale: float,
+    out_shape: tuple[int, int],
+    margin: int = 0,
+    order: int = 3,
+    centre_shift: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """Resample an image about its centre onto a canvas of the output frame plus margin.
 
     Parameters
@@ -100,23 +156,26 @@ def resample(image: np.ndarray, scale: float, out_shape: tuple[int, int], margin
         Extra pixels on each side of the frame.
     order : int
         Interpolation order of scikit-image's warp.
+    centre_shift : (dy, dx)
+        Output pixels by which the image's centre moves (down, right).
 
     Returns
     -------
     (H + 2 margin, W + 2 margin) ndarray of float64
         Canvas pixel ``(i, j)`` reads the input at
-        ``((i - margin - (H-1)/2)/s + (h-1)/2, (j - margin - (W-1)/2)/s + (w-1)/2)``;
+        ``((i - margin - (H-1)/2 - dy)/s + (h-1)/2, (j - margin - (W-1)/2 - dx)/s + (w-1)/2)``;
         zero outside the input.
     """
     from skimage.transform import AffineTransform, warp
 
     h, w = image.shape
     height, width = out_shape
+    dy, dx = centre_shift
     # warp's matrix maps output (col, row) to input (col, row).
     matrix = np.array(
         [
-            [1 / scale, 0.0, (w - 1) / 2 - (margin + (width - 1) / 2) / scale],
-            [0.0, 1 / scale, (h - 1) / 2 - (margin + (height - 1) / 2) / scale],
+            [1 / scale, 0.0, (w - 1) / 2 - (margin + (width - 1) / 2 + dx) / scale],
+            [0.0, 1 / scale, (h - 1) / 2 - (margin + (height - 1) / 2 + dy) / scale],
             [0.0, 0.0, 1.0],
         ]
     )
@@ -167,14 +226,19 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     height, width = out_shape
     sigma = recipe.sigma(scale)
     margin = canvas_margin(sigma, recipe.truncate)
-    canvas = resample(image, scale, out_shape, margin, recipe.order)
+    if recipe.antialias:
+        image = prefilter(image, antialias_sigma(scale), recipe.truncate)
+    canvas = resample(image, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
     frame = smooth(canvas, sigma, recipe.truncate)[margin : margin + height, margin : margin + width]
     if recipe.stretch:
         peak = frame.max()
         frame = frame * (recipe.clip_max / peak) if peak > 0 else frame
-    return soft_threshold(frame, recipe.gain, recipe.offset)
+    values = soft_threshold(frame, recipe.gain, recipe.offset)
+    if recipe.round_to_float32:
+        values = values.astype(np.float32).astype(np.float64)
+    return values
 
 
 def transform_images(

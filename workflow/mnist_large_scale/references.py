@@ -61,7 +61,7 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
         "dtype": config["output"]["dtype"],
         "compression": config["output"]["compression"],
         "base_data": base_key,
-        "raw_sha256": {raw["name"]: raw["sha256"] for raw in sorted(base["files"].values(), key=lambda raw: raw["name"])},
+        "raw_sha256": {raw["name"]: raw.get("sha256") or f"gz-sha256:{raw['gz_sha256']}" for raw in sorted(base["files"].values(), key=lambda raw: raw["name"])},
         "splits": {name: dict(sorted(split.items())) for name, split in sorted(base["splits"].items())},
         # stored in every file's attributes, so they are part of its bytes
         "citation": base.get("citation"),

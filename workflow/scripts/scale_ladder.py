@@ -1,4 +1,4 @@
-"""Snakemake entry point: one digit of each class at the 17 published test scales."""
+"""Snakemake entry point: one image of each class of the base data set at the 17 published test scales."""
 
 from pathlib import Path
 
@@ -10,9 +10,9 @@ from mnist_large_scale.sources import BaseData
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
 images, labels = load_split(base, raw_paths, "test", base.splits["test"].size)
-indices = first_of_each_class(labels)
+indices = first_of_each_class(labels, len(snakemake.params.classes) or 10)
 files = {key.removeprefix("scale_"): path for key, path in snakemake.input.items() if key.startswith("scale_")}
 columns = ladder_columns(indices, images[indices], Recipe.from_config(snakemake.params.recipe), files)
-title = f"The first test digit of each class at the 17 published test scales ({base.key} test indices {', '.join(map(str, indices))})"
-save_figure(scale_ladder_figure(columns, labels[indices], title), snakemake.output.png)
+title = f"The first test image of each class at the 17 published test scales ({base.key} test indices {', '.join(map(str, indices))})"
+save_figure(scale_ladder_figure(columns, labels[indices], title, classes=snakemake.params.classes), snakemake.output.png)
 Path(snakemake.log[0]).write_text("".join(f"s = {c['scale']:.3f}: {c['source']}\n" for c in columns))

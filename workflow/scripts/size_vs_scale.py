@@ -1,4 +1,4 @@
-"""Snakemake entry point: measured digit size against nominal scale, across all files."""
+"""Snakemake entry point: measured image size against nominal scale, across all files."""
 
 import json
 from pathlib import Path
@@ -7,6 +7,6 @@ from mnist_large_scale.figures import save_figure, size_series, size_vs_scale_fi
 
 reports = [json.loads(Path(path).read_text()) for path in snakemake.input]
 series = size_series(reports)
-title = f"Digit size against scale: {len(reports)} files, {sum(len(item['scale']) for item in series)} measured digits"
+title = f"Image size against scale: {len(reports)} files, {sum(len(item['scale']) for item in series)} measured images"
 save_figure(size_vs_scale_figure(series, snakemake.params.tolerance, title), snakemake.output.png)
 Path(snakemake.log[0]).write_text(f"{len(series)} splits plotted\n")
