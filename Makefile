@@ -6,7 +6,12 @@
 # make lint       ruff, snakemake --lint and snakefmt --check
 # make lock       resolve envs/requirements.txt into envs/requirements.lock (every package, with hashes)
 # make dag        draw the rule graph and the job DAG (needs graphviz's dot)
-# make bench      measure engine, disk and build speed (writes benchmarks/results.json)
+# make bench      measure engine, disk and build speed (writes benchmarks/results.json), then the
+#                 loader's shuffled epoch (benchmarks/loader.json; builds a 5 GB training file)
+# make bench-storage  the 21 files stored as float32, gzip, lzf: size, build time, loader speed
+#                 (benchmarks/storage.json; builds up to 45 GB per variant, one at a time, deleted after)
+# make experiment train a CNN on the scale-2 training file, test it on the 17 test-only files
+#                 (results/experiment/; installs the optional PyTorch extra into .venv)
 # make bench-full the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
 # make cross-check three small files built with numpy 1 (.venv-np1) and on aarch64 (qemu), compared
 # make references record the built published files as the reference checksums (after make all)
@@ -20,9 +25,11 @@ VENV := .venv
 VENV_NP1 := .venv-np1
 BIN := $(VENV)/bin
 LOCK := envs/requirements.lock
+# the optional extra `torch` (CPU build), installed into .venv by the targets that need it
+LOCK_TORCH := envs/requirements-torch.lock
 CORES ?= 8
 
-.PHONY: all test test-fast test-slurm bench bench-full cross-check references report dag lint lock clean-results need-dot
+.PHONY: all test test-fast test-slurm bench bench-storage bench-full experiment torch cross-check references report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -37,8 +44,17 @@ test-slurm: $(VENV)/.installed
 	sh envs/install-slurm.sh
 	$(BIN)/python -m pytest -ra -rP --run-slurm -m slurm
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.torch-installed
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.loader_speed
+
+bench-storage: $(VENV)/.torch-installed
+	$(BIN)/python -m benchmarks.storage
+
+experiment: $(VENV)/.torch-installed
+	$(BIN)/snakemake --cores $(CORES) experiment
+
+torch: $(VENV)/.torch-installed
 
 report: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -64,10 +80,20 @@ $(VENV)/.installed: $(LOCK) pyproject.toml envs/find-python.sh
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# PyTorch's CPU build on top of the main lock. PyPI has no CPU-only wheel of torch for Linux
+# x86_64 (its wheels pull about 3 GB of CUDA libraries); the one pinned here is a local file that
+# pip finds through its find-links (/opt/wheels on this kind of machine), so the lock is for
+# Linux x86_64 and Python 3.11. Where that file is missing, pip stops naming torch==2.13.0+cpu.
+$(VENV)/.torch-installed: $(VENV)/.installed $(LOCK_TORCH)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_TORCH)
+	touch $@
+
 # Keeps the locked versions that still satisfy envs/requirements.txt; add --upgrade to move them all.
 lock: $(VENV)/.installed
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" envs/requirements.txt -o $(LOCK)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+		--find-links /opt/wheels --custom-compile-command "make lock" -c $(LOCK) envs/requirements-torch.txt -o $(LOCK_TORCH)
 
 # After a change that changes bytes (NUMERICS_VERSION, the default recipe), `make all` finds no
 # reference for its files; this records the new table, for tests/test_references.py and later builds.

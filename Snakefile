@@ -25,6 +25,7 @@ include: "workflow/rules/fetch.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/experiment.smk"
 
 
 rule all:

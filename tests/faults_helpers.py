@@ -30,6 +30,7 @@ PHASE_OF_RULE = {
     "validate_file": "validation",
     "validation_summary": "validation",
     "sha256sums": "checksum",
+    "reference_check": "checksum",
     "montage": "figures",
     "scale_ladder": "figures",
     "size_vs_scale": "figures",

@@ -186,11 +186,15 @@ def test_a_file_system_that_refuses_direct_writes_gets_the_same_bytes_through_h5
 def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist_paths, name, compression):
     """output.chunk_images is a memory setting, not a layout: it stays out of the build's params.
 
-    Compressed files keep HDF5 chunks of 64 images; steps of 100 or 1000 write some
-    chunks in two parts, and the bytes are still those of steps of 64.
+    Compressed files keep HDF5 chunks of one image whatever the step; steps of 64,
+    100 and 1000 images give the same bytes.
     """
     files = []
     for chunk_images in (64, 100, 1000):
         (tmp_path / str(chunk_images)).mkdir()
-        files.append(build(tmp_path / str(chunk_images), mnist_base, mnist_paths, name, compression=compression, chunk_images=chunk_images).read_bytes())
+        path = build(tmp_path / str(chunk_images), mnist_base, mnist_paths, name, compression=compression, chunk_images=chunk_images)
+        if compression:
+            with h5py.File(path, "r") as h5:
+                assert h5["x_test"].chunks == (1, 56, 56, 1) and h5["x_test"].shuffle
+        files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]

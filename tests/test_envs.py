@@ -28,17 +28,17 @@ def top_level_pins():
     return pins((REPO / "envs/requirements.txt").read_text().splitlines())
 
 
-def lock_entries():
+def lock_entries(lock="envs/requirements.lock"):
     """The lock's entries as ``[(name, version, marker or None, hashes)]``."""
     entries = []
-    for line in (REPO / "envs/requirements.lock").read_text().splitlines():
+    for line in (REPO / lock).read_text().splitlines():
         if match := LOCK_LINE.match(line):
             marker = match["marker"].strip() if match["marker"] else None
             entries.append([canonicalize_name(match["name"]), match["version"], marker, []])
         elif line.strip().startswith("--hash=sha256:"):
             entries[-1][3].append(line.strip().removeprefix("--hash=sha256:").rstrip(" \\"))
         elif line.strip() and not line.lstrip().startswith("#"):
-            raise AssertionError(f"envs/requirements.lock: unexpected line {line!r}")
+            raise AssertionError(f"{lock}: unexpected line {line!r}")
     return entries
 
 
@@ -106,3 +106,41 @@ def _requirement_lines():
         line = line.split("#")[0].strip()
         if line:
             yield line
+
+
+def test_the_torch_lock_pins_the_extra_with_hashes_and_agrees_with_the_main_lock():
+    """envs/requirements-torch.lock (the optional extra) holds torch at its pin, and every package it
+    shares with the main lock at the main lock's version, so installing it beside .venv changes nothing else."""
+    entries = lock_entries("envs/requirements-torch.lock")
+    torch_pins = pins((REPO / "envs/requirements-torch.txt").read_text().splitlines())
+    locked = {name: version for name, version, _, _ in entries}
+    assert torch_pins and all(locked.get(name) == version for name, version in torch_pins.items()), f"{torch_pins} against {locked}: run make lock"
+    for name, _, _, hashes in entries:
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in hashes), name
+    main = applicable_lock()
+    differ = {name: (version, main[name]) for name, version in locked.items() if name in main and main[name] != version}
+    assert not differ, f"the torch lock and the main lock disagree (torch lock, main lock): {differ}"
+    if "torch" in {canonicalize_name(dist.metadata["Name"]) for dist in metadata.distributions()}:
+        for text in metadata.requires("torch") or ():
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({**default_environment(), "extra": ""}):
+                assert canonicalize_name(requirement.name) in locked, f"torch needs {requirement}, not in the torch lock"
+
+
+def test_pyproject_declares_the_torch_extra():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["optional-dependencies"]["torch"] == ["torch"]
+    assert "torch" not in project["dependencies"]
+
+
+def test_the_experiment_conda_env_pins_the_main_env_and_the_torch_lock():
+    main = pins(next(item["pip"] for item in yaml.safe_load((REPO / "envs/mnist_large_scale.yaml").read_text())["dependencies"] if isinstance(item, dict)))
+    env = yaml.safe_load((REPO / "envs/experiment.yaml").read_text())
+    experiment = pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict)))
+    assert "python=3.11" in env["dependencies"]
+    assert all(experiment.get(name) == version for name, version in main.items()), "envs/experiment.yaml differs from envs/mnist_large_scale.yaml"
+    torch_lock = {name: version.split("+")[0] for name, version, _, _ in lock_entries("envs/requirements-torch.lock")}
+    extra = {name: version for name, version in experiment.items() if name not in main}
+    assert extra == torch_lock, f"envs/experiment.yaml beyond the main env {extra}, the torch lock {torch_lock} (its +cpu label left out)"

@@ -451,6 +451,17 @@ BAD_INPUTS = {
     # validation and figures
     "validation: zero tolerance": (_config(validation={"size_tolerance": 0}), "0 is less than or equal to the minimum of 0"),
     "figures: no montage image": (_config(figures={"montage_images": 0}), "0 is less than the minimum of 1"),
+    # the experiment (make experiment), checked whatever the target
+    "experiment: zero epochs": (_config(experiment={"epochs": 0}), "0 is less than the minimum of 1"),
+    "experiment: a test-only train file": (
+        _config(experiment={"train_file": "mnist_large_scale_te10_outsize32-32_scte1p000.h5"}),
+        "'mnist_large_scale_te10_outsize32-32_scte1p000.h5' does not match",
+    ),
+    "experiment: a range train file": (
+        _config(experiment={"train_file": "mnist_large_scale_tr10_vl10_te10_outsize32-32_sctr1p000-4p000_scte1p000.h5"}),
+        "must be a training file with a single training scale",
+    ),
+    "config: shuffle a word": (_config(output={"shuffle": "yes"}), "'yes' is not of type 'boolean'"),
     "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
 }
 

@@ -1,6 +1,7 @@
 """Snakemake end to end: the targets, small files of all three patterns, checks, bad names."""
 
 import json
+import shutil
 import subprocess
 
 import h5py
@@ -141,3 +142,24 @@ def test_a_fetch_that_runs_again_still_builds_what_the_target_needs(tmp_path, mn
     stats = lines[lines.index("Job stats:") + 3 :]
     counts = dict(line.split() for line in stats[: stats.index("")] if len(line.split()) == 2)
     assert counts.get("fetch_raw") == "4" and counts.get("build_file") == "1" and counts.get("validate_file") == "1", counts
+
+
+@pytest.mark.slow
+def test_the_compact_variant_builds_validates_and_loads(tmp_path, mnist_dir):
+    """config.compact.yaml (README): float32, gzip after shuffle, one image a chunk; validated and read back."""
+    from mnist_large_scale import MNISTLargeScale
+
+    work = make_workdir(tmp_path, mnist_dir)
+    shutil.copy(REPO / "config.compact.yaml", work / "config.compact.yaml")
+    name = "mnist_large_scale_tr60_vl20_te20_outsize112-112_sctr2p000_scte2p000"
+    done = run_snakemake(work, "--cores", "2", f"results/validation/{name}.json", "--configfile", "config.compact.yaml")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((work / "results/validation" / f"{name}.json").read_text())
+    assert all(check["ok"] for check in report["checks"]), [check for check in report["checks"] if not check["ok"]]
+    assert any("gzip, shuffled, one image a chunk" in check["check"] for check in report["checks"])
+    with h5py.File(work / "results" / f"{name}.h5", "r") as h5:
+        x = h5["x_train"]
+        assert x.dtype == np.float32 and x.compression == "gzip" and x.shuffle and x.chunks == (1, 112, 112, 1)
+        reference = x[()]
+    dataset = MNISTLargeScale(work / "results" / f"{name}.h5", "train")
+    assert not dataset.contiguous and np.array_equal(dataset[0:60][0][:, 0], reference[..., 0])

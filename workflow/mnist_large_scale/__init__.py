@@ -3,7 +3,8 @@
 Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
 ``recipe`` (the per-image reference), ``engine`` (the fast batched engine),
 ``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``,
-``inspect_file`` (reading any file, the ``inspect`` command), ``figures``.
+``inspect_file`` (reading any file, the ``inspect`` command), ``figures``,
+``loader`` (``load`` and ``MNISTLargeScale``: the files for training, NumPy or PyTorch).
 """
 
 __version__ = "1.0.0"
@@ -14,3 +15,18 @@ __version__ = "1.0.0"
 #: it rebuilds every file.  1: the float engine (bytes depended on the CPU);
 #: 2: the engine on exact grids, the same bytes on every machine.
 NUMERICS_VERSION = 2
+
+__all__ = ["NUMERICS_VERSION", "load", "MNISTLargeScale", "split_sizes"]
+
+
+def __getattr__(name: str):
+    """``load``, ``MNISTLargeScale`` and ``split_sizes`` from ``loader``, imported on first use.
+
+    The workflow imports this package for NUMERICS_VERSION alone; h5py is
+    imported only where the loader is used.
+    """
+    if name in ("load", "MNISTLargeScale", "split_sizes"):
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

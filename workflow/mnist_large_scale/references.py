@@ -36,7 +36,7 @@ import h5py
 
 from . import NUMERICS_VERSION
 from .digest import dataset_sha256s, file_sha256, values_sha256
-from .writer import write_text_atomically
+from .writer import COMPRESSED_LAYOUT, write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
 
@@ -54,7 +54,7 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
     time limits, memory and I/O settings do not change bytes and are left out.
     """
     base = config["base_data"][base_key]
-    return {
+    configuration = {
         "numerics_version": NUMERICS_VERSION,
         "recipe": dict(sorted(config["recipe"].items())),
         "scale_seed": config["scale_seed"],
@@ -67,6 +67,10 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
         "citation": base.get("citation"),
         "license": base.get("license"),
     }
+    if config["output"]["compression"]:  # and the chunk layout: no key is added for the published layout
+        configuration["shuffle"] = config["output"].get("shuffle", True)
+        configuration["compressed_layout"] = COMPRESSED_LAYOUT
+    return configuration
 
 
 @dataclass(frozen=True)

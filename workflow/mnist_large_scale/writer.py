@@ -29,40 +29,56 @@ import numpy as np
 from .direct_io import ALIGNMENT, DirectWriter, aligned_empty
 from .disk import disk_full, no_space
 
-__all__ = ["SPLITS", "OutputOptions", "part_path", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
+__all__ = ["SPLITS", "COMPRESSED_LAYOUT", "OutputOptions", "part_path", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
 
 SPLITS = ("train", "val", "test")
+#: The HDF5 chunk shape of compressed image datasets.  The build rule's params carry it for
+#: compressed files, so that a file of another chunk shape (64 images before) is rebuilt.
+COMPRESSED_LAYOUT = "one image per chunk"
 
 
 @dataclass(frozen=True)
 class OutputOptions:
     """How a file is stored and written; config ``output:``.
 
-    Only ``dtype`` and ``compression`` change a file's bytes.  ``chunk_images``
-    is the number of images transformed and written per step (it bounds a job's
-    memory; a compressed file's HDF5 chunks hold 64 images whatever it is), and
-    ``direct_io`` only chooses how the bytes reach the disk.
+    Only ``dtype``, ``compression`` and, in a compressed file, ``shuffle``
+    change a file's bytes.  ``chunk_images`` is the number of images
+    transformed and written per step (it bounds a job's memory; a compressed
+    file's HDF5 chunks hold one image whatever it is, so that a shuffled read
+    decompresses only the images it asks for), and ``direct_io`` only chooses
+    how the bytes reach the disk.
 
     Attributes
     ----------
     dtype : {'float64', 'float32'}
         Stored image dtype.
     compression : {None, 'gzip', 'lzf'}
-        None (the published layout) writes contiguous datasets; otherwise chunked.
+        None (the published layout) writes contiguous datasets; otherwise chunks of one image.
     chunk_images : int
         Images transformed and written (or read and checked) per step.
     direct_io : bool
         Write and read image bytes past the page cache where the file system allows.
+    shuffle : bool
+        HDF5's byte-shuffle filter before the compression (compressed files only).
     """
 
     dtype: str = "float64"
     compression: str | None = None
     chunk_images: int = 1000
     direct_io: bool = True
+    shuffle: bool = True
 
     @classmethod
     def from_config(cls, values: dict) -> OutputOptions:
-        """Build from the config's ``output`` mapping (unknown keys raise TypeError)."""
+        """Build from the config's ``output`` mapping (unknown keys raise TypeError).
+
+        A ``compressed_layout`` entry (from the rules' params) must name this
+        package's ``COMPRESSED_LAYOUT``.
+        """
+        values = dict(values)
+        layout = values.pop("compressed_layout", COMPRESSED_LAYOUT)
+        if layout != COMPRESSED_LAYOUT:
+            raise ValueError(f"compressed layout {layout!r} asked for; this package writes {COMPRESSED_LAYOUT!r}")
         return cls(**values)
 
 
@@ -183,7 +199,8 @@ def write_file(
             n = len(data.images)
             shape = (height, width, 1) if data.single else (n, height, width, 1)
             if compression and not data.single:
-                creation = {"compression": compression, "chunks": (min(n, 64), height, width, 1), "shuffle": True}
+                # One image a chunk: a random access decompresses the image it reads and no other.
+                creation = {"compression": compression, "chunks": (1, height, width, 1), "shuffle": options.shuffle}
             else:
                 creation = {"dcpl": _preallocated()}
             x = h5.create_dataset(f"x_{name}", shape=shape, dtype=dtype, track_times=False, **creation)

@@ -18,6 +18,7 @@ from mnist_large_scale.names import (
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.references import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, expected_sha256, raw_file_problem
+from mnist_large_scale.writer import COMPRESSED_LAYOUT
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
@@ -54,6 +55,11 @@ def _check_config():
                 )
     for name in config["targets"]:
         file_spec(name)
+    train = file_spec(config["experiment"]["train_file"])
+    if train.test_only or train.train_scale.is_range:
+        raise ValueError(
+            f"config: experiment.train_file {train.name} must be a training file with a single training scale"
+        )
 
 
 def _warn_about_damaged_raw_files():
@@ -115,6 +121,18 @@ def figures():
             for name in config["targets"]
             if is_range_file(name)
         ),
+    ]
+
+
+def experiment_train_file():
+    """The file the experiment trains on (config experiment.train_file)."""
+    return f"results/{config['experiment']['train_file']}"
+
+
+def experiment_test_files():
+    """The experiment's test files: every test-only target."""
+    return [
+        f"results/{name}" for name in config["targets"] if file_spec(name).test_only
     ]
 
 
@@ -220,13 +238,20 @@ def scale_seed(wildcards):
 
 
 def storage_params(wildcards):
-    """The output options that change a file's bytes: dtype and compression.
+    """The output options that change a file's bytes: dtype, compression and (compressed) shuffle.
 
     output.chunk_images is only the number of images per step (a compressed
-    file's HDF5 chunks hold 64 images whatever it is; tests/test_build.py checks
+    file's HDF5 chunks hold one image whatever it is; tests/test_build.py checks
     that the bytes do not depend on it), output.direct_io only how they are written.
+    A compressed file's params also name its chunk layout, so that files written
+    with the earlier 64-image chunks are rebuilt; the published layout's params
+    are unchanged.
     """
-    return {key: config["output"][key] for key in ("dtype", "compression")}
+    options = {key: config["output"][key] for key in ("dtype", "compression")}
+    if options["compression"]:
+        options["shuffle"] = config["output"].get("shuffle", True)
+        options["compressed_layout"] = COMPRESSED_LAYOUT
+    return options
 
 
 def raw_pin(wildcards):

@@ -335,6 +335,16 @@ def validate_file(
             _check(report, f"{split}: y shape and dtype", y.shape == (() if single else (n,)) and y.dtype == np.uint8, found=[list(y.shape), str(y.dtype)])
             if not compression:
                 _check(report, f"{split}: contiguous, uncompressed", x.chunks is None and x.compression is None, chunks=str(x.chunks))
+            elif not single:
+                layout = x.compression == compression and x.chunks == (1, *want_x[1:]) and x.shuffle == options.shuffle
+                _check(
+                    report,
+                    f"{split}: {compression}, {'shuffled, ' if options.shuffle else ''}one image a chunk",
+                    layout,
+                    compression=str(x.compression),
+                    chunks=str(x.chunks),
+                    shuffle=bool(x.shuffle),
+                )
             sources, labels = load_split(base, raw_paths, split, n)
             stored = np.atleast_1d(y[()])
             _check(report, f"{split}: labels equal the base data's, in order", np.array_equal(stored, labels), mismatches=int(np.sum(stored != labels)) if stored.shape == labels.shape else -1)

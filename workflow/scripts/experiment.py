@@ -1,0 +1,17 @@
+"""Snakemake script of rule experiment: train on one file, test on the test-only files."""
+
+import logging
+
+from mnist_large_scale.experiment import ExperimentSettings, run_experiment
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+settings = ExperimentSettings.from_config({**snakemake.params.settings, "threads": snakemake.threads})
+run_experiment(
+    snakemake.input.train,
+    list(snakemake.input.tests),
+    settings,
+    table=snakemake.output.table,
+    figure=snakemake.output.figure,
+    summary=snakemake.output.summary,
+    log=logging.info,
+)
