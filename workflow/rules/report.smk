@@ -14,6 +14,7 @@ rule montage:
         ),
     log:
         "logs/figures/{name}.montage.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -36,6 +37,7 @@ rule scale_ladder:
         ),
     log:
         "logs/figures/scale_ladder.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -61,6 +63,7 @@ rule size_vs_scale:
         ),
     log:
         "logs/figures/size_vs_scale.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     params:
@@ -82,6 +85,7 @@ rule scale_histogram:
         ),
     log:
         "logs/figures/{name}.scales.log",
+    localrule: True
     conda:
         "../../envs/mnist_large_scale.yaml"
     script:
