@@ -238,3 +238,18 @@ def test_a_file_stored_as_float32_is_named_so(tmp_path, config, mnist_base, mnis
     assert changes(result.fit.recipe, Recipe.from_config(config["recipe"])) == {"round_to_float32": [False, True]}
     assert all(split.dtype == "float32" and "output.dtype: float32" in " ".join(split.notes) for split in result.splits)
     assert max(split.max_abs_difference for split in result.splits) < 1e-7
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["not_a_published_name.h5"], "not_a_published_name"),
+        ([published_name("2p000"), "--fit-images", "-1"], "fit_images"),
+        ([published_name("2p000")], "No such file"),
+    ],
+)
+def test_bad_input_fails_with_a_message(tmp_path, mnist_dir, capsys, args, message):
+    (tmp_path / "not_a_published_name.h5").write_bytes(b"")
+    code = main(["compare", *(str(tmp_path / a) if a.endswith(".h5") else a for a in args), "--raw-dir", str(mnist_dir)])
+    assert code == 2
+    assert message in capsys.readouterr().err

@@ -210,25 +210,31 @@ def _compare(args) -> int:
     config = yaml.safe_load(Path(args.config).read_text())
     stem = Path(args.published).name.removesuffix(".h5")
     with tqdm(unit="img", desc="rebuilding", file=sys.stderr, disable=None, leave=False) as bar:
-        result = compare_file(
-            args.published,
-            config,
-            raw_dir=args.raw_dir,
-            rebuilt_path=args.rebuilt,
-            name=args.name,
-            scale_train=args.scale_train,
-            scale_test=args.scale_test,
-            fit_images=args.fit_images,
-            max_images=args.max_images,
-            threads=args.threads,
-            progress=bar.update,
-        )
+        try:
+            result = compare_file(
+                args.published,
+                config,
+                raw_dir=args.raw_dir,
+                rebuilt_path=args.rebuilt,
+                name=args.name,
+                scale_train=args.scale_train,
+                scale_test=args.scale_test,
+                fit_images=args.fit_images,
+                max_images=args.max_images,
+                threads=args.threads,
+                progress=bar.update,
+            )
+        except (ValueError, OSError) as error:  # a bad name, option, raw file or HDF5 file
+            print(f"compare: {error}", file=sys.stderr)
+            return 2
     report = Path(args.report or f"{stem}.compare.json")
     figure = Path(args.figure or f"{stem}.compare.png")
     with atomic_path(report) as tmp:
         Path(tmp).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     rows = [(split.split, split.sample["published"], split.sample["rebuilt"], split.sample["mean_difference"]) for split in result.splits if split.sample]
     save_figure(comparison_figure(rows, f"{result.name}: published, rebuilt, difference"), figure)
+    for note in result.notes:
+        print(f"note: {note}")
     for split in result.splits:
         print(f"{split.split}: {split.count} images at scale {split.scale}; {split.labels}")
         if split.compared:

@@ -32,6 +32,7 @@ import yaml
 
 from .build import draw_scales, load_split
 from .engine import transform_images
+from .idx import read_idx
 from .names import FileSpec, ScaleSpec, parse_name
 from .recipe import Recipe
 from .recipe_fit import ROUNDING, Fit, changes, fit_recipe, is_float32
@@ -322,6 +323,8 @@ def compare_file(
     progress : callable, optional
         Called with the number of images compared.
     """
+    if fit_images < 0 or (max_images is not None and max_images < 1):
+        raise ValueError(f"fit_images must be >= 0 and max_images >= 1, got {fit_images} and {max_images}")
     published_path = Path(published_path)
     bases = [BaseData.from_config(key, entry) for key, entry in config["base_data"].items()]
     name = name or published_path.name
@@ -360,6 +363,8 @@ def compare_file(
                 check = locate_labels(labels, expected, raw_labels, source.labels, source.start) if len(labels) == n else LabelCheck("unknown")
                 result = SplitComparison(split, n, scale.tag, check.sentence(split, source.labels, source.start), check.status, str(x.dtype))
                 comparisons.append(result)
+                if n != spec.split_count(split):
+                    notes.append(f"the name says {spec.split_count(split)} {split} images; the file holds {n}, which are compared")
                 if x.dtype == np.float32:
                     result.notes.append("stored as float32: rebuild with output.dtype: float32 rather than recipe.round_to_float32")
                 if check.status == "offset":
@@ -367,8 +372,6 @@ def compare_file(
                 elif check.status not in ("match",):
                     continue
                 scales = _scales(h5, rebuilt_file, split, spec, scale, n, config, result)
-                if scales is None:
-                    continue
 
                 def rebuilt(window: slice, images=images, scales=scales, split=split, out_shape=out_shape) -> np.ndarray:
                     if rebuilt_file is not None:
@@ -401,14 +404,10 @@ def compare_file(
 
 
 def _raw_labels(path: str) -> np.ndarray:
-    from .idx import read_idx
-
     return read_idx(path, ndim=1)
 
 
 def _raw_images(path: str) -> np.ndarray:
-    from .idx import read_idx
-
     return read_idx(path, ndim=3)
 
 
@@ -418,7 +417,7 @@ def _images_of(base: BaseData, raw_paths: dict[str, str], labels_name: str) -> s
     return raw_paths[source.images]
 
 
-def _scales(h5, rebuilt_file, split: str, spec: FileSpec, scale: ScaleSpec, n: int, config: dict, result: SplitComparison) -> np.ndarray | None:
+def _scales(h5, rebuilt_file, split: str, spec: FileSpec, scale: ScaleSpec, n: int, config: dict, result: SplitComparison) -> np.ndarray:
     """Each image's scale: the one of the name, or per sample from the file, the rebuilt file or the seed."""
     if not scale.is_range:
         return np.full(n, scale.low)
