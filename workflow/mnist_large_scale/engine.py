@@ -8,7 +8,10 @@ an input of ``n`` pixels, at scale ``s``:
 * resampling ``R`` (canvas x n): canvas pixel ``c`` reads the input at
   ``u = c / s + (n-1)/2 - (margin + (L-1)/2) / s``, with the weights of
   scikit-image's Cython interpolation (Keys cubic convolution, a = -0.5, for
-  order 3) and zero outside the input;
+  order 3) and zero outside the input (the recipe's ``centre_shift`` moves
+  ``u`` by ``-shift / s``; with ``antialias`` below scale 1, ``R`` is composed
+  with the input's Gaussian prefilter ``P`` as ``R P``, summed in a fixed
+  order before it is put on its grid);
 * Gaussian smoothing and crop ``G`` (L x canvas): scipy's sampled kernel, a band
   of half-width ``r = int(truncate * sigma + 0.5)`` around canvas pixel
   ``margin + o`` for frame pixel ``o``.
@@ -611,7 +614,7 @@ def plan_axis(
     _, kernel = gaussian_weights(sigma, recipe.truncate)
     reach = kernel.shape[1] // 2
     lo, hi = support
-    prefilter_radius, prefilter_kernel = _prefilter_kernels(scales, recipe)
+    _, prefilter_kernel = _prefilter_kernels(scales, recipe)
     prefilter_reach = prefilter_kernel.shape[1] // 2
     if prefilter_reach:  # the prefilter spreads the support; zero outside the input
         lo, hi = max(0, lo - prefilter_reach), min(n_in, hi + prefilter_reach)
