@@ -342,7 +342,7 @@ def compare_file(
     for split in SPLITS:
         source = base.splits[split]
         if source.labels not in raw_labels:
-            raw_labels[source.labels] = _raw_labels(raw_paths[source.labels])
+            raw_labels[source.labels] = read_idx(raw_paths[source.labels], ndim=1)
     rebuilt_file = h5py.File(rebuilt_path, "r") if rebuilt_path else None
     notes, comparisons = [], []
     fit_images_all, fit_scales, fit_published = [], [], []
@@ -368,7 +368,7 @@ def compare_file(
                 if x.dtype == np.float32:
                     result.notes.append("stored as float32: rebuild with output.dtype: float32 rather than recipe.round_to_float32")
                 if check.status == "offset":
-                    images = _raw_images(_images_of(base, raw_paths, check.source))[check.first_index : check.first_index + n]
+                    images = read_idx(_images_of(base, raw_paths, check.source), ndim=3)[check.first_index : check.first_index + n]
                 elif check.status not in ("match",):
                     continue
                 scales = _scales(h5, rebuilt_file, split, spec, scale, n, config, result)
@@ -401,14 +401,6 @@ def compare_file(
         fit = fit_recipe(np.concatenate(fit_images_all), np.concatenate(fit_scales), out_shape, np.concatenate(fit_published), configured)
     verdict, line = _verdict(published_path.name, comparisons, fit, configured)
     return Comparison(str(published_path), name, comparisons, fit, configured, verdict, line, notes)
-
-
-def _raw_labels(path: str) -> np.ndarray:
-    return read_idx(path, ndim=1)
-
-
-def _raw_images(path: str) -> np.ndarray:
-    return read_idx(path, ndim=3)
 
 
 def _images_of(base: BaseData, raw_paths: dict[str, str], labels_name: str) -> str:

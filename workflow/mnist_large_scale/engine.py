@@ -614,7 +614,7 @@ def plan_axis(
     _, kernel = gaussian_weights(sigma, recipe.truncate)
     reach = kernel.shape[1] // 2
     lo, hi = support
-    _, prefilter_kernel = _prefilter_kernels(scales, recipe)
+    _, prefilter_kernel = antialias_kernels(scales, recipe)
     prefilter_reach = prefilter_kernel.shape[1] // 2
     if prefilter_reach:  # the prefilter spreads the support; zero outside the input
         lo, hi = max(0, lo - prefilter_reach), min(n_in, hi + prefilter_reach)
@@ -695,7 +695,7 @@ def plan_axis(
     return AxisPlan(p0, size, o0, o1, resample, smooth)
 
 
-def _prefilter_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+def antialias_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """The anti-aliasing prefilter's kernels (``gaussian_weights``), identities when it is off or s >= 1."""
     if not recipe.antialias:
         return np.zeros(len(scales), dtype=np.int64), np.ones((len(scales), 1))
@@ -703,16 +703,24 @@ def _prefilter_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, 
     return gaussian_weights(np.maximum(0.0, (1.0 / scales - 1.0) / 2.0), recipe.truncate)
 
 
+def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int = 0) -> np.ndarray:
+    """Dense banded matrices (k, rows, columns): row ``a`` holds the centred kernel around column ``a + first_centre``.
+
+    ``kernel`` is (k, 2 r + 1), as ``gaussian_weights`` gives it; the band is
+    simply cut at the matrix's edges (zero outside: nothing wraps or reflects).
+    """
+    reach = kernel.shape[1] // 2
+    offset = np.arange(columns)[None, :] - (np.arange(rows)[:, None] + first_centre) + reach
+    inside = (offset >= 0) & (offset <= 2 * reach)
+    return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
+
+
 def prefilter_matrix(kernel: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """The prefilter on input pixels ``lo:hi`` as matrices ``P`` (k, hi-lo, hi-lo), ``P[a, b] = kernel[b - a]``.
 
-    Pixels outside the input are zero (mode constant), so nothing wraps or
-    reflects: the band is simply cut at the edges.
+    Pixels outside the input are zero (mode constant), so the band is cut at the edges.
     """
-    reach = kernel.shape[1] // 2
-    offset = np.arange(hi - lo)[None, :] - np.arange(hi - lo)[:, None] + reach
-    inside = (offset >= 0) & (offset <= 2 * reach)
-    return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
+    return kernel_band(kernel, hi - lo, hi - lo)
 
 
 def compose_prefilter(resample: np.ndarray, prefilter: np.ndarray) -> np.ndarray:

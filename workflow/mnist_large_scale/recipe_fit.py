@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import gaussian_weights, tap_positions, tap_weights
+from .engine import antialias_kernels, gaussian_weights, kernel_band, prefilter_matrix, tap_positions, tap_weights
 from .recipe import Recipe
 
 __all__ = ["Fit", "fit_recipe", "is_float32", "pre_threshold", "changes", "THRESHOLDS", "ROUNDING"]
@@ -95,12 +95,12 @@ def is_float32(values: np.ndarray) -> bool:
     return bool(np.array_equal(values, values.astype(np.float32).astype(np.float64)))
 
 
-def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, order: int, shift: float, antialias: bool, truncate: float) -> np.ndarray:
+def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, shift: float, recipe: Recipe) -> np.ndarray:
     """Resampling of one axis onto canvas pixels ``-reach .. length + reach - 1``: (k, K, n_in), float."""
     p = np.arange(-reach, length + reach, dtype=np.float64)
     u = (p[None, :] - (length - 1) / 2 - shift) / scales[:, None] + (n_in - 1) / 2
-    first, fraction = tap_positions(u, order)
-    weights = tap_weights(fraction, order)
+    first, fraction = tap_positions(u, recipe.order)
+    weights = tap_weights(fraction, recipe.order)
     matrix = np.zeros((len(scales), p.size, n_in))
     rows = np.arange(p.size)
     for t in range(weights.shape[0]):
@@ -108,24 +108,9 @@ def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, o
         inside = (column >= 0) & (column < n_in)
         k, c = np.nonzero(inside)
         matrix[k, rows[c], column[inside]] += weights[t][inside]
-    if antialias:
-        _, kernel = gaussian_weights(np.maximum(0.0, (1.0 / scales - 1.0) / 2.0), truncate)
-        r = kernel.shape[1] // 2
-        offset = np.arange(n_in)[None, :] - np.arange(n_in)[:, None] + r
-        inside = (offset >= 0) & (offset <= 2 * r)
-        prefilter = np.where(inside, kernel[:, np.clip(offset, 0, 2 * r)], 0.0)
-        matrix = matrix @ prefilter
+    if recipe.antialias:
+        matrix = matrix @ prefilter_matrix(antialias_kernels(scales, recipe)[1], 0, n_in)
     return matrix
-
-
-def _smooth_matrices(sigma: np.ndarray, length: int, reach: int, truncate: float) -> np.ndarray:
-    """Gaussian smoothing from canvas pixels ``-reach ..`` to frame pixels ``0 .. length-1``: (k, length, K)."""
-    radius, kernel = gaussian_weights(sigma, truncate)
-    r = kernel.shape[1] // 2
-    size = length + 2 * reach
-    offset = np.arange(size)[None, :] - (np.arange(length)[:, None] + reach) + r
-    inside = (offset >= 0) & (offset <= 2 * r)
-    return np.where(inside, kernel[:, np.clip(offset, 0, 2 * r)], 0.0)
 
 
 def pre_threshold(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, int], recipe: Recipe) -> np.ndarray:
@@ -149,14 +134,15 @@ def pre_threshold(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, 
     scales = np.asarray(scales, dtype=np.float64)
     stack = scales[:1] if np.all(scales == scales[0]) else scales
     sigma = recipe.sigma_per_scale * stack
-    radius, _ = gaussian_weights(sigma, recipe.truncate)
-    reach = int(radius.max()) + 1
+    _, kernel = gaussian_weights(sigma, recipe.truncate)
+    reach = kernel.shape[1] // 2 + 1
     height, width = out_shape
     (_, h, w), (dy, dx) = images.shape, recipe.centre_shift
-    r_y = _resample_matrices(stack, height, h, reach, recipe.order, dy, recipe.antialias, recipe.truncate)
-    r_x = _resample_matrices(stack, width, w, reach, recipe.order, dx, recipe.antialias, recipe.truncate)
-    g_y = _smooth_matrices(sigma, height, reach, recipe.truncate)
-    g_x = _smooth_matrices(sigma, width, reach, recipe.truncate)
+    r_y = _resample_matrices(stack, height, h, reach, dy, recipe)
+    r_x = _resample_matrices(stack, width, w, reach, dx, recipe)
+    # Smoothing from canvas pixels -reach .. to the frame: (k, H, H + 2 reach) and (k, W, W + 2 reach).
+    g_y = kernel_band(kernel, height, height + 2 * reach, reach)
+    g_x = kernel_band(kernel, width, width + 2 * reach, reach)
     if len(stack) > 1:  # one matrix per image
         canvas = r_y @ images @ r_x.transpose(0, 2, 1)
         if recipe.clip:
