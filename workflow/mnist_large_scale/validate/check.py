@@ -125,6 +125,25 @@ def _check(report: dict, name: str, ok: bool, **details) -> None:
     report["checks"].append({"check": name, "ok": bool(ok), **details})
 
 
+def _check_every(report: dict, name: str, off: np.ndarray, tolerance: float, each: np.ndarray, worst_key: str, measured: np.ndarray) -> None:
+    """One check that ``off`` (NaN counts as failing) is within ``tolerance`` for every digit in ``each``.
+
+    Records the worst digit's index and its ``measured`` value under ``worst_key``,
+    how many digits are outside, and how many were checked.
+    """
+    off = np.where(each, np.nan_to_num(off, nan=np.inf), -np.inf)
+    worst = int(np.argmax(off))
+    _check(
+        report,
+        name,
+        bool(np.all(off[each] <= tolerance)),
+        worst_index=worst,
+        **{worst_key: float(measured[worst])},
+        outside=int(np.count_nonzero(off[each] > tolerance)),
+        digits=int(each.sum()),
+    )
+
+
 def _background_expected(scale_high: float, out_shape: tuple[int, int], recipe: Recipe) -> bool:
     """Whether the frame's corners lie outside the digit's reach at every scale of the split.
 
@@ -152,27 +171,17 @@ def _scale_checks(
         median_error = float(np.median(error[in_frame]))
         _check(report, f"{split}: median centroid error within {tol_px:g} px", median_error <= tol_px, median_px=median_error, digits=int(in_frame.sum()))
     if each.any():
-        size_off = np.where(each, np.nan_to_num(np.abs(relative - 1), nan=np.inf), -np.inf)
-        worst = int(np.argmax(size_off))
-        _check(
-            report,
-            f"{split}: every digit's size ratio / scale within 1 +- {tol:g}",
-            bool(np.all(size_off[each] <= tol)),
-            worst_index=worst,
-            worst_ratio_over_scale=float(relative[worst]),
-            outside=int(np.count_nonzero(size_off[each] > tol)),
-            digits=int(each.sum()),
+        _check_every(
+            report, f"{split}: every digit's size ratio / scale within 1 +- {tol:g}", np.abs(relative - 1), tol, each, "worst_ratio_over_scale", relative
         )
-        centre_off = np.where(each, np.nan_to_num(error, nan=np.inf), -np.inf)
-        worst = int(np.argmax(centre_off))
-        _check(
+        _check_every(
             report,
             f"{split}: every digit's centroid within {tol_px:g} px of the frame centre + s x its scale-1 offset",
-            bool(np.all(centre_off[each] <= tol_px)),
-            worst_index=worst,
-            worst_error_px=float(error[worst]),
-            outside=int(np.count_nonzero(centre_off[each] > tol_px)),
-            digits=int(each.sum()),
+            error,
+            tol_px,
+            each,
+            "worst_error_px",
+            error,
         )
     centre = np.array([(out_shape[0] - 1) / 2, (out_shape[1] - 1) / 2])
     return {
