@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.loader_speed import measure
+from benchmarks.workdir import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work" / "storage"
@@ -66,23 +67,10 @@ def exclusive(lock: Path | None):
 
 
 def scratch_workflow(folder: Path) -> Path:
-    """A copy of the workflow in ``folder`` with resources/mnist hard-linked (or copied)."""
+    """A fresh copy of the workflow in ``folder`` with resources/mnist hard-linked (or copied)."""
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    for item in ("Snakefile", "config.yaml", "workflow", "profiles", "envs"):
-        source = REPO / item
-        if source.is_dir():
-            shutil.copytree(source, folder / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, folder / item)
-    (folder / "resources" / "mnist").mkdir(parents=True)
-    for raw in (REPO / "resources" / "mnist").iterdir():
-        try:
-            os.link(raw, folder / "resources" / "mnist" / raw.name)
-        except OSError:
-            shutil.copy2(raw, folder / "resources" / "mnist" / raw.name)
-    return folder
+    return copy_workflow(folder, REPO / "resources" / "mnist")
 
 
 def run_variant(name: str, output: dict, folder: Path) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.workdir import copy_workflow
 from mnist_large_scale.idx import read_idx
 from mnist_large_scale.sources import BaseData, FetchError, fetch_raw_file
 
@@ -81,12 +82,18 @@ def mnist_dir(mnist_base) -> Path:
     """
     folder = REPO / "resources" / "mnist"
     if not all((folder / raw.name).is_file() for raw in mnist_base.files.values()):
-        folder = Path(os.environ.get("MNIST_TEST_CACHE", REPO / ".pytest_cache" / "mnist"))
-        for raw in mnist_base.files.values():
-            try:
-                fetch_raw_file(mnist_base, raw.name, folder / raw.name)
-            except FetchError as error:
-                pytest.skip(f"{NEEDS_MNIST} ({raw.name}: every source failed; the first: {str(error).splitlines()[1].strip()})")
+        folder = fetched_or_skip(mnist_base, Path(os.environ.get("MNIST_TEST_CACHE", REPO / ".pytest_cache" / "mnist")), NEEDS_MNIST)
+    return folder
+
+
+def fetched_or_skip(base: BaseData, folder: Path, needs: str) -> Path:
+    """``folder`` with every raw file of ``base``, fetched through its configured sources;
+    skips the test, saying it ``needs`` them and why the first source failed, when none can be had."""
+    for raw in base.files.values():
+        try:
+            fetch_raw_file(base, raw.name, folder / raw.name)
+        except FetchError as error:
+            pytest.skip(f"{needs} ({raw.name}: every source failed; the first: {str(error).splitlines()[1].strip()})")
     return folder
 
 
@@ -107,22 +114,7 @@ def mnist_test_images(mnist_dir):
 
 def make_workdir(tmp_path: Path, mnist_dir: Path, config_overrides: dict | None = None) -> Path:
     """A copy of the workflow in tmp_path with resources/mnist/ prefilled (hard links when possible)."""
-    work = tmp_path / "wf"
-    work.mkdir()
-    for item in ("Snakefile", "config.yaml", "workflow", "profiles", "envs"):
-        source = REPO / item
-        if source.is_dir():
-            shutil.copytree(source, work / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, work / item)
-    if mnist_dir is not None:
-        (work / "resources" / "mnist").mkdir(parents=True)
-        for raw in mnist_dir.iterdir():
-            target = work / "resources" / "mnist" / raw.name
-            try:
-                os.link(raw, target)
-            except OSError:
-                shutil.copy2(raw, target)
+    work = copy_workflow(tmp_path / "wf", mnist_dir)
     if config_overrides:
         with open(work / "config.yaml") as handle:
             data = yaml.safe_load(handle)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
-from conftest import REPO, make_workdir, run_snakemake
+from conftest import REPO, fetched_or_skip, make_workdir, run_snakemake
 from mnist_large_scale.__main__ import main
 from mnist_large_scale.figures import class_label, montage_figure
 from mnist_large_scale.idx import read_idx
@@ -53,13 +53,7 @@ def fashion_base(config) -> BaseData:
 def fashion_dir(fashion_base) -> Path:
     """A folder with the four verified raw Fashion-MNIST files, fetched through the configured
     sources (Debian's folder first, then the mirror) into a cache under .pytest_cache."""
-    folder = Path(os.environ.get("MNIST_TEST_CACHE", REPO / ".pytest_cache" / "mnist")).with_name("fashion_mnist")
-    for raw in fashion_base.files.values():
-        try:
-            fetch_raw_file(fashion_base, raw.name, folder / raw.name)
-        except FetchError as error:
-            pytest.skip(f"{NEEDS_FASHION} ({raw.name}: {str(error).splitlines()[1].strip()})")
-    return folder
+    return fetched_or_skip(fashion_base, Path(os.environ.get("MNIST_TEST_CACHE", REPO / ".pytest_cache" / "mnist")).with_name("fashion_mnist"), NEEDS_FASHION)
 
 
 def test_the_shipped_bases_and_their_pins(config):

@@ -38,12 +38,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from benchmarks.cross_env import FILES, base_env, blas_summary, build_file_in
 from conftest import REPO
-
-sys.path.insert(0, str(REPO))
-from benchmarks.cross_env import FILES, base_env, blas_summary, build_file_in  # noqa: E402
-
-from mnist_large_scale.digest import file_sha256, values_sha256  # noqa: E402
+from mnist_large_scale.digest import file_sha256, values_sha256
 
 try:
     from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
