@@ -77,6 +77,17 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def end_process(process: subprocess.Popen, sig: int, timeout: float) -> None:
+    """Send ``sig`` to a running process and wait ``timeout`` s for it to end; KILL it if it has not."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
     """Poll ``condition`` until it is true; raise ClusterError naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -313,14 +324,8 @@ class SlurmCluster:
                     wait_until(lambda: not self.run("squeue", "-h", check=False, timeout=20).stdout.strip(), 30, "jobs to end")
             for name in ("slurmd", "slurmctld", "slurmdbd", "munged", "mariadbd"):
                 process = self.daemons.get(name)
-                if process is None or process.poll() is not None:
-                    continue
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=30)
+                if process is not None:
+                    end_process(process, signal.SIGTERM, 30)
             for pid in self.processes():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

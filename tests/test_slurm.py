@@ -30,7 +30,7 @@ import yaml
 from conftest import REPO, SNAKEMAKE, make_workdir
 from mnist_large_scale.build import job_memory_mb, job_runtime_min
 from mnist_large_scale.names import parse_name
-from slurm_cluster import ACCOUNT, NODE, PARTITION, SlurmCluster, missing_programs, wait_until
+from slurm_cluster import ACCOUNT, NODE, PARTITION, SlurmCluster, end_process, missing_programs, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -70,13 +70,7 @@ class Run:
 
 def interrupt(process: subprocess.Popen) -> None:
     """End a snakemake run as Ctrl-C does (it cancels its SLURM jobs); KILL only if that fails."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    end_process(process, signal.SIGINT, 60)
 
 
 def snakemake(work: Path, *args: str, env: dict | None = None, name: str = "run", while_running=None) -> Run:
