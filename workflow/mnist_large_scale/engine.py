@@ -70,7 +70,7 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -242,6 +242,18 @@ def split_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coarse, weights - coarse
 
 
+def grid_bits(weights: np.ndarray, finest: int = 64) -> int:
+    """The smallest ``g <= finest`` such that every weight is a multiple of ``2**-g``; ``finest`` when none is."""
+    low, high = 0, finest
+    while low < high:  # on a grid of 2**-g means on every finer one: bisect
+        middle = (low + high) // 2
+        if np.array_equal(to_grid(weights, middle), weights):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 class Workspace:
     """Reusable scratch arrays of one worker thread.
 
@@ -361,6 +373,11 @@ class Band:
     holds both parts' rows, stacked, so that one product computes both and the
     data are read once; their two results are then added (one IEEE rounding).
 
+    A band whose products are rounded to integers afterwards (``left_rounded``)
+    holds one part, the exact sum of the coarse and the fine one, whose product
+    may round: it costs half the multiply-adds, and ``rounding`` bounds how far
+    it can lie from the two-part result (see ``rounded``).
+
     Attributes
     ----------
     parts : int
@@ -374,12 +391,17 @@ class Band:
         ``count`` further blocks of equal height ``h`` and equal content
         ``piece`` (as a block above), at rows ``a + i h`` and columns
         ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
+    rounding : float
+        For a one-part band that stands for a coarse and a fine part: the
+        largest distance between its product, as any BLAS computes it, and the
+        two-part result, in data units; 0 when the product is exact.
     """
 
     parts: int
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
     run: tuple[int, int, int, np.ndarray] | None = None
+    rounding: float = 0.0
 
     @classmethod
     def from_matrix(
@@ -489,6 +511,121 @@ class Band:
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
+
+    def _weights(self) -> list[np.ndarray]:
+        """Every stored block and the run's piece."""
+        return [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
+
+    def rounded(self, terms: int, row_sum: float, data_bound: float) -> Band:
+        """This one-part band, with ``rounding`` set for its products with data up to ``data_bound`` units.
+
+        ``terms`` bounds the nonzero weights in a row and ``row_sum`` the sum
+        of their magnitudes.  A product of a row with ``K`` nonzero weights,
+        summed in any order, with or without fused multiply-adds, lies within
+        ``gamma_K S`` of the exact sum ``E``, where
+        ``S = sum |w| |x| <= row_sum data_bound`` and
+        ``gamma_K = K u / (1 - K u)``, ``u = 2**-53`` (Higham, *Accuracy and
+        Stability of Numerical Algorithms*, 2nd ed., section 3.1; a zero
+        weight adds an exact zero, which rounds nothing).  The two-part result
+        ``fl(C + F)`` lies within ``u |E|`` of ``E``.  So the two differ by at
+        most ``(gamma_K + u) S``.
+
+        A shared matrix whose weights all lie on a grid coarse enough that
+        every product and partial sum is exact (the resampling at scales that
+        are powers of two, say) gets ``rounding`` 0.
+        """
+        pieces = self._weights()
+        if not pieces:  # every row is zero: nothing to round
+            return self
+        largest = row_sum * data_bound
+        if all(piece.shape[0] == 1 for piece in pieces):
+            if largest < math.ldexp(1.0, 53 - max(grid_bits(piece) for piece in pieces)):
+                return replace(self, rounding=0.0)
+        inner = min(terms, max(piece.shape[2] for piece in pieces))
+        unit = math.ldexp(1.0, -53)
+        gamma = inner * unit / (1.0 - inner * unit)
+        # A hair above the bound, so that its own evaluation cannot make it smaller.
+        return replace(self, rounding=(gamma + unit) * largest * (1.0 + 2.0**-20))
+
+    def left_rounded(
+        self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None
+    ) -> np.ndarray:
+        """``out = rint(A @ x)``, equal to the rounded two-part (exact) result.
+
+        Where the product may round (``rounding`` > 0) it is computed once, in
+        one part; every element farther than ``rounding`` from a half-integer
+        rounds as the two-part result does, and the rare others (about one in
+        ``1 / (2 rounding)``) are computed again exactly, as the two parts would.
+        """
+        if not self.rounding:
+            return np.rint(self.left(x, out, images, work), out=out)
+        product = self.left(x, work.get("unrounded", out.shape), images, work)
+        np.rint(product, out=out)
+        residual = np.subtract(product, out, out=product)
+        if not out.size:
+            return out
+        # The largest |residual| over the images first (reducing the leading axis is
+        # the fast one), then the images at the few positions that need it.
+        limit = 0.5 - self.rounding
+        distance = np.abs(residual, out=residual)
+        row, column = np.nonzero(distance.max(axis=0) >= limit)
+        if row.size:
+            image, which = np.nonzero(distance[:, row, column] >= limit)
+            self._repair_left(x, out, (image, row[which], column[which]), images)
+        return out
+
+    def _repair_left(self, x: np.ndarray, out: np.ndarray, where: tuple[np.ndarray, ...], images: slice) -> None:
+        """Set ``out[where]`` to the rounded two-part result, computed exactly element by element."""
+        image, row, column = where
+        stack = max(piece.shape[0] for piece in self._weights())
+        matrix = np.arange(stack)[images][image] if stack > 1 else np.zeros_like(image)
+        starts, weights = self.row_weights(row, matrix)
+        taps = np.minimum(starts[:, None] + np.arange(weights.shape[1]), x.shape[1] - 1)
+        data = x[image[:, None], taps, column[:, None]]
+        coarse, fine = split_weights(weights)
+        # Each part's products and sums are exact (integers on their grids), so
+        # numpy's summation order does not matter; their sum rounds once.
+        out[where] = np.rint((coarse * data).sum(axis=1) + (fine * data).sum(axis=1))
+
+    @functools.cached_property
+    def _row_blocks(self) -> np.ndarray:
+        """For each row of the band: the index of its block, -1 in the run, -2 in a zero range."""
+        ends = [b for _, b, *_ in self.blocks] + [b for _, b in self.zero_rows]
+        if self.run is not None:
+            ends.append(self.run[0] + self.run[1] * self.run[3].shape[1])
+        kind = np.full(max(ends, default=0), -2, dtype=np.int64)
+        for j, (a, b, *_) in enumerate(self.blocks):
+            kind[a:b] = j
+        if self.run is not None:
+            kind[self.run[0] : ends[-1]] = -1
+        return kind
+
+    def row_weights(self, row: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``row`` of matrices ``matrix`` of a one-part band for left-multiplication.
+
+        Returns
+        -------
+        starts : (n,) ndarray of int
+            The column of each row's first stored weight.
+        weights : (n, W) ndarray of float64
+            The stored weights from there on, zero-padded (zero for zero rows).
+        """
+        starts = np.zeros(len(row), dtype=np.int64)
+        weights = np.zeros((len(row), max(piece.shape[2] for piece in self._weights())))
+        kind = self._row_blocks[row]
+        for j in np.unique(kind).tolist():
+            hit = np.flatnonzero(kind == j)
+            if j >= 0:
+                a, _, q0, q1, piece = self.blocks[j]
+                step, within = 0, row[hit] - a
+            elif j == -1:
+                a, _, q0, piece = self.run
+                step, within = np.divmod(row[hit] - a, piece.shape[1])
+            else:
+                continue
+            weights[hit, : piece.shape[2]] = piece[matrix[hit] if piece.shape[0] > 1 else 0, within]
+            starts[hit] = q0 + step * piece.shape[1]
+        return starts, weights
 
     def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
@@ -670,19 +807,23 @@ def plan_axis(
         # R P, composed in a fixed order and then rounded to the grid, entry by entry.
         composed = compose_prefilter(scattered("R", weights), prefilter_matrix(prefilter_kernel, lo, hi))
         if transpose:
-            matrices = [np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)]
+            matrix = np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)
         else:
-            matrices = list(split_weights(to_grid(composed, int(split_bits(n_taps + 2 * prefilter_reach, _RESAMPLED_BOUND)))))
+            matrix = to_grid(composed, int(split_bits(n_taps + 2 * prefilter_reach, _RESAMPLED_BOUND)))
+        row_sum = float(np.abs(matrix).sum(axis=2).max())
     else:
         if transpose:
-            resample_parts = [np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)]
+            quantized = np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)
         else:
-            resample_parts = split_weights(quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0))
-        matrices = [scattered(f"R{i}", part) for i, part in enumerate(resample_parts)]
+            quantized = quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0)
+        row_sum = float(np.abs(quantized).sum(axis=0).max())
+        matrix = scattered("R", quantized)
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0) - prefilter_reach, lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps + prefilter_reach, lo), hi) - lo
-    resample = Band.from_matrix(matrices, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+    resample = Band.from_matrix([matrix], tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+    if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
+        resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
 
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
     # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
@@ -690,9 +831,22 @@ def plan_axis(
     # Each image's kernel on the grid its own width allows (2 radius + 1 taps).
     bits = split_bits(2 * gaussian_radius(sigma, recipe.truncate) + 1, canvas_bound(recipe))[:, None]
     kernel = quantize_weights(kernel, bits, axis=1)
-    parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) if transpose else part for part in split_weights(kernel)]
-    smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    if transpose:  # the last stage, not rounded afterwards: exact, in two parts
+        parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
+        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+    else:
+        smooth = Band.from_kernel([kernel], o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+        smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
     return AxisPlan(p0, size, o0, o1, resample, smooth)
+
+
+def data_units(grey: float) -> float:
+    """A bound, in data units (``2**-UNIT_BITS`` grey), of data whose nominal bound is ``grey`` grey levels.
+
+    The margin covers the rounding of every stage's result to the grid (half
+    a unit) and row sums of quantised weights a few ``2**-40`` above nominal.
+    """
+    return math.ldexp(grey, UNIT_BITS) * (1.0 + 2.0**-20) + 1.0
 
 
 def antialias_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -795,14 +949,12 @@ def smoothed_region(
     unit = math.ldexp(1.0, UNIT_BITS)
     across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack, work)
     np.rint(across, out=across)
-    canvas = plan_y.resample.left(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)
-    np.rint(canvas, out=canvas)
+    canvas = plan_y.resample.left_rounded(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)
     if recipe.clip:
         np.clip(canvas, recipe.clip_min * unit, recipe.clip_max * unit, out=canvas)
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
-    smoothed = plan_y.smooth.left(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
-    np.rint(smoothed, out=smoothed)
+    smoothed = plan_y.smooth.left_rounded(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
     return plan_x.smooth.right(smoothed, work.get("region", (m, rows, cols)), stack, work)
 
 
