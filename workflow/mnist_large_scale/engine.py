@@ -833,7 +833,7 @@ def plan_axis(
     kernel = quantize_weights(kernel, bits, axis=1)
     if transpose:  # the last stage, not rounded afterwards: exact, in two parts
         parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
-        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, False)
     else:
         smooth = Band.from_kernel([kernel], o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
         smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
@@ -955,7 +955,7 @@ def smoothed_region(
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
     smoothed = plan_y.smooth.left_rounded(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
-    return plan_x.smooth.right(smoothed, work.get("region", (m, rows, cols)), stack, work)
+    return plan_x.smooth.left(smoothed.transpose(0, 2, 1), work.get("region", (m, cols, rows)), stack, work)
 
 
 def canvas_bound(recipe: Recipe) -> float:
@@ -1026,11 +1026,11 @@ def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: 
             for i in index.tolist():
                 out[i] = background
     if isinstance(index, slice):
-        out[index, y0:y1, x0:x1] = values
+        out[index, y0:y1, x0:x1] = values.transpose(0, 2, 1)
     else:
         # Frame by frame: contiguous writes, faster than one fancy assignment.
         for j, i in enumerate(index.tolist()):
-            out[i, y0:y1, x0:x1] = values[j]
+            out[i, y0:y1, x0:x1] = values[j].T
 
 
 # --------------------------------------------------------------------------- #
