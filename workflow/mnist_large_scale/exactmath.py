@@ -35,13 +35,15 @@ _TAN_PI_8 = 0.41421356237309503  # a threshold only: any nearby value gives equa
 def to_grid(values: np.ndarray, bits, out: np.ndarray | None = None) -> np.ndarray:
     """Round to the nearest multiple of ``2**-bits`` (ties to even), exactly.
 
-    Scaling by a power of two is exact and ``rint`` is exact, so the result is
-    the same on every machine.  ``bits`` may be an array that broadcasts
-    against ``values``.
+    Scaling by a power of two is exact (a product with ``2**bits``, correctly
+    rounded like ``ldexp`` and several times faster) and ``rint`` is exact, so
+    the result is the same on every machine.  ``bits`` may be an array that
+    broadcasts against ``values``.
     """
-    scaled = np.ldexp(values, bits, out=out)
+    bits = np.asarray(bits)
+    scaled = np.multiply(values, np.ldexp(1.0, bits), out=out)
     np.rint(scaled, out=scaled)
-    return np.ldexp(scaled, -np.asarray(bits), out=scaled)
+    return np.multiply(scaled, np.ldexp(1.0, -bits), out=scaled)
 
 
 def exp(z: np.ndarray) -> np.ndarray:
