@@ -347,7 +347,7 @@ def tap_weights(fraction: np.ndarray, order: int, out: np.ndarray | None = None)
     return weights
 
 
-def toeplitz_piece(kernels: list[np.ndarray], rows: int, transpose: bool = False) -> np.ndarray:
+def toeplitz_piece(kernels: list[np.ndarray], rows: int) -> np.ndarray:
     """The band of a correlation with centred kernels, for ``rows`` consecutive outputs, parts stacked.
 
     Parameters
@@ -355,24 +355,20 @@ def toeplitz_piece(kernels: list[np.ndarray], rows: int, transpose: bool = False
     kernels : list of (k, 2 r + 1) ndarray of float64
         The parts (one, or a coarse and a fine one).
     rows : int
-    transpose : bool
-        Return the transpose of each matrix.
 
     Returns
     -------
-    (k, parts rows, rows + 2 r) ndarray of float64, or (k, rows + 2 r, parts rows) when ``transpose``
+    (k, parts rows, rows + 2 r) ndarray of float64
         ``piece[j, p rows + i, c] = kernels[p][j, c - i]`` (zero off the band):
         output ``o + i`` of part ``p`` reads inputs ``o - r + c``.
     """
     stack, width = kernels[0].shape
-    parts = len(kernels)
-    piece = np.zeros((stack, rows + width - 1, parts * rows) if transpose else (stack, parts * rows, rows + width - 1))
+    piece = np.zeros((stack, len(kernels) * rows, rows + width - 1))
     for p, kernel in enumerate(kernels):
-        for i in range(rows):
-            if transpose:
-                piece[:, i : i + width, p * rows + i] = kernel
-            else:
-                piece[:, p * rows + i, i : i + width] = kernel
+        # Entry (j, i, t) of this view is piece[j, p rows + i, i + t]: the band's diagonals.
+        part = piece[:, p * rows : (p + 1) * rows]
+        band = as_strided(part, (stack, rows, width), (part.strides[0], part.strides[1] + part.strides[2], part.strides[2]))
+        band[...] = kernel[:, None, :]
     return piece
 
 
@@ -448,9 +444,7 @@ class Band:
         return cls(len(matrices), tuple(blocks), tuple(zero_rows))
 
     @classmethod
-    def from_kernel(
-        cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int, transpose: bool
-    ) -> Band:
+    def from_kernel(cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int) -> Band:
         """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, for the sum of ``kernels``.
 
         Parameters
@@ -462,16 +456,16 @@ class Band:
         first_column : int
             Input index of output 0's centre; inputs are ``0 .. columns-1``.
         columns : int
-        block, transpose
-            As in ``from_matrix``.
+        block : int
+            Rows per block.
 
         Every interior block is the same Toeplitz piece (they form ``run``), and
-        the blocks at the ends are parts of it.
+        the blocks at the ends are parts of it (views where they can be).
         """
         reach = kernels[0].shape[1] // 2
         block = min(block, rows)
         width = block + 2 * reach
-        piece = toeplitz_piece(kernels, block, transpose)
+        piece = toeplitz_piece(kernels, block)
         parts = len(kernels)
         blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
@@ -484,9 +478,11 @@ class Band:
                 interior.append((a, q0))
             else:
                 c0, c1 = q0 - start, q1 - start
+                if b - a == block:  # every part's rows: a view (BLAS reads its row stride)
+                    blocks.append((a, b, q0, q1, piece[:, :, c0:c1]))
+                    continue
                 cuts = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
-                views = [piece[:, c0:c1, cut] if transpose else piece[:, cut, c0:c1] for cut in cuts]
-                blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts(views, transpose))))
+                blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts([piece[:, cut, c0:c1] for cut in cuts], False))))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
         return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
 
@@ -850,9 +846,9 @@ def plan_axis(
     kernel = quantize_weights(kernel, bits, axis=1)
     if transpose:  # the last stage, not rounded afterwards: exact, in two parts
         parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
-        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, False)
+        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK)
     else:
-        smooth = Band.from_kernel([kernel], o1 - o0, o0 - p0, size, _SMOOTH_BLOCK, transpose)
+        smooth = Band.from_kernel([kernel], o1 - o0, o0 - p0, size, _SMOOTH_BLOCK)
         smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
     return AxisPlan(p0, size, o0, o1, resample, smooth)
 
