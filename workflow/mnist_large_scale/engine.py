@@ -577,12 +577,13 @@ class Band:
         residual = np.subtract(product, out, out=product)
         if not out.size:
             return out
-        # The largest |residual| over the images first (reducing the leading axis is
-        # the fast one), then the images at the few positions that need it.
+        # Usually no element is that close: one fast reduction says so.  Otherwise
+        # the largest |residual| over the images (reducing the leading axis is the
+        # fast one), then the images at the few positions that need it.
         limit = 0.5 - self.rounding
         distance = np.abs(residual, out=residual)
-        row, column = np.nonzero(distance.max(axis=0) >= limit)
-        if row.size:
+        if distance.max() >= limit:
+            row, column = np.nonzero(distance.max(axis=0) >= limit)
             image, which = np.nonzero(distance[:, row, column] >= limit)
             self._repair_left(x, out, (image, row[which], column[which]), images)
         return out
