@@ -715,6 +715,52 @@ class AxisPlan:
 _EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None)
 
 
+@dataclass(frozen=True)
+class AxisGeometry:
+    """What an axis's plan takes from the scales alone, before the images' support cuts it.
+
+    Both axes of a square frame with the same shift on each share it.
+
+    Attributes
+    ----------
+    margin : (k,) ndarray of int
+        The canvas margin of each scale.
+    kernel : (k, 2 reach + 1) ndarray of float64
+        Each scale's Gaussian, quantised (on the grid its own width allows).
+    prefilter : (k, 2 r + 1) ndarray of float64
+        The anti-aliasing prefilter's kernels (identities when off).
+    p : (K,) ndarray of int
+        Canvas pixels within reach of the frame, in frame coordinates.
+    first, fraction : (k, K) ndarrays
+        ``tap_positions`` of each canvas pixel.
+    """
+
+    margin: np.ndarray
+    kernel: np.ndarray
+    prefilter: np.ndarray
+    p: np.ndarray
+    first: np.ndarray
+    fraction: np.ndarray
+
+    @classmethod
+    def of(cls, scales: np.ndarray, length: int, n_in: int, recipe: Recipe, centre_shift: float) -> AxisGeometry:
+        """The geometry of an axis of ``length`` output and ``n_in`` input pixels."""
+        scales = np.asarray(scales, dtype=np.float64)
+        sigma = recipe.sigma_per_scale * scales
+        radius = gaussian_radius(sigma, recipe.truncate)
+        margin = radius + 1  # recipe.canvas_margin
+        _, kernel = gaussian_weights(sigma, recipe.truncate)
+        # Each scale's kernel on the grid its own width allows (2 radius + 1 taps).
+        kernel = quantize_weights(kernel, split_bits(2 * radius + 1, canvas_bound(recipe))[:, None], axis=1)
+        reach = kernel.shape[1] // 2
+        # The warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
+        p = np.arange(-reach, length + reach)
+        shift = (n_in - 1) / 2 - (margin + (length - 1) / 2 + centre_shift) / scales
+        u = (1.0 / scales)[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
+        first, fraction = tap_positions(u, recipe.order)
+        return cls(margin, kernel, antialias_kernels(scales, recipe)[1], p, first, fraction)
+
+
 def plan_axis(
     scales: np.ndarray,
     length: int,
@@ -724,6 +770,7 @@ def plan_axis(
     keep_all: bool,
     transpose: bool,
     work: Workspace | None = None,
+    geometry: AxisGeometry | None = None,
 ) -> AxisPlan:
     """Build one axis's matrices for a stack of scales, vectorised over the stack.
 
@@ -748,6 +795,8 @@ def plan_axis(
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
+    geometry : AxisGeometry, optional
+        ``AxisGeometry.of`` these scales and this axis, when already at hand.
 
     Returns
     -------
@@ -758,26 +807,17 @@ def plan_axis(
     def scratch(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         return np.empty(shape, dtype) if work is None else work.get(f"{scratch_name} {name}", shape, dtype)
 
-    scales = np.asarray(scales, dtype=np.float64)
+    if geometry is None:
+        geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
     stack = len(scales)
-    sigma = recipe.sigma_per_scale * scales
-    margin = gaussian_radius(sigma, recipe.truncate) + 1  # recipe.canvas_margin
-    _, kernel = gaussian_weights(sigma, recipe.truncate)
+    kernel, prefilter_kernel, p, first, fraction = (
+        geometry.kernel, geometry.prefilter, geometry.p, geometry.first, geometry.fraction,
+    )
     reach = kernel.shape[1] // 2
     lo, hi = support
-    _, prefilter_kernel = antialias_kernels(scales, recipe)
     prefilter_reach = prefilter_kernel.shape[1] // 2
     if prefilter_reach:  # the prefilter spreads the support; zero outside the input
         lo, hi = max(0, lo - prefilter_reach), min(n_in, hi + prefilter_reach)
-
-    # Canvas pixels within reach of the frame, in frame coordinates, and the
-    # warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
-    p = np.arange(-reach, length + reach)
-    inv = 1.0 / scales
-    centre_shift = recipe.centre_shift[1 if transpose else 0]
-    shift = (n_in - 1) / 2 - (margin + (length - 1) / 2 + centre_shift) / scales
-    u = inv[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
-    first, fraction = tap_positions(u, recipe.order)
     n_taps = TAPS[recipe.order]
 
     # Canvas pixels whose taps meet the support: a run, as u grows with p.
@@ -842,9 +882,6 @@ def plan_axis(
     # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
     # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
     # columns' smoothing, the last stage, also scales units to the threshold's grid.
-    # Each image's kernel on the grid its own width allows (2 radius + 1 taps).
-    bits = split_bits(2 * gaussian_radius(sigma, recipe.truncate) + 1, canvas_bound(recipe))[:, None]
-    kernel = quantize_weights(kernel, bits, axis=1)
     if transpose:  # the last stage, not rounded afterwards: exact, in two parts
         parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
         smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK)
@@ -1088,9 +1125,13 @@ class _Job:
                 shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
                 shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
             )
+        shift_y, shift_x = self.recipe.centre_shift
+        geometry_y = AxisGeometry.of(scales, height, h, self.recipe, shift_y)
+        same = (height, h, shift_y) == (width, w, shift_x)  # a square frame: one geometry serves both axes
+        geometry_x = geometry_y if same else AxisGeometry.of(scales, width, w, self.recipe, shift_x)
         return (
-            plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, False, work),
-            plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work),
+            plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, False, work, geometry_y),
+            plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work, geometry_x),
         )
 
     def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
