@@ -167,13 +167,17 @@ def test_threads_give_the_same_result(synthetic, scales):
     np.testing.assert_array_equal(one, two)
 
 
-def test_chunks_give_the_result_of_the_whole_batch(synthetic):
+@pytest.mark.parametrize(
+    "rcp", [Recipe(), Recipe(antialias=True), Recipe(centre_shift=[0.3, -0.2], order=1)], ids=["default", "antialias", "shifted"]
+)
+def test_chunks_give_the_result_of_the_whole_batch(synthetic, rcp):
     images = np.concatenate([synthetic] * 3)
-    # 0.5 .. 8: kernels of 5 to 57 taps, whose weights sit on grids of several widths
-    scales = log_uniform(len(images), 0.5, 8, seed=4)
-    whole = transform_images(images, scales, OUT)
+    # 0.3 .. 8: kernels of 5 to 57 taps and prefilters of several widths, whose
+    # weights sit on grids of several widths
+    scales = log_uniform(len(images), 0.3, 8, seed=4)
+    whole = transform_images(images, scales, OUT, rcp)
     parts = np.concatenate(
-        [transform_images(images[a : a + 7], scales[a : a + 7], OUT) for a in range(0, len(images), 7)]
+        [transform_images(images[a : a + 7], scales[a : a + 7], OUT, rcp) for a in range(0, len(images), 7)]
     )
     np.testing.assert_array_equal(whole, parts)
 
@@ -264,13 +268,16 @@ def test_a_flat_region_stays_exactly_flat():
     assert np.all(out[0, 40:72, 40:72] == engine.threshold_table(Recipe()).scalar(255.0))
 
 
-def test_an_image_does_not_depend_on_the_scales_beside_it(synthetic):
+@pytest.mark.parametrize(
+    ("rcp", "scale", "near", "far"), [(Recipe(), 1.0, 1.1, 8.0), (Recipe(antialias=True), 0.7, 0.72, 0.25)], ids=["default", "antialias"]
+)
+def test_an_image_does_not_depend_on_the_scales_beside_it(synthetic, rcp, scale, near, far):
     """Per-sample matrices are built for a stack of images at once; an image's own
-    weights (and the grid they sit on) must not depend on the others' kernels."""
-    image = synthetic[3:4]
-    near = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 1.1], OUT)[0]
-    far = transform_images(np.concatenate([image, synthetic[4:5]]), [1.0, 8.0], OUT)[0]
-    np.testing.assert_array_equal(near, far)
+    weights (and the grid they sit on) must not depend on the others' kernels or prefilters."""
+    images = np.concatenate([synthetic[3:4], synthetic[4:5]])
+    beside_near = transform_images(images, [scale, near], OUT, rcp)[0]
+    beside_far = transform_images(images, [scale, far], OUT, rcp)[0]
+    np.testing.assert_array_equal(beside_near, beside_far)
 
 
 @pytest.mark.parametrize("scales", [2.0, "mixed"])
