@@ -581,12 +581,12 @@ class Band:
         residual = np.subtract(product, out, out=product)
         if not out.size:
             return out
-        # Usually no element is that close: one fast reduction says so.  Otherwise
-        # the largest |residual| over the images (reducing the leading axis is the
-        # fast one), then the images at the few positions that need it.
+        # Usually few elements are that close, often none: two fast reductions say
+        # so.  Otherwise the largest |residual| over the images (reducing the
+        # leading axis is the fast one), then the images at the positions that need it.
         limit = 0.5 - self.rounding
-        distance = np.abs(residual, out=residual)
-        if distance.max() >= limit:
+        if residual.max() >= limit or residual.min() <= -limit:
+            distance = np.abs(residual, out=residual)
             row, column = np.nonzero(distance.max(axis=0) >= limit)
             image, which = np.nonzero(distance[:, row, column] >= limit)
             self._repair_left(x, out, (image, row[which], column[which]), images)
@@ -595,15 +595,25 @@ class Band:
     def _repair_left(self, x: np.ndarray, out: np.ndarray, where: tuple[np.ndarray, ...], images: slice) -> None:
         """Set ``out[where]`` to the rounded two-part result, computed exactly element by element."""
         image, row, column = where
-        stack = max(piece.shape[0] for piece in self._weights())
-        matrix = np.arange(stack)[images][image] if stack > 1 else np.zeros_like(image)
-        starts, weights = self.row_weights(row, matrix)
-        taps = np.minimum(starts[:, None] + np.arange(weights.shape[1]), x.shape[1] - 1)
+        if self.shared:
+            starts, coarse, fine = self._split_rows
+            starts, coarse, fine = starts[row], coarse[row], fine[row]
+        else:
+            matrix = np.arange(max(piece.shape[0] for piece in self._weights()))[images][image]
+            starts, weights = self.row_weights(row, matrix)
+            coarse, fine = split_weights(weights)
+        taps = np.minimum(starts[:, None] + np.arange(coarse.shape[1]), x.shape[1] - 1)
         data = x[image[:, None], taps, column[:, None]]
-        coarse, fine = split_weights(weights)
         # Each part's products and sums are exact (integers on their grids), so
         # numpy's summation order does not matter; their sum rounds once.
         out[where] = np.rint((coarse * data).sum(axis=1) + (fine * data).sum(axis=1))
+
+    @functools.cached_property
+    def _split_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row of a shared one-part band: ``row_weights``, split into its coarse and fine parts."""
+        rows = np.arange(len(self._row_blocks))
+        starts, weights = self.row_weights(rows, np.zeros_like(rows))
+        return (starts, *split_weights(weights))
 
     @functools.cached_property
     def _row_blocks(self) -> np.ndarray:
