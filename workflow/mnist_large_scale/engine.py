@@ -283,16 +283,26 @@ class Workspace:
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[str, str], np.ndarray] = {}
+        self._buffers: dict[tuple[str, type], np.ndarray] = {}
+        self._views: dict[tuple[str, tuple[int, ...], type], np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
-        """A C-contiguous array of ``shape`` (contents undefined), reusing the memory of ``name``."""
+        """A C-contiguous array of ``shape`` (contents undefined), reusing the memory of ``name``.
+
+        The same shape gives the same view again (the engine asks for a few
+        shapes thousands of times).
+        """
+        view = self._views.get((name, shape, dtype))
+        if view is not None:
+            return view
         size = math.prod(shape)
-        key = (name, np.dtype(dtype).str)
-        buffer = self._buffers.get(key)
+        buffer = self._buffers.get((name, dtype))
         if buffer is None or buffer.size < size:
-            buffer = self._buffers[key] = np.empty(max(size, 1), dtype=dtype)
-        return buffer[:size].reshape(shape)
+            buffer = self._buffers[name, dtype] = np.empty(max(size, 1), dtype=dtype)
+            # views of the old memory stay valid, but stop handing them out
+            self._views = {key: old for key, old in self._views.items() if key[0] != name or key[2] != dtype}
+        view = self._views[name, shape, dtype] = buffer[:size].reshape(shape)
+        return view
 
 
 def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -513,12 +523,11 @@ class Band:
         if self.run is not None:
             a, count, q0, piece = self.run
             height, width = piece.shape[1] // self.parts, piece.shape[2]
-            # (count, m, rows, N) windows of x and of out, one GEMM per (block, image).
-            (sm, sq, sn), (om, oq, on) = x.strides, out.strides
-            windows = as_strided(
-                x[:, q0:], (count, m, width, n), (height * sq, sm, sq, sn), writeable=False
-            )
-            targets = as_strided(out[:, a:], (count, m, height, n), (height * oq, om, oq, on))
+            # (count, m, rows, N) windows of x (overlapping) and of out (splitting an
+            # axis, always a view), one GEMM per (block, image).
+            sm, sq, sn = x.strides
+            windows = as_strided(x[:, q0:], (count, m, width, n), (height * sq, sm, sq, sn), writeable=False)
+            targets = out[:, a : a + count * height].reshape(m, count, height, n).transpose(1, 0, 2, 3)
             matrix = piece if piece.shape[0] == 1 else piece[images]
             if self.parts == 1:
                 np.matmul(matrix, windows, out=targets)
