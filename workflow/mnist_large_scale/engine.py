@@ -17,7 +17,9 @@ an input of ``n`` pixels, at scale ``s``:
   ``margin + o`` for frame pixel ``o``.
 
 So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as batched products
-(columns resampled, rows resampled, clip, rows smoothed, columns smoothed).
+(columns resampled, rows resampled, clip, rows smoothed, columns smoothed; the
+last as ``G_x`` from the left on the transposed rows, so that the region comes
+out transposed and is stored so).
 
 Same bytes everywhere
 ---------------------
@@ -34,6 +36,12 @@ sum stays below 2**53 of its grid.  So:
   and a fine remainder; each part's product is exact, and their sum is rounded
   once, by IEEE addition.  The columns' resampling reads the raw integers
   (0..255) and needs no split;
+* the rows' stages, whose results are rounded to the data grid at once, take
+  one product of the unsplit weights instead, which may round but lies within
+  a proven bound of the two-part sum (``Band.rounded``); every result farther
+  than that bound from a half-integer rounds as the two-part sum does, and the
+  rare others are recomputed exactly from the two parts (``Band.left_rounded``).
+  So these stages give the exact method's integers at half its multiply-adds;
 * the Gaussian's exponentials come from ``exactmath.exp``, and its
   normalisation sums numbers on a grid, exactly;
 * the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
@@ -56,8 +64,10 @@ call.  Images go through in groups small enough for the intermediates to stay
 in the core's cache.  A group at one scale shares its matrices (cached across
 calls, keyed by the group's ink extent); at larger scales the images are
 grouped by ink extent, so that narrow digits make narrow canvases.  With
-per-sample scales (the scale-range file) the images are sorted by scale and
-each run of 64 gets a stack of per-image matrices, built vectorised.
+per-sample scales (the scale-range file) the images are sorted by scale, and
+groups of like ink extent among a few scale-sorted neighbours get a stack of
+per-image matrices, built vectorised (both axes of a square frame share the
+kernels and tap positions).
 ``threads`` workers take groups in turn; BLAS is held to one thread.
 
 Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
@@ -386,11 +396,6 @@ def toeplitz_piece(kernels: list[np.ndarray], rows: int) -> np.ndarray:
     return piece
 
 
-def _stack_parts(pieces: list[np.ndarray], transpose: bool) -> np.ndarray:
-    """Parts' blocks (k, h, w) stacked along their output axis: rows, or columns when ``transpose``."""
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2 if transpose else 1)
-
-
 @dataclass(frozen=True)
 class Band:
     """A stack of banded matrices ``A`` (k, P, Q), the sum of one or two parts, as row blocks without their zero columns.
@@ -410,8 +415,9 @@ class Band:
     parts : int
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
-        each part's slice, stacked: shape (k, parts (b-a), q1-q0), or its
-        transpose (k, q1-q0, parts (b-a)) in a band for right-multiplication.
+        each part's slice, stacked: shape (k, parts (b-a), q1-q0), or, for a
+        one-part band built for right-multiplication (``from_matrix`` with
+        ``transpose``), its transpose (k, q1-q0, b-a).
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
     run : (a, count, q0, piece) or None
@@ -433,29 +439,30 @@ class Band:
     @classmethod
     def from_matrix(
         cls,
-        matrices: list[np.ndarray],
+        matrix: np.ndarray,
         starts: np.ndarray,
         stops: np.ndarray,
         block: int,
         transpose: bool,
         column_offset: int = 0,
     ) -> Band:
-        """Cut the parts ``matrices`` (each k, P, Q) into row blocks of ``block`` rows, copying each.
+        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each: a one-part band.
 
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
         each row (of any of the k matrices); both must be nondecreasing, as in a
-        band.  The matrices hold columns ``column_offset ..`` of ``A``.
+        band.  The matrix holds columns ``column_offset ..`` of ``A``.
+        ``transpose``: store the blocks transposed, for ``right``.
         """
         blocks, zero_rows = [], []
-        for a in range(0, matrices[0].shape[1], block):
-            b = min(matrices[0].shape[1], a + block)
+        for a in range(0, matrix.shape[1], block):
+            b = min(matrix.shape[1], a + block)
             q0, q1 = int(starts[a]), int(stops[b - 1])
             if q1 <= q0:
                 zero_rows.append((a, b))
                 continue
-            pieces = [matrix[:, a:b, q0:q1].transpose(0, 2, 1) if transpose else matrix[:, a:b, q0:q1] for matrix in matrices]
-            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(_stack_parts(pieces, transpose))))
-        return cls(len(matrices), tuple(blocks), tuple(zero_rows))
+            piece = matrix[:, a:b, q0:q1]
+            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
+        return cls(1, tuple(blocks), tuple(zero_rows))
 
     @classmethod
     def from_kernel(cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int) -> Band:
@@ -496,7 +503,7 @@ class Band:
                     blocks.append((a, b, q0, q1, piece[:, :, c0:c1]))
                     continue
                 cuts = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
-                blocks.append((a, b, q0, q1, np.ascontiguousarray(_stack_parts([piece[:, cut, c0:c1] for cut in cuts], False))))
+                blocks.append((a, b, q0, q1, np.concatenate([piece[:, cut, c0:c1] for cut in cuts], axis=1)))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
         return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
 
@@ -664,36 +671,17 @@ class Band:
             starts[hit] = q0 + step * piece.shape[1]
         return starts, weights
 
-    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None) -> np.ndarray:
-        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose=True``.
+    def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
+        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a one-part band built with ``transpose``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
         """
         result, (m, n) = out, x.shape[:2]
         if self.shared and x.flags.c_contiguous and out.flags.c_contiguous:
             x, out = x.reshape(1, m * n, -1), out.reshape(1, m * n, -1)
-        rows_in = x.shape[:2]
         for a, b, q0, q1, block in self.blocks:
             matrix = block if block.shape[0] == 1 else block[images]
-            if self.parts == 1:
-                np.matmul(x[:, :, q0:q1], matrix, out=out[:, :, a:b])
-            else:
-                both = np.matmul(x[:, :, q0:q1], matrix, out=work.get("band right", (*rows_in, 2 * (b - a))))
-                np.add(both[:, :, : b - a], both[:, :, b - a :], out=out[:, :, a:b])
-        if self.run is not None:
-            a, count, q0, piece = self.run
-            width, height = piece.shape[1], piece.shape[2] // self.parts
-            (sm, sn, sq), (om, on, oq) = x.strides, out.strides
-            windows = as_strided(
-                x[:, :, q0:], (count, x.shape[0], x.shape[1], width), (height * sq, sm, sn, sq), writeable=False
-            )
-            targets = as_strided(out[:, :, a:], (count, out.shape[0], out.shape[1], height), (height * oq, om, on, oq))
-            matrix = piece if piece.shape[0] == 1 else piece[images]
-            if self.parts == 1:
-                np.matmul(windows, matrix, out=targets)
-            else:
-                both = np.matmul(windows, matrix, out=work.get("band right run", (count, *rows_in, 2 * height)))
-                np.add(both[..., :height], both[..., height:], out=targets)
+            np.matmul(x[:, :, q0:q1], matrix, out=out[:, :, a:b])
         for a, b in self.zero_rows:
             out[:, :, a:b] = 0.0
         return result
@@ -715,11 +703,13 @@ class AxisPlan:
         Frame pixels ``o0:o1`` can differ from the background; the others are
         exactly the smoothed zero plane.
     resample : Band or None
-        ``R`` (k, K, n) restricted to the kept canvas pixels (one part on the
-        x axis, coarse and fine on the y axis).
+        ``R`` (k, K, n) restricted to the kept canvas pixels: on the x axis
+        stored transposed, for right-multiplication of the raw images; on the y
+        axis one rounded part (``Band.rounded``).
     smooth : Band or None
-        ``G`` (k, o1-o0, K) restricted likewise, coarse and fine parts.
-        The x axis stores these transposed, for right-multiplication.
+        ``G`` (k, o1-o0, K) restricted likewise: on the y axis one rounded
+        part; on the x axis, the last stage, coarse and fine parts, applied
+        from the left to the transposed rows.
     """
 
     p0: int
@@ -906,7 +896,7 @@ def plan_axis(
     # Column bounds of R's rows (first grows with p in every sample), as input pixels.
     tap_starts = np.minimum(np.maximum(first.min(axis=0) - prefilter_reach, lo), hi) - lo
     tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps + prefilter_reach, lo), hi) - lo
-    resample = Band.from_matrix([matrix], tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
     if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
         resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
 
@@ -1029,7 +1019,7 @@ def smoothed_region(
     m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
     unit = math.ldexp(1.0, UNIT_BITS)
-    across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack, work)
+    across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack)
     np.rint(across, out=across)
     canvas = plan_y.resample.left_rounded(across, work.get("canvas", (m, plan_y.size, plan_x.size)), stack, work)
     if recipe.clip:
