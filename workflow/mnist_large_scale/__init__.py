@@ -13,8 +13,11 @@ __version__ = "1.0.0"
 #: package would write other bytes for the same name and config (a new engine, a
 #: new rounding, a new random stream), so that a build records it and a change to
 #: it rebuilds every file.  1: the float engine (bytes depended on the CPU);
-#: 2: the engine on exact grids, the same bytes on every machine.
-NUMERICS_VERSION = 2
+#: 2: the engine on exact grids, the same bytes on every machine; 3: as 2, but with
+#: ``recipe.antialias`` an image's weights no longer depend on the images computed
+#: beside it (2's files with per-sample scales and antialias depended on
+#: ``output.chunk_images``).  The default configuration's values are those of 2.
+NUMERICS_VERSION = 3
 
 __all__ = ["NUMERICS_VERSION", "load", "MNISTLargeScale", "split_sizes"]
 
