@@ -609,20 +609,37 @@ class Band:
         return out
 
     def _repair_left(self, x: np.ndarray, out: np.ndarray, where: tuple[np.ndarray, ...], images: slice) -> None:
-        """Set ``out[where]`` to the rounded two-part result, computed exactly element by element."""
+        """Set ``out[where]`` to the rounded two-part result, computed exactly element by element.
+
+        Each part's products and sums are exact (integers on their grids), so
+        the summation order does not matter; their sum rounds once.
+        """
         image, row, column = where
-        if self.shared:
-            starts, coarse, fine = self._split_rows
-            starts, coarse, fine = starts[row], coarse[row], fine[row]
-        else:
-            matrix = np.arange(max(piece.shape[0] for piece in self._weights()))[images][image]
-            starts, weights = self.row_weights(row, matrix)
-            coarse, fine = split_weights(weights)
+        if not self.shared:  # per-image matrices: few elements, each from its own row
+            matrices = np.arange(max(piece.shape[0] for piece in self._weights()))[images]
+            for i, r, n in zip(image.tolist(), row.tolist(), column.tolist()):
+                start, weights = self._row(r, int(matrices[i]))
+                coarse, fine = split_weights(weights)
+                data = x[i, start : start + len(weights), n]
+                out[i, r, n] = np.rint(float(coarse @ data) + float(fine @ data))
+            return
+        starts, coarse, fine = self._split_rows
+        starts, coarse, fine = starts[row], coarse[row], fine[row]
         taps = np.minimum(starts[:, None] + np.arange(coarse.shape[1]), x.shape[1] - 1)
         data = x[image[:, None], taps, column[:, None]]
-        # Each part's products and sums are exact (integers on their grids), so
-        # numpy's summation order does not matter; their sum rounds once.
         out[where] = np.rint((coarse * data).sum(axis=1) + (fine * data).sum(axis=1))
+
+    def _row(self, row: int, matrix: int) -> tuple[int, np.ndarray]:
+        """The first stored column of row ``row`` of matrix ``matrix``, and the stored weights from there on."""
+        kind = int(self._row_blocks[row])
+        if kind >= 0:
+            a, _, q0, _, piece = self.blocks[kind]
+            start, within = q0, row - a
+        else:  # the run (a zero row is never repaired: its product is an exact zero)
+            a, _, q0, piece = self.run
+            step, within = divmod(row - a, piece.shape[1])
+            start = q0 + step * piece.shape[1]
+        return start, piece[matrix if piece.shape[0] > 1 else 0, within]
 
     @functools.cached_property
     def _split_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
