@@ -1099,27 +1099,27 @@ def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: 
     out : (n, H, W) ndarray of float64
     index : slice or (m,) ndarray of int
         The frames of ``out`` that the m regions belong to.
-    values : (m, o1-o0, o1-o0) ndarray of float64
-        Thresholded regions.
+    values : (m, x1-x0, y1-y0) ndarray of float64
+        Thresholded regions, transposed (columns first).
     plan_y, plan_x : AxisPlan
         Their ``o0:o1`` place the regions in the frames.
     background : float
     """
     y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
-    if (y1 - y0, x1 - x0) != out.shape[1:]:
-        # Filling whole frames, then the region, beats filling the border
-        # strips: those are many short strided runs.
-        if isinstance(index, slice):
-            out[index] = background
-        else:
-            for i in index.tolist():
-                out[i] = background
+    # Filling whole frames, then the region, beats filling the border strips:
+    # those are many short strided runs.
+    whole = (y1 - y0, x1 - x0) == out.shape[1:]
     if isinstance(index, slice):
+        if not whole:
+            out[index] = background
         out[index, y0:y1, x0:x1] = values.transpose(0, 2, 1)
-    else:
-        # Frame by frame: contiguous writes, faster than one fancy assignment.
-        for j, i in enumerate(index.tolist()):
-            out[i, y0:y1, x0:x1] = values[j].T
+        return
+    # Frame by frame (contiguous writes, faster than one fancy assignment), the
+    # region right after the fill, while the frame is still in cache.
+    for j, i in enumerate(index.tolist()):
+        if not whole:
+            out[i] = background
+        out[i, y0:y1, x0:x1] = values[j].T
 
 
 # --------------------------------------------------------------------------- #
