@@ -617,7 +617,7 @@ class Band:
         image, row, column = where
         if not self.shared:  # per-image matrices: few elements, each from its own row
             matrices = np.arange(max(piece.shape[0] for piece in self._weights()))[images]
-            for i, r, n in zip(image.tolist(), row.tolist(), column.tolist()):
+            for i, r, n in zip(image.tolist(), row.tolist(), column.tolist(), strict=True):
                 start, weights = self._row(r, int(matrices[i]))
                 coarse, fine = split_weights(weights)
                 data = x[i, start : start + len(weights), n]
