@@ -371,3 +371,15 @@ def test_a_rounded_product_is_repaired_where_it_rounds_the_other_way():
     rows = plan.o1 - plan.o0
     got = plan.smooth.left_rounded(x, np.empty((1, rows, x.shape[2])), slice(None), engine.Workspace())
     np.testing.assert_array_equal(got, exact_rounded_product(plan.smooth, x, np.arange(1), rows))
+
+
+@pytest.mark.parametrize("rcp", [Recipe(), Recipe(antialias=True, centre_shift=[0.3, 0.0])], ids=["default", "antialias"])
+def test_a_geometry_subset_equals_the_geometry_of_its_scales(rcp):
+    """Per-sample windows compute one AxisGeometry and hand each group its subset: the
+    subset must be exactly what the group's scales alone give (trimmed kernels and pixels)."""
+    scales = np.sort(log_uniform(40, 0.3, 8.0, seed=11))
+    window = engine.AxisGeometry.of(scales, 112, 28, rcp, 0.3)
+    for members in (slice(0, 8), slice(8, 30), slice(30, 40)):
+        part, alone = window.subset(members), engine.AxisGeometry.of(scales[members], 112, 28, rcp, 0.3)
+        for field in ("radius", "kernel", "prefilter_radius", "prefilter", "p", "first", "fraction", "weights"):
+            np.testing.assert_array_equal(getattr(part, field), getattr(alone, field), err_msg=field)

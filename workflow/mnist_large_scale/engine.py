@@ -137,11 +137,12 @@ _GROUP_BYTES = 3 << 19
 _GROUP_MAX = 16
 _GROUP_MAX_PER_SAMPLE = 8
 
-# Per-sample scales: images sorted by scale are taken _SCALE_WINDOW at a time,
-# ordered by ink extent within, and share one set of matrix stacks per
-# _PLAN_GROUP: few enough for a tight canvas (the plan spans their ink), of
-# close enough scales for narrow kernels, and enough to build the matrices
-# cheaply per image (measured on the [1, 4] file's draw).
+# Per-sample scales: images sorted by scale are taken _SCALE_WINDOW at a time
+# (their kernels and tap positions computed once), ordered by ink extent
+# within, and share one set of matrix stacks per _PLAN_GROUP: few enough for a
+# tight canvas (the plan spans their ink), of close enough scales for narrow
+# kernels, and enough to build the matrices cheaply per image (measured on the
+# [1, 4] file's draw).
 _SCALE_WINDOW = 128
 _PLAN_GROUP = 32
 
@@ -753,8 +754,8 @@ class AxisGeometry:
 
     Attributes
     ----------
-    margin : (k,) ndarray of int
-        The canvas margin of each scale.
+    radius : (k,) ndarray of int
+        Each scale's Gaussian radius (its canvas margin is one more).
     kernel : (k, 2 reach + 1) ndarray of float64
         Each scale's Gaussian, quantised (on the grid its own width allows).
     prefilter_radius : (k,) ndarray of int
@@ -765,15 +766,18 @@ class AxisGeometry:
         Canvas pixels within reach of the frame, in frame coordinates.
     first, fraction : (k, K) ndarrays
         ``tap_positions`` of each canvas pixel.
+    weights : (taps, k, K) ndarray of float64
+        ``tap_weights`` of each canvas pixel.
     """
 
-    margin: np.ndarray
+    radius: np.ndarray
     kernel: np.ndarray
     prefilter_radius: np.ndarray
     prefilter: np.ndarray
     p: np.ndarray
     first: np.ndarray
     fraction: np.ndarray
+    weights: np.ndarray
 
     @classmethod
     def of(cls, scales: np.ndarray, length: int, n_in: int, recipe: Recipe, centre_shift: float) -> AxisGeometry:
@@ -791,7 +795,28 @@ class AxisGeometry:
         shift = (n_in - 1) / 2 - (margin + (length - 1) / 2 + centre_shift) / scales
         u = (1.0 / scales)[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
         first, fraction = tap_positions(u, recipe.order)
-        return cls(margin, kernel, *antialias_kernels(scales, recipe), p, first, fraction)
+        weights = tap_weights(fraction, recipe.order)
+        return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights)
+
+    def subset(self, images: slice) -> AxisGeometry:
+        """The geometry of some of the scales, equal to ``of`` those scales alone.
+
+        Their kernels and canvas pixels are trimmed to the reach of the widest
+        kernel among them (beyond it the padding is zeros and pixels never kept).
+        """
+        cut = self.kernel.shape[1] // 2 - int(self.radius[images].max())
+        pixels = slice(cut, len(self.p) - cut)
+        prefilter_cut = self.prefilter.shape[1] // 2 - int(self.prefilter_radius[images].max())
+        return AxisGeometry(
+            self.radius[images],
+            self.kernel[images, cut : self.kernel.shape[1] - cut],
+            self.prefilter_radius[images],
+            self.prefilter[images, prefilter_cut : self.prefilter.shape[1] - prefilter_cut],
+            self.p[pixels],
+            self.first[images, pixels],
+            self.fraction[images, pixels],
+            self.weights[:, images, pixels],
+        )
 
 
 def plan_axis(
@@ -843,9 +868,7 @@ def plan_axis(
     if geometry is None:
         geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
     stack = len(scales)
-    kernel, prefilter_kernel, p, first, fraction = (
-        geometry.kernel, geometry.prefilter, geometry.p, geometry.first, geometry.fraction,
-    )
+    kernel, prefilter_kernel, p, first = geometry.kernel, geometry.prefilter, geometry.p, geometry.first
     reach = kernel.shape[1] // 2
     lo, hi = support
     prefilter_reach = prefilter_kernel.shape[1] // 2
@@ -862,7 +885,7 @@ def plan_axis(
             return _EMPTY_PLAN
         k_lo, k_hi = int(touched[0]), int(touched[-1]) + 1
     p0, size = int(p[k_lo]), k_hi - k_lo
-    first, fraction = first[:, k_lo:k_hi], fraction[:, k_lo:k_hi]
+    first, weights = first[:, k_lo:k_hi], geometry.weights[:, :, k_lo:k_hi]
 
     # Frame pixels within reach of a kept canvas pixel; all of them when the
     # zero plane itself is not zero after the clip.
@@ -880,7 +903,6 @@ def plan_axis(
         np.add(entries[0], t, out=entries[t])
     np.clip(entries, 0, width - 1, out=entries)
     entries += np.arange(0, stack * size * width, width).reshape(stack, size)
-    weights = tap_weights(fraction, recipe.order, out=scratch("weights", (n_taps, stack, size)))
 
     def scattered(name: str, part: np.ndarray) -> np.ndarray:
         padded = scratch(name, (stack, size, width))
@@ -1150,8 +1172,18 @@ class _Job:
     background: float
     table: threshold.SoftThreshold
 
-    def plans(self, scales: np.ndarray, images: np.ndarray, shared: bool, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
-        """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``)."""
+    def plans(
+        self,
+        scales: np.ndarray,
+        images: np.ndarray,
+        shared: bool,
+        work: Workspace,
+        geometries: tuple[AxisGeometry, AxisGeometry] | None = None,
+    ) -> tuple[AxisPlan, AxisPlan]:
+        """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``).
+
+        ``geometries``: the y and x axes' ``AxisGeometry`` of these scales, when at hand.
+        """
         (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
         if self.keep_all:
             support_y, support_x = (0, h), (0, w)
@@ -1163,14 +1195,19 @@ class _Job:
                 shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
                 shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
             )
-        shift_y, shift_x = self.recipe.centre_shift
-        geometry_y = AxisGeometry.of(scales, height, h, self.recipe, shift_y)
-        same = (height, h, shift_y) == (width, w, shift_x)  # a square frame: one geometry serves both axes
-        geometry_x = geometry_y if same else AxisGeometry.of(scales, width, w, self.recipe, shift_x)
+        geometry_y, geometry_x = geometries or self.geometries(scales)
         return (
             plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, False, work, geometry_y),
             plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work, geometry_x),
         )
+
+    def geometries(self, scales: np.ndarray) -> tuple[AxisGeometry, AxisGeometry]:
+        """The y and x axes' ``AxisGeometry`` of ``scales``; one serves both axes of a square frame."""
+        (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
+        shift_y, shift_x = self.recipe.centre_shift
+        geometry_y = AxisGeometry.of(scales, height, h, self.recipe, shift_y)
+        same = (height, h, shift_y) == (width, w, shift_x)
+        return geometry_y, geometry_y if same else AxisGeometry.of(scales, width, w, self.recipe, shift_x)
 
     def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
         """Stretch, threshold and store ``region`` (threshold grid units) for the frames ``index``."""
@@ -1200,18 +1237,30 @@ class _Job:
             return
         self.finish(index, smoothed_region(images, plan_y, plan_x, self.recipe, work), plan_y, plan_x, work)
 
-    def run_sorted(self, index: np.ndarray, work: Workspace) -> None:
-        """Images with their own scales, of nearby values: one plan, computed a few at a time."""
-        images = self.gather(index, work)
-        plan_y, plan_x = self.plans(self.scales[index], images, False, work)
-        if plan_y.empty or plan_x.empty:
-            self.out[index] = self.background
-            return
-        step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
-        for a in range(0, len(index), step):
-            part = slice(a, min(len(index), a + step))
-            region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
-            self.finish(index[part], region, plan_y, plan_x, work)
+    def run_sorted(self, window: np.ndarray, work: Workspace) -> None:
+        """Images with their own scales, of nearby values (a window of the scale-sorted batch).
+
+        Their geometry is computed once; groups of ``_PLAN_GROUP`` of like ink
+        extent share a plan (its canvas spans their ink) and go through it a
+        few at a time.
+        """
+        window = window[ink_order(self.images[window])]
+        geometry_y, geometry_x = self.geometries(self.scales[window])
+        for g in range(0, len(window), _PLAN_GROUP):
+            members = slice(g, min(len(window), g + _PLAN_GROUP))
+            index = window[members]
+            subset_y = geometry_y.subset(members)
+            subset_x = subset_y if geometry_x is geometry_y else geometry_x.subset(members)
+            images = self.gather(index, work)
+            plan_y, plan_x = self.plans(self.scales[index], images, False, work, (subset_y, subset_x))
+            if plan_y.empty or plan_x.empty:
+                self.out[index] = self.background
+                continue
+            step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
+            for a in range(0, len(index), step):
+                part = slice(a, min(len(index), a + step))
+                region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
+                self.finish(index[part], region, plan_y, plan_x, work)
 
 
 def ink_order(images: np.ndarray) -> np.ndarray:
@@ -1242,9 +1291,9 @@ def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) ->
     """Split the batch into groups: ``(shared, index)``, a slice or ascending indices.
 
     One scale: consecutive images, or at larger scales groups of like ink
-    extent, sized for the cache.  Per-sample scales: groups of
-    ``_PLAN_GROUP`` of like ink extent among ``_SCALE_WINDOW`` scale-sorted
-    neighbours, each sharing one plan.
+    extent, sized for the cache.  Per-sample scales: windows of
+    ``_SCALE_WINDOW`` scale-sorted neighbours (``_Job.run_sorted`` splits
+    each into plan groups).
     """
     n = len(scales)
     if n == 0:
@@ -1258,9 +1307,7 @@ def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) ->
             return [(True, slice(a, min(n, a + step))) for a in range(0, n, step)]
         shared, order = True, ink_order(images)
     else:
-        step, shared, order = _PLAN_GROUP, False, np.argsort(scales, kind="stable")
-        windows = [order[a : a + _SCALE_WINDOW] for a in range(0, n, _SCALE_WINDOW)]
-        order = np.concatenate([window[ink_order(images[window])] for window in windows])
+        step, shared, order = _SCALE_WINDOW, False, np.argsort(scales, kind="stable")
     return [(shared, np.sort(order[a : a + step])) for a in range(0, n, step)]
 
 
