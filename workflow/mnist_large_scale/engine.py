@@ -848,8 +848,10 @@ def plan_axis(
         Keep every canvas pixel within reach of the frame, zero or not (needed
         when the clip maps zero to a nonzero value).
     transpose : bool
-        Build the matrices for right-multiplication (the x axis): bands hold
-        transposed blocks.
+        The x axis: its resampling band holds transposed blocks (right-
+        multiplication of the images), and its smoothing band is the last
+        stage (two exact parts, scaled to the threshold's grid).  Otherwise
+        the y axis, both bands rounded (``Band.rounded``).
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
@@ -1051,9 +1053,10 @@ def smoothed_region(
 
     Returns
     -------
-    (m, plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) ndarray of float64
-        A view into ``work``: the frame pixels ``[o0:o1, o0:o1]`` in units of
-        ``2**-threshold.BITS`` grey levels, the same on every machine.
+    (m, plan_x.o1 - plan_x.o0, plan_y.o1 - plan_y.o0) ndarray of float64
+        A view into ``work``: the frame pixels ``[o0:o1, o0:o1]``, transposed
+        (columns first), in units of ``2**-threshold.BITS`` grey levels, the
+        same on every machine.
     """
     m, h = images.shape[:2]
     rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
@@ -1210,7 +1213,7 @@ class _Job:
         return geometry_y, geometry_y if same else AxisGeometry.of(scales, width, w, self.recipe, shift_x)
 
     def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
-        """Stretch, threshold and store ``region`` (threshold grid units) for the frames ``index``."""
+        """Stretch, threshold and store ``region`` (threshold grid units, transposed) for the frames ``index``."""
         table = self.table
         if self.recipe.stretch:
             whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
