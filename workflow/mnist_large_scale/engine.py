@@ -295,7 +295,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, type], np.ndarray] = {}
-        self._views: dict[tuple[str, tuple[int, ...], type], np.ndarray] = {}
+        self._views: dict[tuple[str, type], dict[tuple[int, ...], np.ndarray]] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """A C-contiguous array of ``shape`` (contents undefined), reusing the memory of ``name``.
@@ -303,16 +303,17 @@ class Workspace:
         The same shape gives the same view again (the engine asks for a few
         shapes thousands of times).
         """
-        view = self._views.get((name, shape, dtype))
+        key = (name, dtype)
+        views = self._views.get(key)
+        view = None if views is None else views.get(shape)
         if view is not None:
             return view
         size = math.prod(shape)
-        buffer = self._buffers.get((name, dtype))
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.size < size:
-            buffer = self._buffers[name, dtype] = np.empty(max(size, 1), dtype=dtype)
-            # views of the old memory stay valid, but stop handing them out
-            self._views = {key: old for key, old in self._views.items() if key[0] != name or key[2] != dtype}
-        view = self._views[name, shape, dtype] = buffer[:size].reshape(shape)
+            buffer = self._buffers[key] = np.empty(max(size, 1), dtype=dtype)
+            views = self._views[key] = {}  # views of the old memory stay valid, but are not handed out again
+        view = views[shape] = buffer[:size].reshape(shape)
         return view
 
 
