@@ -304,14 +304,13 @@ def test_switches_off_leave_the_default_bytes(synthetic):
 
 def exact_rounded_product(band: engine.Band, x: np.ndarray, stack: np.ndarray, rows_out: int) -> np.ndarray:
     """rint(C + F) for a rounded band, from its dense rows split into coarse and fine parts."""
-    rows = np.arange(rows_out)
     result = np.empty((len(x), rows_out, x.shape[2]))
     for i, matrix in enumerate(stack):
-        starts, weights = band.row_weights(rows, np.full(len(rows), matrix))
-        dense = np.zeros((len(rows), x.shape[1] + weights.shape[1]))
-        for r in rows:
-            dense[r, starts[r] : starts[r] + weights.shape[1]] = weights[r]
-        coarse, fine = engine.split_weights(dense[:, : x.shape[1]])
+        dense = np.zeros((rows_out, x.shape[1]))
+        for r in np.flatnonzero(band._row_blocks[:rows_out] != -2):  # zero rows stay zero
+            start, weights = band._row(int(r), int(matrix))
+            dense[r, start : start + len(weights)] = weights
+        coarse, fine = engine.split_weights(dense)
         # each part's product is exact (integers on its grid), whatever the order
         result[i] = np.rint(coarse @ x[i] + fine @ x[i])
     return result

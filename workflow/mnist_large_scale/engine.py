@@ -348,14 +348,14 @@ def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     return first, u - floor
 
 
-def tap_weights(fraction: np.ndarray, order: int, out: np.ndarray | None = None) -> np.ndarray:
+def tap_weights(fraction: np.ndarray, order: int) -> np.ndarray:
     """Weights of the taps at ``fraction`` (from ``tap_positions``), tap first: (taps,) + fraction.shape.
 
     Pixels outside the input read as zero (mode constant, cval 0), so a tap
-    off the image simply contributes nothing.  ``out``: where to write them.
+    off the image simply contributes nothing.
     """
     x = fraction
-    weights = np.empty((TAPS[order],) + x.shape) if out is None else out
+    weights = np.empty((TAPS[order],) + x.shape)
     if order == 3:
         x2 = x * x
         x3 = x2 * x
@@ -637,7 +637,7 @@ class Band:
         if kind >= 0:
             a, _, q0, _, piece = self.blocks[kind]
             start, within = q0, row - a
-        else:  # the run (a zero row is never repaired: its product is an exact zero)
+        else:  # the run (never asked for a zero row: its product is an exact zero)
             a, _, q0, piece = self.run
             step, within = divmod(row - a, piece.shape[1])
             start = q0 + step * piece.shape[1]
@@ -645,9 +645,13 @@ class Band:
 
     @functools.cached_property
     def _split_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row of a shared one-part band: ``row_weights``, split into its coarse and fine parts."""
-        rows = np.arange(len(self._row_blocks))
-        starts, weights = self.row_weights(rows, np.zeros_like(rows))
+        """Every row of a shared one-part band (``_row``, zero-padded; zero rows stay zero), split into its coarse and fine parts."""
+        rows = len(self._row_blocks)
+        starts = np.zeros(rows, dtype=np.int64)
+        weights = np.zeros((rows, max(piece.shape[2] for piece in self._weights())))
+        for row in np.flatnonzero(self._row_blocks != -2).tolist():
+            starts[row], stored = self._row(row, 0)
+            weights[row, : len(stored)] = stored
         return (starts, *split_weights(weights))
 
     @functools.cached_property
@@ -662,33 +666,6 @@ class Band:
         if self.run is not None:
             kind[self.run[0] : ends[-1]] = -1
         return kind
-
-    def row_weights(self, row: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``row`` of matrices ``matrix`` of a one-part band for left-multiplication.
-
-        Returns
-        -------
-        starts : (n,) ndarray of int
-            The column of each row's first stored weight.
-        weights : (n, W) ndarray of float64
-            The stored weights from there on, zero-padded (zero for zero rows).
-        """
-        starts = np.zeros(len(row), dtype=np.int64)
-        weights = np.zeros((len(row), max(piece.shape[2] for piece in self._weights())))
-        kind = self._row_blocks[row]
-        for j in np.unique(kind).tolist():
-            hit = np.flatnonzero(kind == j)
-            if j >= 0:
-                a, _, q0, q1, piece = self.blocks[j]
-                step, within = 0, row[hit] - a
-            elif j == -1:
-                a, _, q0, piece = self.run
-                step, within = np.divmod(row[hit] - a, piece.shape[1])
-            else:
-                continue
-            weights[hit, : piece.shape[2]] = piece[matrix[hit] if piece.shape[0] > 1 else 0, within]
-            starts[hit] = q0 + step * piece.shape[1]
-        return starts, weights
 
     def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
         """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a one-part band built with ``transpose``.
