@@ -326,7 +326,7 @@ def test_a_rounded_product_rounds_as_the_exact_two_parts(scales, stage):
     band = getattr(plan, stage)
     k = len(scales)
     # (input rows, output rows): input pixels to canvas pixels, or canvas pixels to frame pixels
-    width, columns = (28, plan.size) if stage == "resample" else (plan.size, plan.o1 - plan.o0)
+    width, columns = (28, plan.size) if stage == "resample" else (plan.size, plan.rows)
     bound = engine._RESAMPLED_BOUND if stage == "resample" else engine.canvas_bound(rcp)
     rng = np.random.default_rng(7)
     x = np.rint(rng.uniform(-1, 1, (k, width, 40)) ** 3 * math.ldexp(bound, engine.UNIT_BITS))
@@ -367,7 +367,7 @@ def test_a_rounded_product_is_repaired_where_it_rounds_the_other_way():
     rcp = Recipe()
     plan = engine.plan_axis(np.array([7.0]), 112, 28, rcp, (0, 28), False, False)
     x = np.rint(np.random.default_rng(1).uniform(0.5, 1, (1, plan.size, 20000)) * math.ldexp(255.0, engine.UNIT_BITS))
-    rows = plan.o1 - plan.o0
+    rows = plan.rows
     got = plan.smooth.left_rounded(x, np.empty((1, rows, x.shape[2])), slice(None), engine.Workspace())
     np.testing.assert_array_equal(got, exact_rounded_product(plan.smooth, x, np.arange(1), rows))
 
@@ -380,5 +380,5 @@ def test_a_geometry_subset_equals_the_geometry_of_its_scales(rcp):
     window = engine.AxisGeometry.of(scales, 112, 28, rcp, 0.3)
     for members in (slice(0, 8), slice(8, 30), slice(30, 40)):
         part, alone = window.subset(members), engine.AxisGeometry.of(scales[members], 112, 28, rcp, 0.3)
-        for field in ("radius", "kernel", "prefilter_radius", "prefilter", "p", "first", "fraction", "weights"):
+        for field in ("radius", "kernel", "prefilter_radius", "prefilter", "p", "first", "fraction", "weights", "raw_weights", "data_weights"):
             np.testing.assert_array_equal(getattr(part, field), getattr(alone, field), err_msg=field)

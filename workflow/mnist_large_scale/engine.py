@@ -138,13 +138,13 @@ _GROUP_MAX = 16
 _GROUP_MAX_PER_SAMPLE = 8
 
 # Per-sample scales: images sorted by scale are taken _SCALE_WINDOW at a time
-# (their kernels and tap positions computed once), ordered by ink extent
-# within, and share one set of matrix stacks per _PLAN_GROUP: few enough for a
-# tight canvas (the plan spans their ink), of close enough scales for narrow
-# kernels, and enough to build the matrices cheaply per image (measured on the
-# [1, 4] file's draw).
+# (their kernels, tap positions and weights computed once), ordered by ink size
+# within, and share one set of aligned matrix stacks per _PLAN_GROUP: few
+# enough for a tight canvas (the plan spans their largest digit), of close
+# enough scales for narrow kernels, and enough to build the matrices cheaply
+# per image (measured on the [1, 4] file's draw).
 _SCALE_WINDOW = 128
-_PLAN_GROUP = 32
+_PLAN_GROUP = 64
 
 # One scale: images are grouped by ink extent when the canvas is at least this
 # big (pixels); below it the saved canvas work does not pay for the scattered
@@ -237,18 +237,28 @@ def split_bits(taps, bound: float):
     return np.minimum(RAW_BITS, 52 - np.where(mantissa == 0.5, exponent - 1, exponent).astype(np.int64))
 
 
-def quantize_weights(weights: np.ndarray, bits, axis: int) -> np.ndarray:
+def quantize_weights(weights: np.ndarray, bits, axis: int, largest: np.ndarray | None = None) -> np.ndarray:
     """Weights that sum to 1 along ``axis``, rounded to multiples of ``2**-bits``, summing to exactly 1.
 
-    The rounding error of each set goes to its largest weight, so that a flat
-    region stays exactly flat through interpolation and smoothing.
+    The rounding error of each set goes to its largest weight (the first of
+    the largest magnitudes; ``largest``, when the caller knows it, holds
+    their indices), so that a flat region stays exactly flat through
+    interpolation and smoothing.
     """
     quantized = to_grid(weights, bits)
     # Sums of values on the grid are exact; the correction is a multiple of 2**-bits.
     correction = 1.0 - quantized.sum(axis=axis)
-    index = list(np.indices(correction.shape, sparse=True))
-    index.insert(axis, first_argmax(np.abs(weights), axis))
-    quantized[tuple(index)] += correction
+    if largest is None:
+        largest = first_argmax(np.abs(weights), axis)
+    # Flat positions of the largest weights (one index array is far faster than
+    # numpy's broadcast fancy indices): ``quantized`` is C-contiguous, fresh.
+    step = math.prod(quantized.shape[axis + 1 :])
+    position = np.arange(correction.size).reshape(correction.shape)
+    if axis:
+        outer, inner = np.divmod(position, step)
+        position = outer * (quantized.shape[axis] * step) + inner
+    position += largest * step
+    quantized.reshape(-1)[position.reshape(-1)] += correction.reshape(-1)
     return quantized
 
 
@@ -371,6 +381,21 @@ def tap_weights(fraction: np.ndarray, order: int) -> np.ndarray:
     else:
         weights[...] = 1.0
     return weights
+
+
+def largest_tap(weights: np.ndarray, order: int) -> np.ndarray:
+    """``first_argmax(abs(weights), 0)`` of ``tap_weights``, from one comparison.
+
+    Keys' cubic weights at a fraction in [0, 1) have their largest magnitude
+    at tap 1 or 2, both nonnegative there (each of the others stays below
+    0.075, while the larger of the two is at least 0.5625); the linear
+    weights are both nonnegative.  Ties go to the first, as argmax does.
+    """
+    if order == 3:
+        return 1 + (weights[2] > weights[1])
+    if order == 1:
+        return (weights[1] > weights[0]).astype(np.intp)
+    return np.zeros(weights.shape[1:], dtype=np.intp)
 
 
 def toeplitz_piece(kernels: list[np.ndarray], rows: int) -> np.ndarray:
@@ -685,43 +710,56 @@ class Band:
 
 @dataclass(frozen=True)
 class AxisPlan:
-    """The recipe's two linear stages on one axis, for one scale or a sorted stack of scales.
+    """The recipe's two linear stages on one axis, for one scale or a stack of scales.
+
+    Each matrix of the stack has its own windows, all of the same lengths: the
+    input pixels it reads, the canvas pixels it forms and the frame pixels it
+    computes.  A shared plan (one matrix) reads the input in place; an
+    aligned stack reads each image from its own ``input_start``, so digits of
+    like size but different positions share tight matrices.
 
     Attributes
     ----------
-    p0 : int
-        Frame coordinate of the first kept canvas pixel.
     size : int
-        Kept canvas pixels ``K``: those the input's support reaches (all of
-        them when the clip maps zero to a nonzero value) within the Gaussian's
-        reach of the frame.
-    o0, o1 : int
-        Frame pixels ``o0:o1`` can differ from the background; the others are
-        exactly the smoothed zero plane.
+        Kept canvas pixels ``K`` per matrix: those the input's support reaches
+        (all of them when the clip maps zero to a nonzero value) within the
+        Gaussian's reach of the frame, and zero rows where a matrix needs fewer.
+    rows : int
+        Frame pixels computed per matrix: ``origin .. origin + rows``.  Every
+        other frame pixel is exactly the smoothed zero plane; those past the
+        frame's end are computed but never stored.
+    origin : (k,) ndarray of int
+        Each matrix's first computed frame pixel.
+    input_start : (k,) ndarray of int
+        Each matrix's input column 0, as an input pixel.
+    input_width : int
+        Input pixels each matrix reads (an aligned image is handed in as
+        ``input_width`` pixels from ``input_start``, zeros past the input).
     resample : Band or None
-        ``R`` (k, K, n) restricted to the kept canvas pixels: on the x axis
-        stored transposed, for right-multiplication of the raw images; on the y
-        axis one rounded part (``Band.rounded``).
+        ``R`` (k, K, input_width): on the x axis stored transposed, for
+        right-multiplication of the raw images; on the y axis one rounded part
+        (``Band.rounded``).
     smooth : Band or None
-        ``G`` (k, o1-o0, K) restricted likewise: on the y axis one rounded
-        part; on the x axis, the last stage, coarse and fine parts, applied
-        from the left to the transposed rows.
+        ``G`` (k, rows, K): on the y axis one rounded part; on the x axis, the
+        last stage, coarse and fine parts, applied from the left to the
+        transposed rows.
     """
 
-    p0: int
     size: int
-    o0: int
-    o1: int
+    rows: int
+    origin: np.ndarray
+    input_start: np.ndarray
+    input_width: int
     resample: Band | None
     smooth: Band | None
 
     @property
     def empty(self) -> bool:
         """True when no frame pixel differs from the background."""
-        return self.size == 0 or self.o1 <= self.o0
+        return self.size == 0 or self.rows <= 0
 
 
-_EMPTY_PLAN = AxisPlan(0, 0, 0, 0, None, None)
+_EMPTY_PLAN = AxisPlan(0, 0, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), 0, None, None)
 
 
 @dataclass(frozen=True)
@@ -746,6 +784,10 @@ class AxisGeometry:
         ``tap_positions`` of each canvas pixel.
     weights : (taps, k, K) ndarray of float64
         ``tap_weights`` of each canvas pixel.
+    raw_weights, data_weights : (taps, k, K) ndarrays of float64
+        ``weights`` on their grids (``quantize_weights``): for the columns'
+        resampling, which reads the raw integers (in data units), and for the
+        rows', which reads data units.
     """
 
     radius: np.ndarray
@@ -756,6 +798,8 @@ class AxisGeometry:
     first: np.ndarray
     fraction: np.ndarray
     weights: np.ndarray
+    raw_weights: np.ndarray
+    data_weights: np.ndarray
 
     @classmethod
     def of(cls, scales: np.ndarray, length: int, n_in: int, recipe: Recipe, centre_shift: float) -> AxisGeometry:
@@ -774,7 +818,11 @@ class AxisGeometry:
         u = (1.0 / scales)[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
         first, fraction = tap_positions(u, recipe.order)
         weights = tap_weights(fraction, recipe.order)
-        return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights)
+        # Rounded to their grids so that each set of taps still sums to 1.
+        largest = largest_tap(weights, recipe.order)
+        raw_weights = quantize_weights(weights, RAW_BITS, 0, largest) * math.ldexp(1.0, UNIT_BITS)
+        data_weights = quantize_weights(weights, int(split_bits(TAPS[recipe.order], _RESAMPLED_BOUND)), 0, largest)
+        return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights, raw_weights, data_weights)
 
     def subset(self, images: slice) -> AxisGeometry:
         """The geometry of some of the scales, equal to ``of`` those scales alone.
@@ -794,6 +842,8 @@ class AxisGeometry:
             self.first[images, pixels],
             self.fraction[images, pixels],
             self.weights[:, images, pixels],
+            self.raw_weights[:, images, pixels],
+            self.data_weights[:, images, pixels],
         )
 
 
@@ -802,11 +852,12 @@ def plan_axis(
     length: int,
     n_in: int,
     recipe: Recipe,
-    support: tuple[int, int],
+    support: tuple,
     keep_all: bool,
     transpose: bool,
     work: Workspace | None = None,
     geometry: AxisGeometry | None = None,
+    aligned: bool = False,
 ) -> AxisPlan:
     """Build one axis's matrices for a stack of scales, vectorised over the stack.
 
@@ -819,9 +870,10 @@ def plan_axis(
     n_in : int
         Input pixels on this axis.
     recipe : Recipe
-    support : (lo, hi)
-        Input pixels ``lo:hi`` hold every nonzero input value of the images
-        this plan serves; the others contribute nothing and are left out.
+    support : (lo, hi), ints or (k,) arrays of int
+        Input pixels ``lo:hi`` hold every nonzero input value: of all the
+        images this plan serves, or of each image.  The others contribute
+        nothing and are left out.
     keep_all : bool
         Keep every canvas pixel within reach of the frame, zero or not (needed
         when the clip maps zero to a nonzero value).
@@ -835,6 +887,12 @@ def plan_axis(
         points into it, so a cached plan may be built with one too.
     geometry : AxisGeometry, optional
         ``AxisGeometry.of`` these scales and this axis, when already at hand.
+    aligned : bool
+        Give each matrix its own windows, where its image's ink is (see
+        ``AxisPlan``); the caller hands each image in from its
+        ``input_start``.  Otherwise every matrix has the windows of the whole
+        stack and reads the input in place.  An image without ink on this axis
+        gets zero matrices.
 
     Returns
     -------
@@ -848,62 +906,95 @@ def plan_axis(
     if geometry is None:
         geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
     stack = len(scales)
-    kernel, prefilter_kernel, p, first = geometry.kernel, geometry.prefilter, geometry.p, geometry.first
+    kernel, prefilter_kernel, p = geometry.kernel, geometry.prefilter, geometry.p
     reach = kernel.shape[1] // 2
-    lo, hi = support
+    lo = np.broadcast_to(np.asarray(support[0], dtype=np.int64), (stack,))
+    hi = np.broadcast_to(np.asarray(support[1], dtype=np.int64), (stack,))
     prefilter_reach = prefilter_kernel.shape[1] // 2
     if prefilter_reach:  # the prefilter spreads the support; zero outside the input
-        lo, hi = max(0, lo - prefilter_reach), min(n_in, hi + prefilter_reach)
+        lo, hi = np.maximum(0, lo - prefilter_reach), np.minimum(n_in, hi + prefilter_reach)
     n_taps = TAPS[recipe.order]
 
-    # Canvas pixels whose taps meet the support: a run, as u grows with p.
+    # Canvas pixels k_lo:k_hi (indices into p) have taps that meet the support:
+    # a run in each image, as u grows with p.  Rows offset by more than any tap's
+    # range make first one sorted array: one search finds every run's ends.
     if keep_all:
-        k_lo, k_hi = 0, p.size
+        k_lo, k_hi = np.zeros(stack, dtype=np.int64), np.full(stack, p.size)
     else:
-        touched = np.flatnonzero(((first + (n_taps - 1) >= lo) & (first < hi)).any(axis=0))
-        if touched.size == 0:
-            return _EMPTY_PLAN
-        k_lo, k_hi = int(touched[0]), int(touched[-1]) + 1
-    p0, size = int(p[k_lo]), k_hi - k_lo
-    first, weights = first[:, k_lo:k_hi], geometry.weights[:, :, k_lo:k_hi]
-
-    # Frame pixels within reach of a kept canvas pixel; all of them when the
-    # zero plane itself is not zero after the clip.
-    o0, o1 = (0, length) if keep_all else (max(0, p0 - reach), min(length, p0 + size + reach))
-    if o1 <= o0:
+        spread = int(geometry.first[:, -1].max() - geometry.first[:, 0].min()) + n_in + n_taps + 1
+        offsets = np.arange(0, stack * spread, spread)
+        keyed = (geometry.first + offsets[:, None]).reshape(-1)
+        ends = np.searchsorted(keyed, np.concatenate([offsets + lo - (n_taps - 1), offsets + hi]))
+        k_lo, k_hi = ends[:stack] - np.arange(0, stack * p.size, p.size), ends[stack:] - np.arange(0, stack * p.size, p.size)
+    inked = k_hi > k_lo
+    if not inked.any():
         return _EMPTY_PLAN
+    if not aligned:  # one window for the stack: the first and last canvas pixel any image needs
+        k_lo, k_hi = np.full(stack, k_lo[inked].min()), np.full(stack, k_hi[inked].max())
+    p0, size = p[0] + k_lo, k_hi - k_lo
 
-    # R (k, K, n) over the support's columns lo:hi, scattered in one assignment
-    # into a matrix with one extra column each side: taps off the support are
-    # clipped into those columns, which are then dropped.
-    width = hi - lo + 2
-    entries = scratch("entries", (n_taps, stack, size), np.int64)
-    np.add(first, 1 - lo, out=entries[0])
+    # Frame pixels within reach of a kept canvas pixel: all of them when the zero
+    # plane itself is not zero after the clip (then p0 = -reach and size = p.size).
+    o0, o1 = np.maximum(0, p0 - reach), np.minimum(length, p0 + size + reach)
+    # Every matrix reads canvas pixels around frame pixel o0 + i at the same index
+    # centre + i (one Gaussian band for all), so its canvas starts at o0 - centre;
+    # centre is -reach unless the frame's edge cuts some image's frame pixels.
+    centre = int((o0 - p0)[inked].max())
+    start = o0 - centre
+    kept = int((p0 + size - start)[inked].max())
+    rows = int((o1 - o0)[inked].max())
+    quantized = geometry.raw_weights if transpose else geometry.data_weights
+    if aligned:
+        # Each image's canvas pixels, as indices into p (never below 0: start >= p0 -
+        # reach >= p[0]).  Those past p lie beyond the frame's reach: zero rows.
+        pixels = (start - p[0])[:, None] + np.arange(kept)
+        past = pixels >= p.size if int(pixels[:, -1].max()) >= p.size else None
+        if past is not None:
+            np.minimum(pixels, p.size - 1, out=pixels)
+        first = np.take_along_axis(geometry.first, pixels, axis=1)
+        quantized = np.take_along_axis(quantized, pixels[None], axis=2)
+        weights = np.take_along_axis(geometry.weights, pixels[None], axis=2) if prefilter_reach else None
+        if past is not None:
+            quantized[:, past] = 0.0
+            if weights is not None:
+                weights[:, past] = 0.0
+        width = int((hi - lo)[inked].max())
+    else:
+        cut = slice(int(k_lo[0]), int(k_lo[0]) + kept)
+        first, quantized, weights = geometry.first[:, cut], quantized[:, :, cut], geometry.weights[:, :, cut]
+        width = int(hi[0] - lo[0])
+
+    # R (k, K, width) over each image's input columns lo:lo + width, scattered in
+    # one assignment into a matrix with one extra column each side: taps off an
+    # image's support are put into those columns, which are then dropped.  (So a
+    # canvas pixel whose taps all miss the support is a zero row.)
+    entries = scratch("entries", (n_taps, stack, kept), np.int64)
+    np.subtract(first, (lo - 1)[:, None], out=entries[0])
     for t in range(1, n_taps):
         np.add(entries[0], t, out=entries[t])
-    np.clip(entries, 0, width - 1, out=entries)
-    entries += np.arange(0, stack * size * width, width).reshape(stack, size)
+    if aligned:  # past an image's own support (which may end before width): the pad
+        end = (hi - lo + 1)[:, None]
+        np.clip(entries, 0, end, out=entries)
+        np.putmask(entries, entries == end, width + 1)
+    else:
+        np.clip(entries, 0, width + 1, out=entries)
+    entries += np.arange(0, stack * kept * (width + 2), width + 2).reshape(stack, kept)
 
     def scattered(name: str, part: np.ndarray) -> np.ndarray:
-        padded = scratch(name, (stack, size, width))
+        padded = scratch(name, (stack, kept, width + 2))
         padded.fill(0.0)
         padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
-        return padded[:, :, 1 : 1 + hi - lo]
+        return padded[:, :, 1 : 1 + width]
 
     # The columns' resampling reads the raw integers and takes its weights whole, in
-    # data units; the rows' resampling reads those units.  The interpolation
-    # weights are rounded to their grid so that each set still sums to 1.
-    if transpose:
-        quantized = np.ldexp(quantize_weights(weights, RAW_BITS, axis=0), UNIT_BITS)
-    else:
-        quantized = quantize_weights(weights, int(split_bits(n_taps, _RESAMPLED_BOUND)), axis=0)
+    # data units; the rows' resampling reads those units (AxisGeometry's grids).
     row_sum = float(np.abs(quantized).sum(axis=0).max())
     matrix = scattered("R", quantized)
     if prefilter_reach:
         # R P, composed in a fixed order and then rounded to the grid, entry by
         # entry, each image on its own grid (its prefilter's width, never the
         # group's widest); an image without a prefilter keeps R as above.
-        composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(prefilter_kernel, lo, hi))
+        composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(prefilter_kernel, width))
         if transpose:
             composed = np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)
         else:
@@ -912,23 +1003,26 @@ def plan_axis(
         filtered = geometry.prefilter_radius > 0
         matrix[filtered] = composed[filtered]
         row_sum = max(row_sum, float(np.abs(matrix).sum(axis=2).max()))
-    # Column bounds of R's rows (first grows with p in every sample), as input pixels.
-    tap_starts = np.minimum(np.maximum(first.min(axis=0) - prefilter_reach, lo), hi) - lo
-    tap_stops = np.minimum(np.maximum(first.max(axis=0) + n_taps + prefilter_reach, lo), hi) - lo
-    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=lo)
+    # Column bounds of R's rows, nondecreasing: so is each image's (first grows with
+    # p, and the bounds are clipped to its support), and so their min and max.
+    span = (hi - lo)[:, None]
+    tap_starts = np.clip(first - (prefilter_reach + lo)[:, None], 0, span).min(axis=0)
+    tap_stops = np.clip(first + (n_taps + prefilter_reach - lo)[:, None], 0, span).max(axis=0)
+    offset = 0 if aligned else int(lo[0])
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=offset)
     if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
         resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
 
-    # G (k, o1-o0, K): frame pixel o reads canvas pixels p = o - reach .. o + reach,
-    # kept index p - p0; output row 0 (frame o0) is centred on index o0 - p0.  The
-    # columns' smoothing, the last stage, also scales units to the threshold's grid.
+    # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
+    # centre + i - reach .. centre + i + reach.  The columns' smoothing, the last
+    # stage, also scales units to the threshold's grid.
     if transpose:  # the last stage, not rounded afterwards: exact, in two parts
         parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
-        smooth = Band.from_kernel(parts, o1 - o0, o0 - p0, size, _SMOOTH_BLOCK)
+        smooth = Band.from_kernel(parts, rows, centre, kept, _SMOOTH_BLOCK)
     else:
-        smooth = Band.from_kernel([kernel], o1 - o0, o0 - p0, size, _SMOOTH_BLOCK)
+        smooth = Band.from_kernel([kernel], rows, centre, kept, _SMOOTH_BLOCK)
         smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
-    return AxisPlan(p0, size, o0, o1, resample, smooth)
+    return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
 
 
 def data_units(grey: float) -> float:
@@ -960,12 +1054,12 @@ def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int =
     return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
 
 
-def prefilter_matrix(kernel: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """The prefilter on input pixels ``lo:hi`` as matrices ``P`` (k, hi-lo, hi-lo), ``P[a, b] = kernel[b - a]``.
+def prefilter_matrix(kernel: np.ndarray, width: int) -> np.ndarray:
+    """The prefilter on ``width`` consecutive input pixels as matrices ``P`` (k, width, width), ``P[a, b] = kernel[b - a]``.
 
     Pixels outside the input are zero (mode constant), so the band is cut at the edges.
     """
-    return kernel_band(kernel, hi - lo, hi - lo)
+    return kernel_band(kernel, width, width)
 
 
 def compose_prefilter(resample: np.ndarray, prefilter: np.ndarray) -> np.ndarray:
@@ -1021,7 +1115,8 @@ def smoothed_region(
     Parameters
     ----------
     images : (m, h, w) ndarray of float64, C-contiguous
-        Integer grey levels in [0, RAW_MAX].
+        Integer grey levels in [0, RAW_MAX]: the whole inputs for shared plans,
+        the windows from each plan's ``input_start`` for aligned ones.
     plan_y, plan_x : AxisPlan
         Row and column matrices; shared by all images or one per image.
     recipe : Recipe
@@ -1031,13 +1126,13 @@ def smoothed_region(
 
     Returns
     -------
-    (m, plan_x.o1 - plan_x.o0, plan_y.o1 - plan_y.o0) ndarray of float64
-        A view into ``work``: the frame pixels ``[o0:o1, o0:o1]``, transposed
-        (columns first), in units of ``2**-threshold.BITS`` grey levels, the
-        same on every machine.
+    (m, plan_x.rows, plan_y.rows) ndarray of float64
+        A view into ``work``: each image's computed frame pixels (from the
+        plans' ``origin``), transposed (columns first), in units of
+        ``2**-threshold.BITS`` grey levels, the same on every machine.
     """
     m, h = images.shape[:2]
-    rows, cols = plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0
+    rows, cols = plan_y.rows, plan_x.rows
     unit = math.ldexp(1.0, UNIT_BITS)
     across = plan_x.resample.right(images, work.get("across", (m, h, plan_x.size)), stack)
     np.rint(across, out=across)
@@ -1064,17 +1159,23 @@ def value_range(recipe: Recipe) -> tuple[float, float]:
     return -canvas_bound(recipe), canvas_bound(recipe)
 
 
-def stretch_in_place(region: np.ndarray, whole_frame: bool, clip_max: float) -> None:
+def stretch_in_place(region: np.ndarray, windows: list[tuple[int, int, int, int]], frame: tuple[int, int], clip_max: float) -> None:
     """Scale each image so that its frame maximum becomes ``clip_max`` (the recipe's stretch).
 
-    ``region`` (m, h, w) holds the pixels that can differ from the background;
-    outside it the frame is zero, which counts toward the maximum unless
-    ``whole_frame``.  Images whose maximum is not positive stay as they are.
-    ``clip_max`` is in the region's units.
+    ``region`` (m, columns, rows) holds, transposed, the computed pixels of
+    each image; ``windows`` (``frame_windows``) says which of them lie in its
+    frame of shape ``frame``.  Outside them the frame is zero, which counts
+    toward the maximum unless the window is the whole frame.  Images whose
+    maximum is not positive stay as they are.  ``clip_max`` is in the region's
+    units.  Computed pixels outside the frame are set to zero (never stored).
     """
-    peak = region.max(axis=(1, 2))
-    if not whole_frame:
-        np.maximum(peak, 0.0, out=peak)
+    peak = np.empty(len(windows))
+    for j, (y0, y1, x0, x1) in enumerate(windows):
+        peak[j] = region[j, : x1 - x0, : y1 - y0].max()
+        if (y0, y1, x0, x1) != (0, frame[0], 0, frame[1]):
+            peak[j] = max(peak[j], 0.0)
+        region[j, x1 - x0 :] = 0.0
+        region[j, :, y1 - y0 :] = 0.0
     positive = peak > 0
     factor = np.ones_like(peak)
     # Same expression as the reference: frame * (clip_max / peak).
@@ -1094,35 +1195,46 @@ def background_value(recipe: Recipe) -> float:
     return float(np.float32(value)) if recipe.round_to_float32 else value
 
 
-def store(out: np.ndarray, index, values: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, background: float) -> None:
+def frame_windows(plan_y: AxisPlan, plan_x: AxisPlan, stack: slice, m: int, frame: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Where the computed pixels of the m images ``stack`` of the plans lie in their frames: ``(y0, y1, x0, x1)`` each."""
+    windows = []
+    for plan, length in ((plan_y, frame[0]), (plan_x, frame[1])):
+        origin = plan.origin if len(plan.origin) == 1 else plan.origin[stack]
+        starts = np.broadcast_to(origin, (m,)).tolist()
+        windows.append([(o, min(length, o + plan.rows)) for o in starts])
+    return [(y0, y1, x0, x1) for (y0, y1), (x0, x1) in zip(*windows, strict=True)]
+
+
+def store(out: np.ndarray, index, values: np.ndarray, windows: list[tuple[int, int, int, int]], background: float) -> None:
     """Write thresholded regions into their output frames, background around them.
 
     Parameters
     ----------
     out : (n, H, W) ndarray of float64
     index : slice or (m,) ndarray of int
-        The frames of ``out`` that the m regions belong to.
-    values : (m, x1-x0, y1-y0) ndarray of float64
+        The frames of ``out`` that the m regions belong to (a slice: one
+        window for all).
+    values : (m, columns, rows) ndarray of float64
         Thresholded regions, transposed (columns first).
-    plan_y, plan_x : AxisPlan
-        Their ``o0:o1`` place the regions in the frames.
+    windows : list of m (y0, y1, x0, x1)
+        ``frame_windows``: the frame pixels each region's first rows and
+        columns go to (the rest lie past the frame).
     background : float
     """
-    y0, y1, x0, x1 = plan_y.o0, plan_y.o1, plan_x.o0, plan_x.o1
     # Filling whole frames, then the region, beats filling the border strips:
     # those are many short strided runs.
-    whole = (y1 - y0, x1 - x0) == out.shape[1:]
     if isinstance(index, slice):
-        if not whole:
+        y0, y1, x0, x1 = windows[0]
+        if (y1 - y0, x1 - x0) != out.shape[1:]:
             out[index] = background
-        out[index, y0:y1, x0:x1] = values.transpose(0, 2, 1)
+        out[index, y0:y1, x0:x1] = values[:, : x1 - x0, : y1 - y0].transpose(0, 2, 1)
         return
     # Frame by frame (contiguous writes, faster than one fancy assignment), the
     # region right after the fill, while the frame is still in cache.
-    for j, i in enumerate(index.tolist()):
-        if not whole:
+    for j, (i, (y0, y1, x0, x1)) in enumerate(zip(index.tolist(), windows, strict=True)):
+        if (y1 - y0, x1 - x0) != out.shape[1:]:
             out[i] = background
-        out[i, y0:y1, x0:x1] = values[j].T
+        out[i, y0:y1, x0:x1] = values[j, : x1 - x0, : y1 - y0].T
 
 
 # --------------------------------------------------------------------------- #
@@ -1153,33 +1265,27 @@ class _Job:
     background: float
     table: threshold.SoftThreshold
 
-    def plans(
-        self,
-        scales: np.ndarray,
-        images: np.ndarray,
-        shared: bool,
-        work: Workspace,
-        geometries: tuple[AxisGeometry, AxisGeometry] | None = None,
-    ) -> tuple[AxisPlan, AxisPlan]:
-        """Row and column plans for ``images`` at ``scales`` (one scale when ``shared``).
+    def plans(self, scale: float, images: np.ndarray, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
+        """Shared row and column plans for ``images`` at one ``scale`` (cached across calls, by ink extent)."""
+        (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
+        support_y, support_x = ((0, h), (0, w)) if self.keep_all else input_support(images)
+        return (
+            shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
+            shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
+        )
 
-        ``geometries``: the y and x axes' ``AxisGeometry`` of these scales, when at hand.
-        """
+    def aligned_plans(
+        self, scales: np.ndarray, extents: np.ndarray, geometries: tuple[AxisGeometry, AxisGeometry], work: Workspace
+    ) -> tuple[AxisPlan, AxisPlan]:
+        """Aligned row and column plans (one matrix per image) for images of ``ink_extents`` ``extents``."""
         (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
         if self.keep_all:
-            support_y, support_x = (0, h), (0, w)
-        else:
-            support_y, support_x = input_support(images)
-        if shared:
-            scale = float(scales[0])
-            return (
-                shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
-                shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
-            )
-        geometry_y, geometry_x = geometries or self.geometries(scales)
+            extents = np.broadcast_to(np.array([0, h, 0, w]), extents.shape)
+        y, x = (extents[:, 0], extents[:, 1]), (extents[:, 2], extents[:, 3])
+        geometry_y, geometry_x = geometries
         return (
-            plan_axis(scales, height, h, self.recipe, support_y, self.keep_all, False, work, geometry_y),
-            plan_axis(scales, width, w, self.recipe, support_x, self.keep_all, True, work, geometry_x),
+            plan_axis(scales, height, h, self.recipe, y, self.keep_all, False, work, geometry_y, aligned=True),
+            plan_axis(scales, width, w, self.recipe, x, self.keep_all, True, work, geometry_x, aligned=True),
         )
 
     def geometries(self, scales: np.ndarray) -> tuple[AxisGeometry, AxisGeometry]:
@@ -1190,17 +1296,17 @@ class _Job:
         same = (height, h, shift_y) == (width, w, shift_x)
         return geometry_y, geometry_y if same else AxisGeometry.of(scales, width, w, self.recipe, shift_x)
 
-    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> None:
+    def finish(self, index, region: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace, stack: slice = slice(None)) -> None:
         """Stretch, threshold and store ``region`` (threshold grid units, transposed) for the frames ``index``."""
+        windows = frame_windows(plan_y, plan_x, stack, len(region), self.out.shape[1:])
         table = self.table
         if self.recipe.stretch:
-            whole = (plan_y.o1 - plan_y.o0, plan_x.o1 - plan_x.o0) == self.out.shape[1:]
-            stretch_in_place(region, whole, math.ldexp(self.recipe.clip_max, threshold.BITS))
+            stretch_in_place(region, windows, self.out.shape[1:], math.ldexp(self.recipe.clip_max, threshold.BITS))
             if not self.recipe.clip:  # a stretched negative value has no bound: widen the table to the data
                 low, high = math.ldexp(float(region.min()), -threshold.BITS), math.ldexp(float(region.max()), -threshold.BITS)
                 table = threshold.soft_threshold_table(self.recipe.gain, self.recipe.offset, min(low, 0.0), max(high, 0.0))
         values = table(region, work.get("values", region.shape), work)
-        store(self.out, index, values, plan_y, plan_x, self.background)
+        store(self.out, index, values, windows, self.background)
 
     def gather(self, index, work: Workspace) -> np.ndarray:
         """The images ``index`` as float64 (m, h, w), in the worker's scratch memory."""
@@ -1209,10 +1315,20 @@ class _Job:
         images[...] = selected
         return images
 
+    def gather_aligned(self, index: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan, work: Workspace) -> np.ndarray:
+        """Each image ``index[j]`` from its plans' ``input_start``, as float64 (m, rows, columns), zeros past the input."""
+        images = work.get("images", (len(index), plan_y.input_width, plan_x.input_width))
+        images.fill(0.0)
+        starts = zip(index.tolist(), plan_y.input_start.tolist(), plan_x.input_start.tolist(), strict=True)
+        for j, (i, y, x) in enumerate(starts):
+            window = self.images[i, y : y + plan_y.input_width, x : x + plan_x.input_width]
+            images[j, : window.shape[0], : window.shape[1]] = window
+        return images
+
     def run_shared(self, index, work: Workspace) -> None:
         """Images at the one scale of the batch (a slice, or indices of similar ink extent)."""
         images = self.gather(index, work)
-        plan_y, plan_x = self.plans(self.scales[index], images, True, work)
+        plan_y, plan_x = self.plans(float(self.scales[index][0]), images, work)
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
@@ -1221,35 +1337,55 @@ class _Job:
     def run_sorted(self, window: np.ndarray, work: Workspace) -> None:
         """Images with their own scales, of nearby values (a window of the scale-sorted batch).
 
-        Their geometry is computed once; groups of ``_PLAN_GROUP`` of like ink
-        extent share a plan (its canvas spans their ink) and go through it a
-        few at a time.
+        Their geometry is computed once.  Groups of ``_PLAN_GROUP`` images of
+        like ink size share aligned plans (each image's matrices start where its
+        own ink does, so the group's canvas spans its largest digit, not the
+        union of their positions) and go through them a few at a time.  Blank
+        images are the background.
         """
-        window = window[ink_order(self.images[window])]
+        extents = ink_extents(self.images[window])
+        if not self.keep_all:
+            blank = extents[:, 1] == 0
+            self.out[window[blank]] = self.background
+            window, extents = window[~blank], extents[~blank]
+        # Wide digits together, then tall ones: like sizes, whatever their position.
+        order = np.lexsort((extents[:, 1] - extents[:, 0], extents[:, 3] - extents[:, 2]))
+        window, extents = window[order], extents[order]
         geometry_y, geometry_x = self.geometries(self.scales[window])
         for g in range(0, len(window), _PLAN_GROUP):
             members = slice(g, min(len(window), g + _PLAN_GROUP))
             index = window[members]
             subset_y = geometry_y.subset(members)
             subset_x = subset_y if geometry_x is geometry_y else geometry_x.subset(members)
-            images = self.gather(index, work)
-            plan_y, plan_x = self.plans(self.scales[index], images, False, work, (subset_y, subset_x))
+            plan_y, plan_x = self.aligned_plans(self.scales[index], extents[members], (subset_y, subset_x), work)
             if plan_y.empty or plan_x.empty:
                 self.out[index] = self.background
                 continue
+            images = self.gather_aligned(index, plan_y, plan_x, work)
             step = _images_per_pass(plan_y.size, plan_x.size, _GROUP_MAX_PER_SAMPLE)
             for a in range(0, len(index), step):
                 part = slice(a, min(len(index), a + step))
                 region = smoothed_region(images[part], plan_y, plan_x, self.recipe, work, part)
-                self.finish(index[part], region, plan_y, plan_x, work)
+                self.finish(index[part], region, plan_y, plan_x, work, part)
+
+
+def ink_extents(images: np.ndarray) -> np.ndarray:
+    """Each image's inked rows and columns: (n, 4) int64 ``(row lo, row hi, column lo, column hi)``, zeros when blank."""
+    inked = images != 0
+    extents = np.zeros((len(images), 4), dtype=np.int64)
+    for axis, (rows_or_cols, length) in enumerate(((inked.any(axis=2), images.shape[1]), (inked.any(axis=1), images.shape[2]))):
+        any_ink = rows_or_cols.any(axis=1)
+        extents[any_ink, 2 * axis] = rows_or_cols[any_ink].argmax(axis=1)
+        extents[any_ink, 2 * axis + 1] = length - rows_or_cols[any_ink, ::-1].argmax(axis=1)
+    return extents
 
 
 def ink_order(images: np.ndarray) -> np.ndarray:
     """An order of the images that puts those with similar ink extents next to each other.
 
-    A group's matrices span the union of its images' ink, so grouping digits of
-    like extent (narrow ones together, by first inked column, then width, then
-    rows) shrinks the canvas that the group computes.
+    A shared group's matrices span the union of its images' ink, so grouping
+    digits of like extent (narrow ones together, by first inked column, then
+    width, then rows) shrinks the canvas that the group computes.
 
     Parameters
     ----------
@@ -1260,12 +1396,8 @@ def ink_order(images: np.ndarray) -> np.ndarray:
     (n,) ndarray of int
         Blank images come first.
     """
-    inked = images != 0
-    cols, rows = inked.any(axis=1), inked.any(axis=2)
-    col_lo, row_lo = cols.argmax(axis=1), rows.argmax(axis=1)
-    col_width = np.where(cols.any(axis=1), cols.shape[1] - cols[:, ::-1].argmax(axis=1) - col_lo, 0)
-    row_width = np.where(rows.any(axis=1), rows.shape[1] - rows[:, ::-1].argmax(axis=1) - row_lo, 0)
-    return np.lexsort((row_width, row_lo, col_width, col_lo))
+    row_lo, row_hi, col_lo, col_hi = ink_extents(images).T
+    return np.lexsort((row_hi - row_lo, row_lo, col_hi - col_lo, col_lo))
 
 
 def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) -> list[tuple[bool, slice | np.ndarray]]:

@@ -109,7 +109,7 @@ def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, s
         k, c = np.nonzero(inside)
         matrix[k, rows[c], column[inside]] += weights[t][inside]
     if recipe.antialias:
-        matrix = matrix @ prefilter_matrix(antialias_kernels(scales, recipe)[1], 0, n_in)
+        matrix = matrix @ prefilter_matrix(antialias_kernels(scales, recipe)[1], n_in)
     return matrix
 
 
