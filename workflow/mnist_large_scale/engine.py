@@ -947,17 +947,9 @@ def plan_axis(
     if aligned:
         # Each image's canvas pixels, as indices into p (never below 0: start >= p0 -
         # reach >= p[0]).  Those past p lie beyond the frame's reach: zero rows.
-        pixels = (start - p[0])[:, None] + np.arange(kept)
-        past = pixels >= p.size if int(pixels[:, -1].max()) >= p.size else None
-        if past is not None:
-            np.minimum(pixels, p.size - 1, out=pixels)
-        first = np.take_along_axis(geometry.first, pixels, axis=1)
-        quantized = np.take_along_axis(quantized, pixels[None], axis=2)
-        weights = np.take_along_axis(geometry.weights, pixels[None], axis=2) if prefilter_reach else None
-        if past is not None:
-            quantized[:, past] = 0.0
-            if weights is not None:
-                weights[:, past] = 0.0
+        first, quantized, weights = _canvas_windows(
+            start - p[0], kept, geometry.first, quantized, geometry.weights if prefilter_reach else None
+        )
         width = int((hi - lo)[inked].max())
     else:
         cut = slice(int(k_lo[0]), int(k_lo[0]) + kept)
@@ -1023,6 +1015,27 @@ def plan_axis(
         smooth = Band.from_kernel([kernel], rows, centre, kept, _SMOOTH_BLOCK)
         smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
     return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
+
+
+def _canvas_windows(starts: np.ndarray, kept: int, first: np.ndarray, *weights: np.ndarray | None) -> tuple:
+    """Each image's ``kept`` canvas pixels from index ``starts[j]`` of its geometry: ``first`` (k, P) and ``weights`` (taps, k, P) each.
+
+    Never below index 0.  Pixels past P lie beyond the frame's reach: their
+    weights are zero (and their ``first`` that of the last pixel).
+    """
+    stack, size = first.shape
+    rows = np.arange(stack)
+    past = max(0, int(starts.max()) + kept - size)
+    if past:  # rare: pad every array with the pixels past P
+        first = np.concatenate([first, np.repeat(first[:, -1:], past, axis=1)], axis=1)
+        weights = tuple(None if w is None else np.concatenate([w, np.zeros(w.shape[:2] + (past,))], axis=2) for w in weights)
+    # Windows of consecutive pixels are views (the last axis repeated, read-only);
+    # one fancy index copies each image's.
+    def window_view(values: np.ndarray) -> np.ndarray:
+        shape, strides = values.shape, values.strides
+        return as_strided(values, shape[:-1] + (shape[-1] - kept + 1, kept), strides + strides[-1:], writeable=False)
+
+    return (window_view(first)[rows, starts],) + tuple(None if w is None else window_view(w)[:, rows, starts] for w in weights)
 
 
 def data_units(grey: float) -> float:
