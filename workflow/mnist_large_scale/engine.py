@@ -1172,7 +1172,7 @@ def value_range(recipe: Recipe) -> tuple[float, float]:
     return -canvas_bound(recipe), canvas_bound(recipe)
 
 
-def stretch_in_place(region: np.ndarray, windows: list[tuple[int, int, int, int]], frame: tuple[int, int], clip_max: float) -> None:
+def stretch_in_place(region: np.ndarray, windows: list[list[int]], frame: tuple[int, int], clip_max: float) -> None:
     """Scale each image so that its frame maximum becomes ``clip_max`` (the recipe's stretch).
 
     ``region`` (m, columns, rows) holds, transposed, the computed pixels of
@@ -1185,7 +1185,7 @@ def stretch_in_place(region: np.ndarray, windows: list[tuple[int, int, int, int]
     peak = np.empty(len(windows))
     for j, (y0, y1, x0, x1) in enumerate(windows):
         peak[j] = region[j, : x1 - x0, : y1 - y0].max()
-        if (y0, y1, x0, x1) != (0, frame[0], 0, frame[1]):
+        if [y0, y1, x0, x1] != [0, frame[0], 0, frame[1]]:
             peak[j] = max(peak[j], 0.0)
         region[j, x1 - x0 :] = 0.0
         region[j, :, y1 - y0 :] = 0.0
@@ -1208,17 +1208,16 @@ def background_value(recipe: Recipe) -> float:
     return float(np.float32(value)) if recipe.round_to_float32 else value
 
 
-def frame_windows(plan_y: AxisPlan, plan_x: AxisPlan, stack: slice, m: int, frame: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Where the computed pixels of the m images ``stack`` of the plans lie in their frames: ``(y0, y1, x0, x1)`` each."""
-    windows = []
-    for plan, length in ((plan_y, frame[0]), (plan_x, frame[1])):
-        origin = plan.origin if len(plan.origin) == 1 else plan.origin[stack]
-        starts = np.broadcast_to(origin, (m,)).tolist()
-        windows.append([(o, min(length, o + plan.rows)) for o in starts])
-    return [(y0, y1, x0, x1) for (y0, y1), (x0, x1) in zip(*windows, strict=True)]
+def frame_windows(plan_y: AxisPlan, plan_x: AxisPlan, stack: slice, m: int, frame: tuple[int, int]) -> list[list[int]]:
+    """Where the computed pixels of the m images ``stack`` of the plans lie in their frames: ``[y0, y1, x0, x1]`` each."""
+    windows = np.empty((m, 4), dtype=np.int64)
+    for axis, (plan, length) in enumerate(((plan_y, frame[0]), (plan_x, frame[1]))):
+        windows[:, 2 * axis] = plan.origin if len(plan.origin) == 1 else plan.origin[stack]
+        np.minimum(windows[:, 2 * axis] + plan.rows, length, out=windows[:, 2 * axis + 1])
+    return windows.tolist()
 
 
-def store(out: np.ndarray, index, values: np.ndarray, windows: list[tuple[int, int, int, int]], background: float) -> None:
+def store(out: np.ndarray, index, values: np.ndarray, windows: list[list[int]], background: float) -> None:
     """Write thresholded regions into their output frames, background around them.
 
     Parameters
@@ -1229,7 +1228,7 @@ def store(out: np.ndarray, index, values: np.ndarray, windows: list[tuple[int, i
         window for all).
     values : (m, columns, rows) ndarray of float64
         Thresholded regions, transposed (columns first).
-    windows : list of m (y0, y1, x0, x1)
+    windows : list of m [y0, y1, x0, x1]
         ``frame_windows``: the frame pixels each region's first rows and
         columns go to (the rest lie past the frame).
     background : float

@@ -9,8 +9,10 @@ rational expressions; a value ``x = x_k + d 2**-BITS`` (``|d| <= 1/2``) is then
 the Taylor polynomial ``c0[k] + c1[k] d + c2[k] d**2``.  The third-order term it
 leaves out is below 1e-12 (``(2/pi) (1/3) (gain 2**-BITS / 2)**3``); every step is
 an exact or correctly rounded IEEE operation, so the result is the same
-everywhere.  Three table lookups and a few passes per value cost about five
-times ``np.arctan``; a longer polynomial would cost a lookup more per term.
+everywhere.  The two higher coefficients sit side by side in one 16-byte
+record, so two table lookups (about a tenth faster on real digits than one
+per coefficient) and a few passes per value cost about five times
+``np.arctan``; a longer polynomial would cost more per term.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ class SoftThreshold:
         Grid index of the table's first row.
     coefficients : tuple of 3 (K,) ndarrays of float64
         ``c_j[k - first]``, the Taylor coefficients in ``d`` (grid units).
+    pairs : (K,) ndarray of records ``(c2, c1)``
+        The two higher coefficients, together.
     """
+
+    _PAIR = np.dtype([("c2", np.float64), ("c1", np.float64)])
 
     def __init__(self, gain: float, offset: float, first: int, last: int) -> None:
         self.first = int(first)
@@ -49,6 +55,8 @@ class SoftThreshold:
         scale = 2 / math.pi
         derivatives = (arctan(x), 1.0 / q, -x / (q * q))  # arctan^(j)(x) / j!
         self.coefficients = tuple(np.ascontiguousarray(scale * step**j * f) for j, f in enumerate(derivatives))
+        self.pairs = np.empty(len(k), dtype=self._PAIR)
+        self.pairs["c2"], self.pairs["c1"] = self.coefficients[2], self.coefficients[1]
 
     @property
     def last(self) -> int:
@@ -68,13 +76,12 @@ class SoftThreshold:
             r -= self.first
         index = scratch("threshold index", shape, np.intp)
         index[...] = r
-        c = self.coefficients
-        term = scratch("threshold term", shape)
         # Every index is in the table (see above); numpy's "wrap" mode is its fastest take.
-        np.take(c[2], index, out=out, mode="wrap")
-        for j in (1, 0):
-            out *= t
-            out += np.take(c[j], index, out=term, mode="wrap")
+        pairs = np.take(self.pairs, index, out=scratch("threshold pairs", shape, self._PAIR), mode="wrap")
+        np.multiply(pairs["c2"], t, out=out)
+        out += pairs["c1"]
+        out *= t
+        out += np.take(self.coefficients[0], index, out=scratch("threshold term", shape), mode="wrap")
         return out
 
     def scalar(self, x: float) -> float:
