@@ -24,11 +24,16 @@ import numpy as np
 
 from .exactmath import arctan
 
-__all__ = ["BITS", "SoftThreshold", "soft_threshold_table"]
+__all__ = ["BITS", "CHUNK", "SoftThreshold", "soft_threshold_table"]
 
 #: The table's grid: 2**-BITS grey levels.  Callers hand in values already scaled
 #: by 2**BITS (``t = x 2**BITS``), which saves a pass.
 BITS = 6
+
+#: Values thresholded per chunk: the chunk's six arrays (about 1.8 MB) stay in
+#: the cache of one core (measured: 42 against 49 us an image at s = 4 with
+#: whole regions of 14 images).
+CHUNK = 1 << 15
 
 
 class SoftThreshold:
@@ -63,13 +68,24 @@ class SoftThreshold:
         return self.first + len(self.coefficients[0]) - 1
 
     def __call__(self, t: np.ndarray, out: np.ndarray, work=None) -> np.ndarray:
-        """The threshold of ``x = t 2**-BITS``, into ``out`` (contiguous, shape of ``t``); ``t`` is overwritten.
+        """The threshold of ``x = t 2**-BITS``, into ``out`` (shape of ``t``, both C-contiguous); ``t`` is overwritten.
 
         ``work``, the caller's ``engine.Workspace``, lends the scratch arrays
         (fresh ones without it).  Every ``t`` must lie in ``[first - 1/2, last + 1/2]``.
+        The values go through ``CHUNK`` at a time, so that the passes over one
+        chunk find its arrays still in the core's cache.
         """
-        shape = t.shape
+        if not (t.flags.c_contiguous and out.flags.c_contiguous) or t.shape != out.shape:
+            raise ValueError("t and out must be C-contiguous arrays of one shape")
         scratch = work.get if work is not None else lambda name, shape, dtype=np.float64: np.empty(shape, dtype)
+        values, results = t.reshape(-1), out.reshape(-1)
+        for a in range(0, values.size, CHUNK):
+            self._polynomial(values[a : a + CHUNK], results[a : a + CHUNK], scratch)
+        return out
+
+    def _polynomial(self, t: np.ndarray, out: np.ndarray, scratch) -> None:
+        """``__call__`` on one chunk (1-d)."""
+        shape = t.shape
         r = np.rint(t, out=scratch("threshold r", shape))
         np.subtract(t, r, out=t)  # d, exactly
         if self.first:
@@ -82,7 +98,6 @@ class SoftThreshold:
         out += pairs["c1"]
         out *= t
         out += np.take(self.coefficients[0], index, out=scratch("threshold term", shape), mode="wrap")
-        return out
 
     def scalar(self, x: float) -> float:
         """The threshold of one grey level ``x`` (the background is ``scalar(0)``)."""
