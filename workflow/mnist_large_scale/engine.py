@@ -621,16 +621,15 @@ class Band:
             return np.rint(self.left(x, out, images, work), out=out)
         product = self.left(x, work.get("unrounded", out.shape), images, work)
         np.rint(product, out=out)
-        residual = np.subtract(product, out, out=product)
         if not out.size:
             return out
-        # Usually few elements are that close, often none: two fast reductions say
-        # so.  Otherwise the largest |residual| over the images (reducing the
-        # leading axis is the fast one), then the images at the positions that need it.
+        # Few elements are that close, often none.  The largest distance over the
+        # images (reducing the leading axis is the fast one) finds their
+        # positions, then the images there that need it.
+        distance = np.abs(np.subtract(product, out, out=product), out=product)
         limit = 0.5 - self.rounding
-        if residual.max() >= limit or residual.min() <= -limit:
-            distance = np.abs(residual, out=residual)
-            row, column = np.nonzero(distance.max(axis=0) >= limit)
+        row, column = np.nonzero(distance.max(axis=0) >= limit)
+        if row.size:
             image, which = np.nonzero(distance[:, row, column] >= limit)
             self._repair_left(x, out, (image, row[which], column[which]), images)
         return out
