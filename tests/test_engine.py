@@ -25,8 +25,8 @@ from mnist_large_scale.recipe import Recipe
 
 # The engine computes on exact grids: within this of the float reference.
 TOLERANCE = engine.ENGINE_TOLERANCE
-# With the default recipe, on real digits (measured: at most 7.3e-10; the README states it).
-REAL_DIGITS_BOUND = 1e-9
+# With the default recipe, on real digits (measured: at most 1.07e-9; the README states it).
+REAL_DIGITS_BOUND = 1.5e-9
 OUT = (112, 112)
 SCALES = [0.5, 0.595, 1.0, 1.189, 2.0, 3.0, 4.0, 5.657, 8.0]
 
@@ -317,13 +317,14 @@ def exact_rounded_product(band: engine.Band, x: np.ndarray, stack: np.ndarray, r
 
 
 @pytest.mark.parametrize("scales", [[2.0], [3.3], [0.7], list(np.geomspace(1.0, 1.2, 5))], ids=["s2", "s3.3", "s0.7", "stack"])
-@pytest.mark.parametrize("stage", ["resample", "smooth"])
+@pytest.mark.parametrize("stage", ["resample", "smooth", "last smooth"])
 def test_a_rounded_product_rounds_as_the_exact_two_parts(scales, stage):
-    """The one-part product of the rows' stages, checked and repaired, equals the rounded
-    two-part result on data at the stage's bound; also when every element is repaired."""
+    """The one-part product of the rounded stages (the rows' resampling, both smoothings),
+    checked and repaired, equals the rounded two-part result on data at the stage's bound;
+    also when every element is repaired."""
     rcp = Recipe(antialias=True)
-    plan = engine.plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, False)
-    band = getattr(plan, stage)
+    plan = engine.plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, stage == "last smooth")
+    band = getattr(plan, stage.split()[-1])
     k = len(scales)
     # (input rows, output rows): input pixels to canvas pixels, or canvas pixels to frame pixels
     width, columns = (28, plan.size) if stage == "resample" else (plan.size, plan.rows)

@@ -29,19 +29,21 @@ unless every product and every partial sum is exact.  That holds when the
 weights and the data are integer multiples of powers of two and every partial
 sum stays below 2**53 of its grid.  So:
 
-* data between stages are integers in units of ``2**-UNIT_BITS`` grey levels
-  (``rint`` after each stage: exact, the same everywhere);
+* data between stages, and the last stage's result, are integers in units of
+  ``2**-UNIT_BITS`` grey levels (``rint`` after each stage: exact, the same
+  everywhere);
 * weights are rounded to multiples of ``2**-bits`` (the rows of each matrix
-  still summing to exactly 1), and split into a coarse part on ``2**-HI_BITS``
-  and a fine remainder; each part's product is exact, and their sum is rounded
-  once, by IEEE addition.  The columns' resampling reads the raw integers
-  (0..255) and needs no split;
-* the rows' stages, whose results are rounded to the data grid at once, take
-  one product of the unsplit weights instead, which may round but lies within
-  a proven bound of the two-part sum (``Band.rounded``); every result farther
-  than that bound from a half-integer rounds as the two-part sum does, and the
-  rare others are recomputed exactly from the two parts (``Band.left_rounded``).
-  So these stages give the exact method's integers at half its multiply-adds;
+  still summing to exactly 1).  The columns' resampling reads the raw integers
+  (0..255): its products are exact;
+* the other three stages would be exact with their weights split into a
+  coarse part on ``2**-HI_BITS`` and a fine remainder (each part's product
+  exact, their sum rounded once).  Their results are rounded to the data grid
+  at once, so they take one product of the unsplit weights instead, which may
+  round but lies within a proven bound of the two-part sum
+  (``Band.rounded``); every result farther than that bound from a
+  half-integer rounds as the two-part sum does, and the rare others are
+  recomputed exactly from the two parts (``Band.left_rounded``).  So these
+  stages give the exact method's integers at half its multiply-adds;
 * the Gaussian's exponentials come from ``exactmath.exp``, and its
   normalisation sums numbers on a grid, exactly;
 * the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
@@ -398,53 +400,51 @@ def largest_tap(weights: np.ndarray, order: int) -> np.ndarray:
     return np.zeros(weights.shape[1:], dtype=np.intp)
 
 
-def toeplitz_piece(kernels: list[np.ndarray], rows: int) -> np.ndarray:
-    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs, parts stacked.
+def toeplitz_piece(kernel: np.ndarray, rows: int) -> np.ndarray:
+    """The band of a correlation with centred kernels, for ``rows`` consecutive outputs.
 
     Parameters
     ----------
-    kernels : list of (k, 2 r + 1) ndarray of float64
-        The parts (one, or a coarse and a fine one).
+    kernel : (k, 2 r + 1) ndarray of float64
     rows : int
 
     Returns
     -------
-    (k, parts rows, rows + 2 r) ndarray of float64
-        ``piece[j, p rows + i, c] = kernels[p][j, c - i]`` (zero off the band):
-        output ``o + i`` of part ``p`` reads inputs ``o - r + c``.
+    (k, rows, rows + 2 r) ndarray of float64
+        ``piece[j, i, c] = kernel[j, c - i]`` (zero off the band): output
+        ``o + i`` reads inputs ``o - r + c``.
     """
-    stack, width = kernels[0].shape
-    piece = np.zeros((stack, len(kernels) * rows, rows + width - 1))
-    for p, kernel in enumerate(kernels):
-        # Entry (j, i, t) of this view is piece[j, p rows + i, i + t]: the band's diagonals.
-        part = piece[:, p * rows : (p + 1) * rows]
-        band = as_strided(part, (stack, rows, width), (part.strides[0], part.strides[1] + part.strides[2], part.strides[2]))
-        band[...] = kernel[:, None, :]
+    stack, width = kernel.shape
+    piece = np.zeros((stack, rows, rows + width - 1))
+    # Entry (j, i, t) of this view is piece[j, i, i + t]: the band's diagonals.
+    band = as_strided(piece, (stack, rows, width), (piece.strides[0], piece.strides[1] + piece.strides[2], piece.strides[2]))
+    band[...] = kernel[:, None, :]
     return piece
 
 
 @dataclass(frozen=True)
 class Band:
-    """A stack of banded matrices ``A`` (k, P, Q), the sum of one or two parts, as row blocks without their zero columns.
+    """A stack of banded matrices ``A`` (k, P, Q), as row blocks without their zero columns.
 
     ``k`` is 1 for a matrix shared by all images, else one matrix per image.
-    With two parts (a coarse and a fine one, each exact in its product) a block
-    holds both parts' rows, stacked, so that one product computes both and the
-    data are read once; their two results are then added (one IEEE rounding).
 
-    A band whose products are rounded to integers afterwards (``left_rounded``)
-    holds one part, the exact sum of the coarse and the fine one, whose product
-    may round: it costs half the multiply-adds, and ``rounding`` bounds how far
-    it can lie from the two-part result (see ``rounded``).
+    The weights lie on power-of-two grids.  Split into a coarse part (on
+    ``2**-HI_BITS``) and a fine remainder, each part's product with the data
+    is exact, in any summation order; their sum, rounded once, is the exact
+    method's result.  A band whose products are rounded to integers
+    afterwards (``left_rounded``) takes one product of the unsplit weights
+    instead, which may round: it costs half the multiply-adds, and
+    ``rounding`` bounds how far it can lie from the two-part result (see
+    ``rounded``); the rare results that bound leaves in doubt are computed
+    again from the two parts.
 
     Attributes
     ----------
-    parts : int
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
-        each part's slice, stacked: shape (k, parts (b-a), q1-q0), or, for a
-        one-part band built for right-multiplication (``from_matrix`` with
-        ``transpose``), its transpose (k, q1-q0, b-a).
+        that slice, shape (k, b-a, q1-q0), or, for a band built for
+        right-multiplication (``from_matrix`` with ``transpose``), its
+        transpose (k, q1-q0, b-a).
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
     run : (a, count, q0, piece) or None
@@ -452,12 +452,10 @@ class Band:
         ``piece`` (as a block above), at rows ``a + i h`` and columns
         ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
     rounding : float
-        For a one-part band that stands for a coarse and a fine part: the
-        largest distance between its product, as any BLAS computes it, and the
-        two-part result, in data units; 0 when the product is exact.
+        The largest distance between the product, as any BLAS computes it,
+        and the two-part result, in data units; 0 when the product is exact.
     """
 
-    parts: int
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
     run: tuple[int, int, int, np.ndarray] | None = None
@@ -473,7 +471,7 @@ class Band:
         transpose: bool,
         column_offset: int = 0,
     ) -> Band:
-        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each: a one-part band.
+        """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
 
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
         each row (of any of the k matrices); both must be nondecreasing, as in a
@@ -489,16 +487,15 @@ class Band:
                 continue
             piece = matrix[:, a:b, q0:q1]
             blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
-        return cls(1, tuple(blocks), tuple(zero_rows))
+        return cls(tuple(blocks), tuple(zero_rows))
 
     @classmethod
-    def from_kernel(cls, kernels: list[np.ndarray], rows: int, first_column: int, columns: int, block: int) -> Band:
-        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band, for the sum of ``kernels``.
+    def from_kernel(cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int) -> Band:
+        """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band.
 
         Parameters
         ----------
-        kernels : list of (k, 2 r + 1) ndarray of float64
-            The parts.
+        kernel : (k, 2 r + 1) ndarray of float64
         rows : int
             Outputs ``o = 0 .. rows-1``.
         first_column : int
@@ -508,13 +505,12 @@ class Band:
             Rows per block.
 
         Every interior block is the same Toeplitz piece (they form ``run``), and
-        the blocks at the ends are parts of it (views where they can be).
+        the blocks at the ends are parts of it (views).
         """
-        reach = kernels[0].shape[1] // 2
+        reach = kernel.shape[1] // 2
         block = min(block, rows)
         width = block + 2 * reach
-        piece = toeplitz_piece(kernels, block)
-        parts = len(kernels)
+        piece = toeplitz_piece(kernel, block)
         blocks, zero_rows, interior = [], [], []
         for a in range(0, rows, block):
             b = min(rows, a + block)
@@ -524,15 +520,10 @@ class Band:
                 zero_rows.append((a, b))
             elif (q0, q1, b - a) == (start, start + width, block):
                 interior.append((a, q0))
-            else:
-                c0, c1 = q0 - start, q1 - start
-                if b - a == block:  # every part's rows: a view (BLAS reads its row stride)
-                    blocks.append((a, b, q0, q1, piece[:, :, c0:c1]))
-                    continue
-                cuts = [slice(p * block, p * block + b - a) for p in range(parts)]  # each part's first b - a outputs
-                blocks.append((a, b, q0, q1, np.concatenate([piece[:, cut, c0:c1] for cut in cuts], axis=1)))
+            else:  # a view: BLAS reads its row stride
+                blocks.append((a, b, q0, q1, piece[:, : b - a, q0 - start : q1 - start]))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
-        return cls(len(kernels), tuple(blocks), tuple(zero_rows), run)
+        return cls(tuple(blocks), tuple(zero_rows), run)
 
     @property
     def shared(self) -> bool:
@@ -540,34 +531,24 @@ class Band:
         pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
         return all(piece.shape[0] == 1 for piece in pieces)
 
-    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None) -> np.ndarray:
+    def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
 
         ``images`` selects the m matrices of a per-image stack; a shared matrix
-        broadcasts.  ``work`` holds the parts' stacked results (two parts).
+        broadcasts.
         """
         m, n = x.shape[0], x.shape[2]
         for a, b, q0, q1, block in self.blocks:
-            matrix = block if block.shape[0] == 1 else block[images]
-            if self.parts == 1:
-                np.matmul(matrix, x[:, q0:q1], out=out[:, a:b])
-            else:
-                both = np.matmul(matrix, x[:, q0:q1], out=work.get("band left", (m, 2 * (b - a), n)))
-                np.add(both[:, : b - a], both[:, b - a :], out=out[:, a:b])
+            np.matmul(block if block.shape[0] == 1 else block[images], x[:, q0:q1], out=out[:, a:b])
         if self.run is not None:
             a, count, q0, piece = self.run
-            height, width = piece.shape[1] // self.parts, piece.shape[2]
+            height, width = piece.shape[1], piece.shape[2]
             # (count, m, rows, N) windows of x (overlapping) and of out (splitting an
             # axis, always a view), one GEMM per (block, image).
             sm, sq, sn = x.strides
             windows = as_strided(x[:, q0:], (count, m, width, n), (height * sq, sm, sq, sn), writeable=False)
             targets = out[:, a : a + count * height].reshape(m, count, height, n).transpose(1, 0, 2, 3)
-            matrix = piece if piece.shape[0] == 1 else piece[images]
-            if self.parts == 1:
-                np.matmul(matrix, windows, out=targets)
-            else:
-                both = np.matmul(matrix, windows, out=work.get("band left run", (count, m, 2 * height, n)))
-                np.add(both[:, :, :height], both[:, :, height:], out=targets)
+            np.matmul(piece if piece.shape[0] == 1 else piece[images], windows, out=targets)
         for a, b in self.zero_rows:
             out[:, a:b] = 0.0
         return out
@@ -577,7 +558,7 @@ class Band:
         return [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
 
     def rounded(self, terms: int, row_sum: float, data_bound: float) -> Band:
-        """This one-part band, with ``rounding`` set for its products with data up to ``data_bound`` units.
+        """This band, with ``rounding`` set for its products with data up to ``data_bound`` units.
 
         ``terms`` bounds the nonzero weights in a row and ``row_sum`` the sum
         of their magnitudes.  A product of a row with ``K`` nonzero weights,
@@ -612,14 +593,14 @@ class Band:
     ) -> np.ndarray:
         """``out = rint(A @ x)``, equal to the rounded two-part (exact) result.
 
-        Where the product may round (``rounding`` > 0) it is computed once, in
-        one part; every element farther than ``rounding`` from a half-integer
-        rounds as the two-part result does, and the rare others (about one in
-        ``1 / (2 rounding)``) are computed again exactly, as the two parts would.
+        Where the product may round (``rounding`` > 0) every element farther
+        than ``rounding`` from a half-integer rounds as the two-part result
+        does, and the rare others (about one in ``1 / (2 rounding)``) are
+        computed again exactly, as the two parts would.
         """
         if not self.rounding:
-            return np.rint(self.left(x, out, images, work), out=out)
-        product = self.left(x, work.get("unrounded", out.shape), images, work)
+            return np.rint(self.left(x, out, images), out=out)
+        product = self.left(x, work.get("unrounded", out.shape), images)
         np.rint(product, out=out)
         if not out.size:
             return out
@@ -669,7 +650,7 @@ class Band:
 
     @functools.cached_property
     def _split_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row of a shared one-part band (``_row``, zero-padded; zero rows stay zero), split into its coarse and fine parts."""
+        """Every row of a shared band (``_row``, zero-padded; zero rows stay zero), split into its coarse and fine parts."""
         rows = len(self._row_blocks)
         starts = np.zeros(rows, dtype=np.int64)
         weights = np.zeros((rows, max(piece.shape[2] for piece in self._weights())))
@@ -692,7 +673,7 @@ class Band:
         return kind
 
     def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
-        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a one-part band built with ``transpose``.
+        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
         """
@@ -736,12 +717,11 @@ class AxisPlan:
         ``input_width`` pixels from ``input_start``, zeros past the input).
     resample : Band or None
         ``R`` (k, K, input_width): on the x axis stored transposed, for
-        right-multiplication of the raw images; on the y axis one rounded part
+        right-multiplication of the raw images (exact); on the y axis rounded
         (``Band.rounded``).
     smooth : Band or None
-        ``G`` (k, rows, K): on the y axis one rounded part; on the x axis, the
-        last stage, coarse and fine parts, applied from the left to the
-        transposed rows.
+        ``G`` (k, rows, K), rounded; on the x axis (the last stage) applied
+        from the left to the transposed rows.
     """
 
     size: int
@@ -878,9 +858,9 @@ def plan_axis(
         when the clip maps zero to a nonzero value).
     transpose : bool
         The x axis: its resampling band holds transposed blocks (right-
-        multiplication of the images), and its smoothing band is the last
-        stage (two exact parts, scaled to the threshold's grid).  Otherwise
-        the y axis, both bands rounded (``Band.rounded``).
+        multiplication of the raw images, exact, weights in data units).
+        Otherwise the y axis, whose resampling is rounded (``Band.rounded``).
+        Both smoothing bands are rounded.
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
@@ -1005,14 +985,9 @@ def plan_axis(
         resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
 
     # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
-    # centre + i - reach .. centre + i + reach.  The columns' smoothing, the last
-    # stage, also scales units to the threshold's grid.
-    if transpose:  # the last stage, not rounded afterwards: exact, in two parts
-        parts = [np.ldexp(part, threshold.BITS - UNIT_BITS) for part in split_weights(kernel)]
-        smooth = Band.from_kernel(parts, rows, centre, kept, _SMOOTH_BLOCK)
-    else:
-        smooth = Band.from_kernel([kernel], rows, centre, kept, _SMOOTH_BLOCK)
-        smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
+    # centre + i - reach .. centre + i + reach; rounded to the data grid.
+    smooth = Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK)
+    smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
     return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
 
 
@@ -1154,7 +1129,9 @@ def smoothed_region(
     # Rows first: the canvas's margin rows go through the batched left products,
     # which run closer to peak than the right products' strided column blocks.
     smoothed = plan_y.smooth.left_rounded(canvas, work.get("smoothed", (m, rows, plan_x.size)), stack, work)
-    return plan_x.smooth.left(smoothed.transpose(0, 2, 1), work.get("region", (m, cols, rows)), stack, work)
+    region = plan_x.smooth.left_rounded(smoothed.transpose(0, 2, 1), work.get("region", (m, cols, rows)), stack, work)
+    region *= math.ldexp(1.0, threshold.BITS - UNIT_BITS)  # to the threshold's units, exactly
+    return region
 
 
 def canvas_bound(recipe: Recipe) -> float:
