@@ -1193,7 +1193,7 @@ def frame_windows(plan_y: AxisPlan, plan_x: AxisPlan, stack: slice, m: int, fram
     return windows.tolist()
 
 
-def store(out: np.ndarray, index, values: np.ndarray, windows: list[list[int]], background: float) -> None:
+def store(out: np.ndarray, index, values: np.ndarray, windows: list[list[int]], background: float | None) -> None:
     """Write thresholded regions into their output frames, background around them.
 
     Parameters
@@ -1207,20 +1207,21 @@ def store(out: np.ndarray, index, values: np.ndarray, windows: list[list[int]], 
     windows : list of m [y0, y1, x0, x1]
         ``frame_windows``: the frame pixels each region's first rows and
         columns go to (the rest lie past the frame).
-    background : float
+    background : float or None
+        None when ``out`` holds the background everywhere already.
     """
     # Filling whole frames, then the region, beats filling the border strips:
     # those are many short strided runs.
     if isinstance(index, slice):
         y0, y1, x0, x1 = windows[0]
-        if (y1 - y0, x1 - x0) != out.shape[1:]:
+        if background is not None and (y1 - y0, x1 - x0) != out.shape[1:]:
             out[index] = background
         out[index, y0:y1, x0:x1] = values[:, : x1 - x0, : y1 - y0].transpose(0, 2, 1)
         return
     # Frame by frame (contiguous writes, faster than one fancy assignment), the
     # region right after the fill, while the frame is still in cache.
     for j, (i, (y0, y1, x0, x1)) in enumerate(zip(index.tolist(), windows, strict=True)):
-        if (y1 - y0, x1 - x0) != out.shape[1:]:
+        if background is not None and (y1 - y0, x1 - x0) != out.shape[1:]:
             out[i] = background
         out[i, y0:y1, x0:x1] = values[j, : x1 - x0, : y1 - y0].T
 
@@ -1243,7 +1244,11 @@ def _images_per_pass(ky: int, kx: int, most: int) -> int:
 
 @dataclass(frozen=True)
 class _Job:
-    """The call's inputs and constants, shared by the workers."""
+    """The call's inputs and constants, shared by the workers.
+
+    ``filled``: ``out`` holds the background everywhere already (an array the
+    engine allocated itself), so frames need only their regions written.
+    """
 
     images: np.ndarray
     scales: np.ndarray
@@ -1252,6 +1257,7 @@ class _Job:
     keep_all: bool
     background: float
     table: threshold.SoftThreshold
+    filled: bool = False
 
     def plans(self, scale: float, images: np.ndarray, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
         """Shared row and column plans for ``images`` at one ``scale`` (cached across calls, by ink extent)."""
@@ -1294,7 +1300,7 @@ class _Job:
                 low, high = math.ldexp(float(region.min()), -threshold.BITS), math.ldexp(float(region.max()), -threshold.BITS)
                 table = threshold.soft_threshold_table(self.recipe.gain, self.recipe.offset, min(low, 0.0), max(high, 0.0))
         values = table(region, work.get("values", region.shape), work)
-        store(self.out, index, values, windows, self.background)
+        store(self.out, index, values, windows, None if self.filled else self.background)
 
     def gather(self, index, work: Workspace) -> np.ndarray:
         """The images ``index`` as float64 (m, h, w), in the worker's scratch memory."""
@@ -1462,9 +1468,7 @@ def transform_images(
     scales = np.broadcast_to(np.asarray(scales, dtype=np.float64), (n,))
     if not np.all(np.isfinite(scales) & (scales > 0)):
         raise ValueError("scales must be finite and > 0")
-    if out is None:
-        out = np.empty((n, height, width))
-    elif out.shape != (n, height, width) or out.dtype != np.float64:
+    if out is not None and (out.shape != (n, height, width) or out.dtype != np.float64):
         raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
 
     if images.size and images.dtype != np.uint8:
@@ -1480,7 +1484,13 @@ def transform_images(
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
     table = threshold_table(recipe)
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, table.scalar(0.0), table)
+    background = table.scalar(0.0)
+    # An array of its own starts as the background: one sequential pass, which also
+    # takes the fresh memory's page faults faster than the scattered frame writes would.
+    filled = out is None
+    if filled:
+        out = np.full((n, height, width), background)
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background, table, filled)
     tasks = _tasks(images, scales, (height, width), recipe)
 
     def worker(share: list) -> None:
