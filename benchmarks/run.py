@@ -6,9 +6,10 @@ Measures, in one run, and prints as a table (also written to benchmarks/results.
 (b) images/s of the production engine, one thread and all threads, and its
     largest absolute difference to the reference on the benchmarked images;
     both on real MNIST at scales 0.5, 1, 2, 4, 8 and per-sample scales in [1, 4],
-    the three measurements of a scale taking turns (medians), the engine writing
-    into one output array per scale, reused, as the build's writer reuses its
-    buffers (``engine_speed.py`` says why);
+    after a short warm-up call of each, the three measurements of a scale taking
+    turns (medians), the engine writing into one output array per scale,
+    reused, as the build's writer reuses its buffers (``engine_speed.py`` says
+    why);
 (c) the time h5py needs to write the bytes of a 10,002-image and a 70,000-image
     file (112 x 112 float64, contiguous, fsync'd) with no computation at all,
     and the time the same bytes take written past the page cache (O_DIRECT),
@@ -74,6 +75,9 @@ def bench_transform(images: np.ndarray, n_reference: int, n_engine: int, repeats
         # (other processes, the host) reaches the reference and the engine alike.
         rates = {"reference": [], "one": [], "every": []}
         out = np.zeros((len(batch), *OUT_SHAPE))  # allocated and touched once, reused
+        # First calls pay one-time costs (imports, caches): one short call of each first.
+        recipe.transform_images(ref_batch[:8], ref_scales[:8], OUT_SHAPE)
+        engine.transform_images(batch[:64], scales[:64], OUT_SHAPE)
         for _ in range(repeats):
             rates["reference"].append(images_per_second(1, recipe.transform_images, ref_batch, ref_scales, OUT_SHAPE))
             rates["one"].append(images_per_second(1, engine.transform_images, batch, scales, OUT_SHAPE, threads=1, out=out))
