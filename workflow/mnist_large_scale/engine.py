@@ -67,9 +67,11 @@ in the core's cache.  A group at one scale shares its matrices (cached across
 calls, keyed by the group's ink extent); at larger scales the images are
 grouped by ink extent, so that narrow digits make narrow canvases.  With
 per-sample scales (the scale-range file) the images are sorted by scale, and
-groups of like ink extent among a few scale-sorted neighbours get a stack of
+groups of like ink size among a few scale-sorted neighbours get a stack of
 per-image matrices, built vectorised (both axes of a square frame share the
-kernels and tap positions).
+kernels, tap positions and weights) and aligned: each image's input, canvas
+and frame pixels start where its own ink does, so that the group's canvas
+spans its largest digit, not the union of the digits' positions.
 ``threads`` workers take groups in turn; BLAS is held to one thread.
 
 Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
