@@ -183,6 +183,20 @@ def test_chunks_give_the_result_of_the_whole_batch(synthetic, rcp):
     np.testing.assert_array_equal(whole, parts)
 
 
+@pytest.mark.parametrize("rcp", [Recipe(), Recipe(antialias=True, centre_shift=[4.5, -7.25])], ids=["default", "antialias+shift"])
+def test_aligned_per_sample_groups_give_each_image_alone(synthetic, rcp):
+    """Per-sample groups put each image's matrices where its own ink is: digits rolled across
+    the input, in two groups, at scales whose regions run past the frame's edges or stay
+    inside it, give the bytes of each image computed alone."""
+    moved = [np.roll(synthetic, (dy, dx), axis=(1, 2)) for dy, dx in [(0, 0), (-4, -5), (5, 4), (-5, 5)]]
+    images = np.concatenate(moved * 2)
+    images[:: len(synthetic) + 1] = 0  # and a few blank ones
+    scales = log_uniform(len(images), 0.4, 8.0, seed=12)
+    whole = transform_images(images, scales, (64, 80), rcp)
+    alone = np.concatenate([transform_images(images[i : i + 1], scales[i : i + 1], (64, 80), rcp) for i in range(len(images))])
+    np.testing.assert_array_equal(whole, alone)
+
+
 @pytest.mark.parametrize("scale", [1.0, 3.0])
 def test_the_order_of_the_images_does_not_matter(synthetic, scale):
     """At larger scales the engine groups images by ink extent; results stay in place."""

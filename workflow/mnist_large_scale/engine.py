@@ -1261,7 +1261,7 @@ class _Job:
     table: threshold.SoftThreshold
     filled: bool = False
 
-    def plans(self, scale: float, images: np.ndarray, work: Workspace) -> tuple[AxisPlan, AxisPlan]:
+    def plans(self, scale: float, images: np.ndarray) -> tuple[AxisPlan, AxisPlan]:
         """Shared row and column plans for ``images`` at one ``scale`` (cached across calls, by ink extent)."""
         (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
         support_y, support_x = ((0, h), (0, w)) if self.keep_all else input_support(images)
@@ -1324,7 +1324,7 @@ class _Job:
     def run_shared(self, index, work: Workspace) -> None:
         """Images at the one scale of the batch (a slice, or indices of similar ink extent)."""
         images = self.gather(index, work)
-        plan_y, plan_x = self.plans(float(self.scales[index][0]), images, work)
+        plan_y, plan_x = self.plans(float(self.scales[index][0]), images)
         if plan_y.empty or plan_x.empty:
             self.out[index] = self.background
             return
@@ -1344,7 +1344,7 @@ class _Job:
             blank = extents[:, 1] == 0
             self.out[window[blank]] = self.background
             window, extents = window[~blank], extents[~blank]
-        # Wide digits together, then tall ones: like sizes, whatever their position.
+        # By ink width, then height: like sizes together, whatever their positions.
         order = np.lexsort((extents[:, 1] - extents[:, 0], extents[:, 3] - extents[:, 2]))
         window, extents = window[order], extents[order]
         geometry_y, geometry_x = self.geometries(self.scales[window])
