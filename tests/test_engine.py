@@ -316,6 +316,15 @@ def test_switches_off_leave_the_default_bytes(synthetic):
     assert np.array_equal(transform_images(synthetic, scales, OUT, Recipe(antialias=True, centre_shift=[0.0, 0.0])), default)
 
 
+@pytest.mark.parametrize("order", engine.SUPPORTED_ORDERS)
+def test_the_largest_tap_is_numpys_argmax(order):
+    """The interpolation weights' rounding correction goes to the tap that argmax picks
+    (the first of the largest magnitudes), ties at fraction 1/2 included."""
+    fraction = np.concatenate([np.linspace(0.0, 1.0, 20001, endpoint=False), 0.5 + np.arange(-40, 41) * 2.0**-53])
+    weights = engine.tap_weights(fraction, order)
+    np.testing.assert_array_equal(engine.largest_tap(weights, order), np.abs(weights).argmax(axis=0))
+
+
 def exact_rounded_product(band: engine.Band, x: np.ndarray, stack: np.ndarray, rows_out: int) -> np.ndarray:
     """rint(C + F) for a rounded band, from its dense rows split into coarse and fine parts."""
     result = np.empty((len(x), rows_out, x.shape[2]))

@@ -253,7 +253,7 @@ def quantize_weights(weights: np.ndarray, bits, axis: int, largest: np.ndarray |
     # Sums of values on the grid are exact; the correction is a multiple of 2**-bits.
     correction = 1.0 - quantized.sum(axis=axis)
     if largest is None:
-        largest = first_argmax(np.abs(weights), axis)
+        largest = np.abs(weights).argmax(axis=axis)
     # Flat positions of the largest weights (one index array is far faster than
     # numpy's broadcast fancy indices): ``quantized`` is C-contiguous, fresh.
     step = math.prod(quantized.shape[axis + 1 :])
@@ -264,22 +264,6 @@ def quantize_weights(weights: np.ndarray, bits, axis: int, largest: np.ndarray |
     position += largest * step
     quantized.reshape(-1)[position.reshape(-1)] += correction.reshape(-1)
     return quantized
-
-
-def first_argmax(values: np.ndarray, axis: int) -> np.ndarray:
-    """``values.argmax(axis)`` (the first largest), faster along a short leading axis.
-
-    numpy reduces a leading axis of a few entries (the taps of an interpolation)
-    slowly; comparing the entries one by one gives the same indices.
-    """
-    if axis != 0 or values.shape[0] > 8:
-        return values.argmax(axis=axis)
-    largest = np.zeros(values.shape[1:], dtype=np.intp)
-    best = values[0].copy()
-    for t in range(1, values.shape[0]):
-        largest[values[t] > best] = t  # strictly larger: ties keep the first, as argmax does
-        np.maximum(best, values[t], out=best)
-    return largest
 
 
 def split_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -388,7 +372,7 @@ def tap_weights(fraction: np.ndarray, order: int) -> np.ndarray:
 
 
 def largest_tap(weights: np.ndarray, order: int) -> np.ndarray:
-    """``first_argmax(abs(weights), 0)`` of ``tap_weights``, from one comparison.
+    """``abs(weights).argmax(axis=0)`` of ``tap_weights`` (the tap with the largest weight), from one comparison.
 
     Keys' cubic weights at a fraction in [0, 1) have their largest magnitude
     at tap 1 or 2, both nonnegative there (each of the others stays below
