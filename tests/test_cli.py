@@ -305,3 +305,35 @@ def test_two_base_data_sets_with_one_prefix_are_refused(config):
     base_data = {**config["base_data"], "copy": config["base_data"]["mnist"]}
     with pytest.raises(ValueError, match="base_data.mnist and base_data.copy share the prefix 'mnist_large_scale'"):
         bases_by_prefix(base_data)
+
+
+def stderr_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run the command line in a process whose stderr is a pseudo-terminal; its status and what reached it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    process = subprocess.Popen([sys.executable, "-m", "mnist_large_scale", *argv], stdout=subprocess.DEVNULL, stderr=follower, env=ENV)
+    os.close(follower)
+    seen = b""
+    while True:  # read while it runs, so that a full terminal buffer cannot stall it
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process has closed the terminal and it is drained
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return process.wait(timeout=300), seen.decode(errors="replace")
+
+
+def test_build_draws_its_progress_on_a_terminal_unless_quiet(tmp_path, mnist_dir):
+    argv = ["build", SMALL, "--raw-dir", str(mnist_dir), "--out", str(tmp_path / SMALL)]
+    status, seen = stderr_on_a_terminal(argv)
+    assert status == 0 and "building" in seen and "img" in seen
+    status, seen = stderr_on_a_terminal([*argv, "--quiet"])
+    assert status == 0 and seen == ""
