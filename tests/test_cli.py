@@ -133,6 +133,13 @@ def test_images_of_the_wrong_shape_are_named(capsys, tmp_path):
     fails(capsys, ["inspect", str(path)], "x_train has shape [2, 32, 32], not [n, H, W, 1]")
 
 
+def test_compare_names_report_places_it_cannot_write_before_the_work(capsys, built, tmp_path):
+    fails(capsys, ["compare", str(built), "--report", str(tmp_path / "none" / "r.json")], "--report", "does not exist")
+    fails(capsys, ["compare", str(built), "--figure", str(tmp_path)], "--figure", "is a folder")
+    (tmp_path / "taken").write_text("")
+    fails(capsys, ["compare", str(built), "--out-dir", str(tmp_path / "taken")], "--out-dir", "not a folder")
+
+
 def test_compare_names_a_bad_rebuilt_file(capsys, built, tmp_path):
     fails(capsys, ["compare", str(built), str(tmp_path / "none.h5")], "rebuilt file", "no such file")
 

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import InputError, add_config_option, load_config, positive_int, progress, raw_paths
+from .common import add_config_option, load_config, output_file, positive_int, progress, raw_paths
 
 
 def add_to(commands) -> None:
@@ -35,12 +35,7 @@ def output_path(out: str | None, name: str) -> Path:
         path = Path("results") / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
-    path = Path(out)
-    if not path.parent.is_dir():
-        raise InputError(f"--out {path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise InputError(f"--out {path}: is a folder; give the file to write")
-    return path
+    return output_file(out, "--out")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ __all__ = [
     "load_config",
     "layout_problem",
     "check_mnist_file",
+    "output_file",
     "raw_folder",
     "raw_paths",
     "progress",
@@ -236,6 +237,16 @@ def check_mnist_file(path: str | os.PathLike, what: str = "file", every_split: b
     return path
 
 
+def output_file(path: str | os.PathLike, option: str) -> Path:
+    """A file to write that the user named: its folder must exist, and it must not be a folder."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"{option} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give the file to write")
+    return path
+
+
 def raw_folder(base, raw_dir: str | os.PathLike | None) -> Path:
     """The folder of a base data set's raw files, checked to hold each of them.
 
@@ -267,10 +278,10 @@ def raw_paths(base, raw_dir: str | os.PathLike | None) -> dict[str, str]:
 
 
 @contextmanager
-def progress(args: argparse.Namespace, desc: str, total: int | None = None) -> Iterator:
+def progress(args: argparse.Namespace, desc: str, total: int | None = None, unit: str = "img") -> Iterator:
     """A tqdm bar on stderr, drawn only on a terminal and without ``--quiet``; yields its ``update``."""
     from tqdm import tqdm
 
     disable = True if getattr(args, "quiet", False) else None  # None: tqdm draws only when stderr is a terminal
-    with tqdm(total=total, unit="img", desc=desc, file=sys.stderr, disable=disable, leave=False) as bar:
+    with tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=disable, leave=False) as bar:
         yield bar.update

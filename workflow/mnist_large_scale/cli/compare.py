@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from .common import (
+    InputError,
     add_config_option,
     check_mnist_file,
     load_config,
     non_negative_int,
     note,
+    output_file,
     positive_int,
     progress,
     raw_folder,
@@ -52,7 +54,11 @@ def report_paths(args: argparse.Namespace, published: Path) -> tuple[Path, Path]
     """Where the JSON report and the figure go: --report and --figure, else ``<out dir>/<stem>.compare.*``."""
     stem = published.name.removesuffix(".h5")
     out_dir = Path(args.out_dir) if args.out_dir else DEFAULT_OUT_DIR
-    return Path(args.report or out_dir / f"{stem}.compare.json"), Path(args.figure or out_dir / f"{stem}.compare.png")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out-dir {out_dir}: not a folder")
+    report = output_file(args.report, "--report") if args.report else out_dir / f"{stem}.compare.json"
+    figure = output_file(args.figure, "--figure") if args.figure else out_dir / f"{stem}.compare.png"
+    return report, figure
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     published = check_mnist_file(args.published, "published file")
     rebuilt = check_mnist_file(args.rebuilt, "rebuilt file") if args.rebuilt else None
+    report, figure = report_paths(args, published)  # checked before the work, made after it
     config = load_config(args.config)
     _, base = config.file(args.name or published.name)
     raw_dir = raw_folder(base, args.raw_dir)
@@ -80,9 +87,8 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=update,
         )
-    report, figure = report_paths(args, published)
     for path in (report, figure):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # only --out-dir (or its default) can be missing
     with atomic_path(report) as tmp:
         Path(tmp).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     rows = [(split.split, split.sample["published"], split.sample["rebuilt"], split.sample["mean_difference"]) for split in result.splits if split.sample]

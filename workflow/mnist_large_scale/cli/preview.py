@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import InputError, add_config_option, load_config, note, positive_int, raw_paths
+from .common import add_config_option, load_config, note, output_file, positive_int, raw_paths
 
 
 def positive_scale(text: str) -> float:
@@ -48,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     base = config.base(args.base)
     paths = raw_paths(base, args.raw_dir)
-    out = Path(args.out) if args.out else Path("results") / "preview" / f"{base.key}.png"
-    if args.out and not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    out = output_file(args.out, "--out") if args.out else Path("results") / "preview" / f"{base.key}.png"
     verify_raw_files(base, paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     images, labels = load_split(base, paths, "test", args.count)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from .common import InputError, check_mnist_file
+from .common import InputError, check_mnist_file, progress
 
 
 def add_to(commands) -> None:
@@ -32,12 +32,14 @@ def run(args: argparse.Namespace) -> int:
     paths = [check_mnist_file(path) for path in args.files]
     table = references.load_references()
     verdicts = []
-    for path in paths:
-        verdict = references.compare(path, table, name=args.name)
-        if verdict.status == references.DIFFERS:
-            hint = references.attribute_hint(path, table)
-            verdict = verdict if not hint else dataclasses.replace(verdict, reason=f"{verdict.reason}; {hint}")
-        verdicts.append(verdict)
+    with progress(args, "verifying", total=len(paths), unit="file") as update:  # sha256 of GBs a file
+        for path in paths:
+            verdict = references.compare(path, table, name=args.name)
+            if verdict.status == references.DIFFERS:
+                hint = references.attribute_hint(path, table)
+                verdict = verdict if not hint else dataclasses.replace(verdict, reason=f"{verdict.reason}; {hint}")
+            verdicts.append(verdict)
+            update(1)
     if args.json:
         print(json.dumps([verdict.as_dict() for verdict in verdicts], indent=2))
     else:
