@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: --help and bad options need neither numpy nor the engine
+    from ..names import FileSpec
+    from ..recipe import Recipe
+    from ..sources import BaseData
 
 __all__ = [
     "InputError",
@@ -82,10 +88,10 @@ class LoadedConfig:
 
     path: Path
     values: dict
-    bases: dict  # prefix -> BaseData
-    recipe: object  # Recipe
+    bases: dict[str, BaseData]  # by file-name prefix
+    recipe: Recipe
 
-    def base(self, key: str):
+    def base(self, key: str) -> BaseData:
         """The BaseData of a ``base_data`` key; InputError listing the known keys otherwise."""
         found = next((base for base in self.bases.values() if base.key == key), None)
         if found is None:
@@ -93,7 +99,7 @@ class LoadedConfig:
             raise InputError(f"{self.path}: no base data set {key!r} in base_data (known: {known})")
         return found
 
-    def file(self, name: str, counts: bool = False):
+    def file(self, name: str, counts: bool = False) -> tuple[FileSpec, BaseData]:
         """``(FileSpec, BaseData)`` of a file name, by its prefix (``bases.base_for_name``)."""
         from ..bases import base_for_name
 
@@ -247,7 +253,7 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
-def raw_folder(base, raw_dir: str | os.PathLike | None) -> Path:
+def raw_folder(base: BaseData, raw_dir: str | os.PathLike | None) -> Path:
     """The folder of a base data set's raw files, checked to hold each of them.
 
     Parameters
@@ -268,7 +274,7 @@ def raw_folder(base, raw_dir: str | os.PathLike | None) -> Path:
     return folder
 
 
-def raw_paths(base, raw_dir: str | os.PathLike | None) -> dict[str, str]:
+def raw_paths(base: BaseData, raw_dir: str | os.PathLike | None) -> dict[str, str]:
     """The path of each raw file of a base data set, by its name, in ``raw_folder(base, raw_dir)``."""
     folder = raw_folder(base, raw_dir)
     return {raw.name: str(folder / raw.name) for raw in base.files.values()}
