@@ -16,9 +16,10 @@
 set -euo pipefail
 ROOT=${1:-.cross/arm64-root}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=python3,python3-numpy,python3-h5py,python3-yaml,python3-tqdm,python3-threadpoolctl,python3-matplotlib,python3-scipy,python3-skimage,libopenblas0-pthread
+PACKAGES=python3,python3-numpy,python3-h5py,python3-yaml,python3-tqdm,python3-jsonschema,python3-threadpoolctl,python3-matplotlib,python3-scipy,python3-skimage,libopenblas0-pthread
 
-if [ -e "$ROOT/.ready" ]; then echo "aarch64 root ready: $ROOT"; exit 0; fi
+# .ready holds the package list it was made with: a root made with another list is made again
+if [ -e "$ROOT/.ready" ] && [ "$(cat "$ROOT/.ready")" = "$PACKAGES" ]; then echo "aarch64 root ready: $ROOT"; exit 0; fi
 if [ "$(id -u)" != 0 ]; then echo "aarch64 root: skipped, needs root for debootstrap"; exit 0; fi
 for tool in debootstrap qemu-aarch64-static; do
   if ! command -v "$tool" >/dev/null; then
@@ -41,8 +42,8 @@ LIB="$ROOT/usr/lib/aarch64-linux-gnu"
 ln -sfn blas/libblas.so.3 "$LIB/libblas.so.3"
 ln -sfn lapack/liblapack.so.3 "$LIB/liblapack.so.3"
 rm -f "$ROOT"/var/cache/apt/archives/*.deb
-if ! qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python3" -c "import numpy, h5py, yaml, tqdm, threadpoolctl, matplotlib, scipy, skimage; print('aarch64 python', numpy.__version__)"; then
+if ! qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python3" -c "import numpy, h5py, yaml, tqdm, jsonschema, threadpoolctl, matplotlib, scipy, skimage; print('aarch64 python', numpy.__version__)"; then
   echo "aarch64 root: its python does not run under qemu-aarch64-static; left in $ROOT for a look"; exit 0
 fi
-touch "$ROOT/.ready"
+echo "$PACKAGES" > "$ROOT/.ready"
 echo "aarch64 root ready: $ROOT"

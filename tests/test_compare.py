@@ -244,8 +244,8 @@ def test_a_file_stored_as_float32_is_named_so(tmp_path, config, mnist_base, mnis
     "args, message",
     [
         (["not_a_published_name.h5"], "not_a_published_name"),
-        ([published_name("2p000"), "--fit-images", "-1"], "fit_images"),
-        ([published_name("2p000")], "No such file"),
+        ([published_name("2p000"), "--fit-images", "-1"], "--fit-images"),
+        ([published_name("2p000")], "no such file"),
     ],
 )
 def test_bad_input_fails_with_a_message(tmp_path, mnist_dir, capsys, args, message):

@@ -4,7 +4,9 @@ Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
 ``recipe`` (the per-image reference), ``engine`` (the fast batched engine),
 ``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``,
 ``inspect_file`` (reading any file, the ``inspect`` command), ``figures``,
-``loader`` (``load`` and ``MNISTLargeScale``: the files for training, NumPy or PyTorch).
+``loader`` (``load`` and ``MNISTLargeScale``: the files for training, NumPy or PyTorch),
+``bases`` (the base data set a file name's prefix selects), ``cli`` (the command line,
+``mnist-large-scale`` or ``python -m mnist_large_scale``).
 """
 
 __version__ = "1.0.0"

@@ -30,10 +30,11 @@ import h5py
 import numpy as np
 import yaml
 
+from .bases import base_for_name, bases_by_prefix
 from .build import draw_scales, load_split
 from .engine import transform_images
 from .idx import read_idx
-from .names import FileSpec, ScaleSpec, parse_name
+from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .recipe_fit import ROUNDING, Fit, changes, fit_recipe, is_float32
 from .sources import BaseData, verify_raw_files
@@ -326,10 +327,8 @@ def compare_file(
     if fit_images < 0 or (max_images is not None and max_images < 1):
         raise ValueError(f"fit_images must be >= 0 and max_images >= 1, got {fit_images} and {max_images}")
     published_path = Path(published_path)
-    bases = [BaseData.from_config(key, entry) for key, entry in config["base_data"].items()]
     name = name or published_path.name
-    spec = parse_name(name, prefixes=tuple(base.prefix for base in bases))
-    base = next(base for base in bases if base.prefix == spec.prefix)
+    spec, base = base_for_name(name, bases_by_prefix(config["base_data"]))
     overrides = {}
     for which, tag in (("train", scale_train), ("test", scale_test)):
         if tag:
