@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.loader_speed import measure
+from benchmarks.provenance import provenance
 from benchmarks.workdir import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 row = run_variant(name, VARIANTS[name], folder)
                 row["load_average_at_end"] = os.getloadavg()
+                row.update(provenance("benchmarks.storage"))
             results[name] = row
             args.output.write_text(json.dumps(results, indent=2) + "\n")
             print(
