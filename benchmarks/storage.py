@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def markdown_table(results: dict) -> str:
-    """The results as a README table."""
+    """The results as the table of docs/storage.md."""
     lines = [
         "| variant | dtype | compression | 21 files | training file, s = 2 | test-only file, s = 8 | build of the 21 (2 cores) | shuffled epoch, cold | shuffled epoch, warm |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
