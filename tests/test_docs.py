@@ -135,3 +135,25 @@ def test_the_data_licence_in_the_config_is_the_one_the_readme_states(config):
     assert "Zenodo record 3820247" in readme
     pyproject = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^license = "MIT"$', pyproject, re.M), "pyproject.toml states another licence than LICENSE"
+
+
+def benchmark_records():
+    """Every record of benchmarks/*.json: the file itself, or each entry of a file of named records."""
+    import json
+
+    for path in sorted((REPO / "benchmarks").glob("*.json")):
+        data = json.loads(path.read_text())
+        if "command" in data:
+            yield path.name, data
+        else:  # named records (storage variants, test targets); null: not measured yet
+            yield from ((f"{path.name}: {name}", record) for name, record in data.items() if record is not None)
+
+
+def test_every_benchmark_record_names_its_machine_date_and_command():
+    records = list(benchmark_records())
+    assert len(records) >= 5
+    for name, record in records:
+        assert isinstance(record, dict), name
+        assert {"cpu", "cores", "python"} <= set(record.get("machine", {})), f"{name}: machine"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record.get("date", "")), f"{name}: date"
+        assert record.get("command", "").split()[0] in ("python", "make", "nice"), f"{name}: command"
