@@ -57,6 +57,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.provenance import provenance
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: Test-only at scale 2^(-1/2), test-only at 2^(5/2), and a range file (per-sample scales).
@@ -308,8 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     print_table(rows, skipped)
-    report = {"host": platform.machine(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "files": rows, "skipped": skipped}
+    report = {**provenance("benchmarks.cross_env"), "files": rows, "skipped": skipped}
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written: {args.json}")
     bad = [r for r in rows if r["match"] in ("NO", "FAILED")]

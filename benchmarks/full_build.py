@@ -27,6 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
+from benchmarks.provenance import provenance  # noqa: E402
 from benchmarks.run import direct_write_seconds, raw_write_seconds  # noqa: E402
 from mnist_large_scale.names import parse_name  # noqa: E402
 
@@ -55,6 +56,7 @@ def main(argv=None) -> None:
     built = max(path.stat().st_mtime for path in files) - start
     size = sum(path.stat().st_size for path in files)
     result = {
+        **provenance("benchmarks.full_build"),
         "cores": args.cores,
         "images": sum(counts),
         "bytes": size,

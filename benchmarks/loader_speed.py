@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import h5py
+
+from benchmarks.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work"
@@ -235,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if built:
             path.unlink(missing_ok=True)
-    result["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load_average_at_end": os.getloadavg()}
+    result.update(provenance("benchmarks.loader_speed"))
+    result["load_average_at_end"] = os.getloadavg()
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))
 

@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
+from benchmarks.provenance import provenance  # noqa: E402
 from mnist_large_scale import engine, recipe  # noqa: E402
 from mnist_large_scale.build import draw_scales  # noqa: E402
 from mnist_large_scale.idx import read_idx  # noqa: E402
@@ -214,7 +215,7 @@ def main(argv=None) -> None:
                 flush=True,
             )
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        **provenance("benchmarks.run"),
         "transform": transform_rows,
         "build": build_rows,
     }

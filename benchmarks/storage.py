@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.loader_speed import measure
+from benchmarks.provenance import provenance
 from benchmarks.workdir import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 row = run_variant(name, VARIANTS[name], folder)
                 row["load_average_at_end"] = os.getloadavg()
+                row.update(provenance("benchmarks.storage"))
             results[name] = row
             args.output.write_text(json.dumps(results, indent=2) + "\n")
             print(
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def markdown_table(results: dict) -> str:
-    """The results as a README table."""
+    """The results as the table of docs/storage.md."""
     lines = [
         "| variant | dtype | compression | 21 files | training file, s = 2 | test-only file, s = 8 | build of the 21 (2 cores) | shuffled epoch, cold | shuffled epoch, warm |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",

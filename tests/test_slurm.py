@@ -230,7 +230,7 @@ def test_every_build_and_validation_ran_as_a_slurm_job_with_the_resources_its_ru
     for rule in LOCAL_RULES:
         assert f"localrule {rule}:" in run.output, rule
     assert "localrule build_file:" not in run.output and "localrule validate_file:" not in run.output
-    # per-job overhead against the local run (README, "Outgrowing one machine")
+    # per-job overhead against the local run (docs/cluster.md)
     local = local_build[1]
     waits = [time_of(job["Start"]) - time_of(job["Submit"]) for job in jobs]
     record = {

@@ -146,7 +146,7 @@ def test_a_fetch_that_runs_again_still_builds_what_the_target_needs(tmp_path, mn
 
 @pytest.mark.slow
 def test_the_compact_variant_builds_validates_and_loads(tmp_path, mnist_dir):
-    """config.compact.yaml (README): float32, gzip after shuffle, one image a chunk; validated and read back."""
+    """config.compact.yaml (docs/storage.md): float32, gzip after shuffle, one image a chunk; validated and read back."""
     from mnist_large_scale import MNISTLargeScale
 
     work = make_workdir(tmp_path, mnist_dir)

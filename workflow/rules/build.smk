@@ -11,7 +11,7 @@ rule build_file:
     conda:
         "../../envs/mnist_large_scale.yaml"
     threads: 1
-    # Measured bounds (common.smk, README "Outgrowing one machine"): what a cluster job asks for.
+    # Measured bounds (common.smk, docs/cluster.md): what a cluster job asks for.
     resources:
         mem_mb=job_mem_mb,
         runtime=job_runtime,

@@ -67,8 +67,7 @@ def _warn_about_damaged_raw_files():
 
     Reading the workflow must not touch files (a dry run, --lint or a cluster
     job reads it too), so a damaged file stays where it is: the jobs that read
-    it refuse it with the command that fetches it again (README, "When things
-    go wrong").  Only the main process looks; hashing the four MNIST files
+    it refuse it with the command that fetches it again (docs/recovery.md).  Only the main process looks; hashing the four MNIST files
     takes a fraction of a second.
     """
     for base in BASES.values():

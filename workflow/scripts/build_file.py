@@ -3,6 +3,7 @@
 import functools
 import logging
 
+from mnist_large_scale import logs
 from mnist_large_scale.build import build_file
 from mnist_large_scale.engine import transform_images
 from mnist_large_scale.names import parse_name
@@ -11,7 +12,7 @@ from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.writer import OutputOptions
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+logs.setup(snakemake)
 spec = parse_name(snakemake.wildcards.name)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 # dtype and compression from params (they change the bytes); images per step and direct
@@ -19,20 +20,16 @@ base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 options = OutputOptions.from_config({**snakemake.config["output"], **snakemake.params.storage})
 raw_paths = {name: snakemake.input[name] for name in (raw.name for raw in base.files.values())}
 total = sum(spec.split_count(split) for split in ("train", "val", "test"))
-try:
-    # One log line per refresh (at most every 10 s), with images per second and time left.
-    with progress_bar(total, "build", logging.getLogger("progress"), mininterval=10) as bar:
-        build_file(
-            spec,
-            base,
-            raw_paths,
-            snakemake.output[0],
-            Recipe.from_config(snakemake.params.recipe),
-            functools.partial(transform_images, threads=snakemake.threads),
-            seed=snakemake.params.scale_seed,
-            options=options,
-            progress=bar.update,
-        )
-except Exception:
-    logging.exception("building %s failed", spec.name)
-    raise
+# One log line per refresh (at most every 10 s), with images per second and time left.
+with progress_bar(total, "build", logging.getLogger("progress"), mininterval=10) as bar:
+    build_file(
+        spec,
+        base,
+        raw_paths,
+        snakemake.output[0],
+        Recipe.from_config(snakemake.params.recipe),
+        functools.partial(transform_images, threads=snakemake.threads),
+        seed=snakemake.params.scale_seed,
+        options=options,
+        progress=bar.update,
+    )

@@ -2,9 +2,10 @@
 
 import logging
 
+from mnist_large_scale import logs
 from mnist_large_scale.experiment import ExperimentSettings, run_experiment
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+logs.setup(snakemake)
 settings = ExperimentSettings.from_config({**snakemake.params.settings, "threads": snakemake.threads})
 run_experiment(
     snakemake.input.train,

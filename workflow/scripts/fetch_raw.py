@@ -4,9 +4,10 @@ import logging
 
 import pooch
 
+from mnist_large_scale import logs
 from mnist_large_scale.sources import BaseData, fetch_raw_file
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+logs.setup(snakemake)
 # pooch's logger ("Downloading data from ...") has no parent and a stderr handler of its own:
 # its lines go to this log instead.
 pooch.get_logger().handlers = logging.getLogger().handlers
@@ -14,8 +15,4 @@ pooch.get_logger().handlers = logging.getLogger().handlers
 pooch.get_logger().addFilter(lambda record: not record.getMessage().startswith("SHA256 hash of downloaded file"))
 # The sources come from the config, not params: a new mirror or timeout must not fetch again.
 base = BaseData.from_config(snakemake.wildcards.base, snakemake.config["base_data"][snakemake.wildcards.base])
-try:
-    fetch_raw_file(base, snakemake.wildcards.file, snakemake.output[0])
-except Exception:
-    logging.exception("fetching %s failed", snakemake.wildcards.file)
-    raise
+fetch_raw_file(base, snakemake.wildcards.file, snakemake.output[0])

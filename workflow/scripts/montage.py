@@ -1,9 +1,11 @@
 """Snakemake entry point: the montage of a file's first test images, labelled with their class names."""
 
-from pathlib import Path
+import logging
 
+from mnist_large_scale import logs
 from mnist_large_scale.figures import file_montage, save_figure
 
+logs.setup(snakemake)
 figure = file_montage(snakemake.input.h5, "test", snakemake.params.images, classes=snakemake.params.classes)
 save_figure(figure, snakemake.output.png)
-Path(snakemake.log[0]).write_text(f"montage of {snakemake.input.h5}\n")
+logging.info("montage of %s", snakemake.input.h5)

@@ -1,8 +1,10 @@
 """Snakemake entry point: the histogram of a scale-range file's per-sample scales."""
 
-from pathlib import Path
+import logging
 
+from mnist_large_scale import logs
 from mnist_large_scale.figures import file_scale_histogram, save_figure
 
+logs.setup(snakemake)
 save_figure(file_scale_histogram(snakemake.input.h5), snakemake.output.png)
-Path(snakemake.log[0]).write_text(f"scale histogram of {snakemake.input.h5}\n")
+logging.info("scale histogram of %s", snakemake.input.h5)

@@ -1,12 +1,14 @@
 """Snakemake entry point: one image of each class of the base data set at the 17 published test scales."""
 
-from pathlib import Path
+import logging
 
+from mnist_large_scale import logs
 from mnist_large_scale.build import load_split
 from mnist_large_scale.figures import first_of_each_class, ladder_columns, save_figure, scale_ladder_figure
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 
+logs.setup(snakemake)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
 images, labels = load_split(base, raw_paths, "test", base.splits["test"].size)
@@ -15,4 +17,5 @@ files = {key.removeprefix("scale_"): path for key, path in snakemake.input.items
 columns = ladder_columns(indices, images[indices], Recipe.from_config(snakemake.params.recipe), files)
 title = f"The first test image of each class at the 17 published test scales ({base.key} test indices {', '.join(map(str, indices))})"
 save_figure(scale_ladder_figure(columns, labels[indices], title, classes=snakemake.params.classes), snakemake.output.png)
-Path(snakemake.log[0]).write_text("".join(f"s = {c['scale']:.3f}: {c['source']}\n" for c in columns))
+for column in columns:
+    logging.info("s = %.3f: %s", column["scale"], column["source"])

@@ -3,10 +3,13 @@
 Each line was computed by the validation job of its file and written only after the file passed.
 """
 
+import logging
 from pathlib import Path
 
+from mnist_large_scale import logs
 from mnist_large_scale.writer import write_text_atomically
 
+logs.setup(snakemake)
 lines = [Path(path).read_text() for path in sorted(snakemake.input)]
 write_text_atomically(snakemake.output[0], "".join(lines))
-Path(snakemake.log[0]).write_text(f"{len(lines)} files in the manifest\n")
+logging.info("%d files in the manifest", len(lines))

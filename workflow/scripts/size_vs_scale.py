@@ -1,12 +1,15 @@
 """Snakemake entry point: measured image size against nominal scale, across all files."""
 
 import json
+import logging
 from pathlib import Path
 
+from mnist_large_scale import logs
 from mnist_large_scale.figures import save_figure, size_series, size_vs_scale_figure
 
+logs.setup(snakemake)
 reports = [json.loads(Path(path).read_text()) for path in snakemake.input]
 series = size_series(reports)
 title = f"Image size against scale: {len(reports)} files, {sum(len(item['scale']) for item in series)} measured images"
 save_figure(size_vs_scale_figure(series, snakemake.params.tolerance, title), snakemake.output.png)
-Path(snakemake.log[0]).write_text(f"{len(series)} splits plotted\n")
+logging.info("%d splits plotted", len(series))

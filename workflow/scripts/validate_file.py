@@ -7,12 +7,13 @@ import json
 import logging
 from pathlib import Path
 
+from mnist_large_scale import logs
 from mnist_large_scale.recipe import Recipe
 from mnist_large_scale.sources import BaseData
 from mnist_large_scale.validate import ValidationSettings, raise_on_failure, validate_and_checksum
 from mnist_large_scale.writer import OutputOptions, write_text_atomically
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+logs.setup(snakemake)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 raw_paths = {raw.name: snakemake.input[raw.name] for raw in base.files.values()}
 # What the file must be comes from params (the config's recipe, seed, dtype, compression, pins);
@@ -31,11 +32,7 @@ report, sha256 = validate_and_checksum(
 )
 text = json.dumps(report, indent=2)
 logging.info("report:\n%s", text)
-try:
-    raise_on_failure(report)
-except Exception:
-    logging.exception("validation failed")
-    raise
+raise_on_failure(report)
 write_text_atomically(snakemake.output.report, text + "\n")
 # The manifest vouches only for a file that passed: its line is written after the checks.
 write_text_atomically(snakemake.output.checksum, f"{sha256}  {Path(snakemake.input.h5).name}\n")

@@ -1,13 +1,16 @@
 """Snakemake entry point: the summary table of every validation report, as TSV and HTML."""
 
 import json
+import logging
 from pathlib import Path
 
+from mnist_large_scale import logs
 from mnist_large_scale.validate import summary_html, summary_rows, summary_tsv
 from mnist_large_scale.writer import write_text_atomically
 
+logs.setup(snakemake)
 reports = [json.loads(Path(path).read_text()) for path in snakemake.input]
 rows = summary_rows(reports)
 write_text_atomically(snakemake.output.tsv, summary_tsv(rows))
 write_text_atomically(snakemake.output.html, summary_html(reports, rows))
-Path(snakemake.log[0]).write_text(f"{len(reports)} reports, {len(rows)} rows\n")
+logging.info("%d reports, %d rows", len(reports), len(rows))
