@@ -1027,6 +1027,71 @@ def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int =
     return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
 
 
+def boundary_index(index: np.ndarray, length: int, mode: str) -> np.ndarray:
+    """The frame pixel that scipy.ndimage's boundary ``mode`` reads for pixel ``index`` of a line of ``length``.
+
+    Parameters
+    ----------
+    index : ndarray of int
+        Pixels of the line extended past its ends (any integers).
+    length : int
+        Pixels of the line (the frame's axis).
+    mode : {"reflect", "nearest", "constant"}
+        ``reflect``: mirrored about the edge of the last pixel, repeatedly
+        (``d c b a | a b c d | d c b a``, period ``2 length``); ``nearest``:
+        the nearest edge pixel; ``constant``: none (the value outside).
+
+    Returns
+    -------
+    ndarray of int64
+        Pixels in ``[0, length)``; -1 where ``constant`` reads the value outside.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if mode == "reflect":
+        folded = index % (2 * length)
+        return np.where(folded < length, folded, 2 * length - 1 - folded)
+    if mode == "nearest":
+        return np.clip(index, 0, length - 1)
+    if mode == "constant":
+        return np.where((index >= 0) & (index < length), index, -1)
+    raise ValueError(f"no boundary mode {mode!r}")
+
+
+def folded_band(kernel: np.ndarray, origin: np.ndarray, start: np.ndarray, rows: int, columns: int, length: int, mode: str) -> np.ndarray:
+    """Dense smoothing matrices of a frame with its edge folded in (k, rows, columns).
+
+    Row ``i`` of matrix ``j`` is frame pixel ``origin[j] + i``; column ``c`` is
+    frame pixel ``start[j] + c``.  Each entry is the sum of the kernel weights
+    whose taps read that pixel under the boundary ``mode`` (``boundary_index``):
+    on the kernel's grid, so exact in any order; a row of ``reflect`` or
+    ``nearest`` keeps the kernel's sum, one of ``constant`` loses the taps past
+    the edge.  Rows past the frame, and taps on pixels outside the columns
+    (which hold zeros), are left out.
+
+    Parameters
+    ----------
+    kernel : (k, 2 r + 1) ndarray of float64
+        Centred kernels, as ``gaussian_weights`` gives them (possibly quantised).
+    origin, start : (k,) ndarrays of int
+    rows, columns, length : int
+    mode : {"reflect", "nearest", "constant"}
+    """
+    stack, width = kernel.shape
+    reach = width // 2
+    origin = np.broadcast_to(np.asarray(origin, dtype=np.int64), (stack,))
+    start = np.broadcast_to(np.asarray(start, dtype=np.int64), (stack,))
+    frame = origin[:, None] + np.arange(rows)  # (k, rows)
+    band = np.zeros((stack, rows, columns))
+    matrix, row = np.indices((stack, rows))
+    for t in range(width):
+        source = boundary_index(frame + (t - reach), length, mode)
+        column = source - start[:, None]
+        # One tap reads one pixel per row: no two additions of this pass meet.
+        valid = (frame < length) & (source >= 0) & (column >= 0) & (column < columns) & (kernel[:, t : t + 1] != 0)
+        band[matrix[valid], row[valid], column[valid]] += kernel[matrix[valid], t]
+    return band
+
+
 def prefilter_matrix(kernel: np.ndarray, width: int) -> np.ndarray:
     """The prefilter on ``width`` consecutive input pixels as matrices ``P`` (k, width, width), ``P[a, b] = kernel[b - a]``.
 
@@ -1445,6 +1510,8 @@ def transform_images(
         raise NotImplementedError(
             f"interpolation order {recipe.order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
         )
+    if not recipe.on_canvas:
+        raise NotImplementedError(f"recipe.smooth_boundary {recipe.smooth_boundary!r} is not reproduced by the engine yet; use canvas")
     if recipe.sigma_per_scale < 0 or recipe.truncate < 0:
         raise ValueError("sigma_per_scale and truncate must be >= 0")
     if int(threads) < 1:
