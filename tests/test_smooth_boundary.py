@@ -293,3 +293,35 @@ def test_folded_rows_keep_the_kernels_grid_and_sum(mode, scales):
         assert np.all(sums <= 1.0) and sums.min() < 0.6
     else:
         assert np.all(sums == 1.0)
+
+
+@pytest.mark.parametrize("mode", FRAME_MODES)
+@pytest.mark.parametrize("smooth_block", [1, 5])
+def test_every_row_block_at_the_edge_is_folded(synthetic, monkeypatch, mode, smooth_block):
+    """Row blocks of one and five rows put block boundaries at every distance from the edge:
+    a block that the fold misses by one row would be off the reference by far more than the bound."""
+    monkeypatch.setattr(engine, "_SMOOTH_BLOCK", smooth_block)
+    engine.shared_plan.cache_clear()
+    try:
+        rcp = Recipe(smooth_boundary=mode)
+        assert max_difference(synthetic, 8.0, rcp=rcp) <= engine.ENGINE_TOLERANCE
+        assert max_difference(synthetic, log_uniform(len(synthetic), 3.0, 8.0, seed=11), (33, 57), rcp) <= engine.ENGINE_TOLERANCE
+    finally:
+        engine.shared_plan.cache_clear()
+
+
+@pytest.mark.parametrize("mode", FRAME_MODES)
+@pytest.mark.parametrize("name", ["mnist_large_scale_te60_outsize112-112_scte8p000.h5", "mnist_large_scale_tr60_vl20_te20_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5"])
+def test_a_file_built_in_a_frame_mode_passes_validation(tmp_path, mnist_base, mnist_paths, mode, name):
+    """The engine's file, checked against the reference recipe of its own mode (and failing the canvas's)."""
+    from mnist_large_scale.build import build_file
+    from mnist_large_scale.names import parse_name
+    from mnist_large_scale.validate import ValidationSettings, validate_file
+
+    rcp = Recipe(smooth_boundary=mode)
+    path = tmp_path / name
+    build_file(parse_name(name), mnist_base, mnist_paths, path, rcp, engine.transform_images, seed=1)
+    settings = ValidationSettings(sample_images=20)
+    report = validate_file(path, mnist_base, mnist_paths, rcp, 1, settings=settings)
+    assert report["ok"], [check for check in report["checks"] if not check["ok"]]
+    assert not validate_file(path, mnist_base, mnist_paths, Recipe(), 1, settings=settings)["ok"]
