@@ -266,37 +266,19 @@ def test_the_smoke_test_runs_all_with_a_stock_snakemake_and_the_same_bytes(
     assert (clone / ".test/report.html").stat().st_size > 100_000
 
 
-MODULE_SNAKEFILE = '''\
-# A workflow of its own that uses MNIST Large Scale as a module (docs/snakemake.md).
-from snakemake.utils import min_version
-
-min_version("9.0")
-
-
-configfile: "config/config.yaml"
-
-
-module mls:
-    snakefile:
-        "{snakefile}"
-    config:
-        config
-
-
-use rule * from mls as mls_*
-
-
-rule all:
-    default_target: True
-    input:
-        "results/{name}",
-'''
+def documented_module_snakefile(module_path):
+    """The example Snakefile of docs/snakemake.md, its module's path set to ``module_path``."""
+    page = (REPO / "docs/snakemake.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "module mls:" in block)
+    assert '"../mnist-large-scale/Snakefile"' in example
+    return example.replace('"../mnist-large-scale/Snakefile"', f'"{module_path}"')
 
 
 @pytest.mark.slow
 def test_another_workflow_builds_a_file_through_the_module(stock_snakemake_with_rule_packages, tmp_path, mnist_dir):
-    """`module` with a path and a config of its own, `use rule * from mls as mls_*`: the file lands in the
-    using workflow's folder, with the bytes of the package's own build, and nothing is written into the clone."""
+    """docs/snakemake.md's example: `module` with a path and a config of its own, `use rule * from mls as mls_*`;
+    the file lands in the using workflow's folder, with the bytes of the package's own build, and nothing is
+    written into the clone."""
     clone = fresh_clone(tmp_path / "clone")
     user = with_raw_mnist(tmp_path / "user", mnist_dir)
     name = smoke_targets()[1]
@@ -305,7 +287,9 @@ def test_another_workflow_builds_a_file_through_the_module(stock_snakemake_with_
     config["experiment"]["train_file"] = smoke_targets()[0]
     (user / "config").mkdir()
     (user / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (user / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=clone / "Snakefile", name=name))
+    snakefile = documented_module_snakefile(clone / "Snakefile")
+    assert f'"results/{name}"' in snakefile, "the documented example builds another file than this test checks"
+    (user / "Snakefile").write_text(snakefile)
     run = stock(stock_snakemake_with_rule_packages, "--cores", "2", cwd=user)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "mls_build_file" in run.stdout + run.stderr
