@@ -374,3 +374,32 @@ def test_the_dry_run_with_sdm_conda_where_conda_is_installed(stock_clone):
     dry = stock(stock_snakemake, "all", "-n", "--sdm", "conda", cwd=stock_clone)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "envs/mnist_large_scale.yaml" in dry.stdout + dry.stderr
+
+
+def _common_smk_function(name, namespace):
+    """Define the top-level function ``name`` of common.smk (plain Python) in ``namespace``."""
+    source = (REPO / "workflow/rules/common.smk").read_text()
+    match = re.search(rf"^def {name}\(.*?(?=^\S)", source, re.M | re.S)
+    exec(match[0], namespace)
+    return namespace[name]
+
+
+def test_the_workflow_folder_is_that_of_common_smk_and_a_remote_source_is_refused_by_name():
+    """workflow.current_basedir (workflow/rules) gives workflow/; a source without a path on disk (github(...))
+    stops with a message that names it and the way that works, a local clone."""
+
+    class Workflow:
+        current_basedir = None
+
+    workflow = Workflow()
+    workflow_dir = _common_smk_function("_workflow_dir", {"workflow": workflow, "Path": Path})
+    workflow.current_basedir = REPO / "workflow" / "rules"
+    assert workflow_dir() == REPO / "workflow"
+
+    class RemoteSource:
+        def __str__(self):
+            return "github(owner/repo, path=Snakefile, tag=v1.0.0)"
+
+    workflow.current_basedir = RemoteSource()
+    with pytest.raises(ValueError, match=r"github\(owner/repo.*local clone"):
+        workflow_dir()
