@@ -27,6 +27,7 @@ RUN_TIME_PACKAGES = {
     "tqdm": "tqdm",
     "matplotlib": "matplotlib",
     "threadpoolctl": "threadpoolctl",
+    "jsonschema": "jsonschema",
 }
 
 
