@@ -1,8 +1,10 @@
 """Command line: ``python -m mnist_large_scale inspect FILE.h5 [--montage out.png]``,
 ``python -m mnist_large_scale verify FILE.h5...``,
 ``python -m mnist_large_scale compare PUBLISHED.h5 [REBUILT.h5]``,
-``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5`` and
-``python -m mnist_large_scale preview BASE --out PNG``.
+``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE.h5``,
+``python -m mnist_large_scale preview BASE --out PNG``,
+``python -m mnist_large_scale evaluate [FILE.h5...] --model MODEL`` and
+``python -m mnist_large_scale compare-model FIRST.h5 SECOND.h5 --model MODEL``.
 
 ``inspect`` prints what any MNIST Large Scale file holds, rebuilt or published:
 splits, shapes, dtypes, value range, labels, scale or scales and the provenance
@@ -20,6 +22,12 @@ rounding, or differs, and how (``compare.py``).
 ``build`` builds one file by hand, outside Snakemake (for debugging and for
 measurements), with the config's recipe, seed and storage, and prints as JSON
 its wall time and the peak resident memory of this process.
+
+``evaluate`` runs a model over test files, by default the 17 published test
+scales, and reports per scale the accuracy with its interval, the confusion
+matrix and summary measures of scale generalisation; ``compare-model`` runs it
+over two versions of one file and says whether it can tell them apart
+(``evaluate/``).
 
 ``preview`` draws the first test images of a base data set at a few scales,
 computed from its raw files with the config's recipe, without building a file.
@@ -100,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--size", type=int, default=112, help="output image size in pixels (default: 112)")
     preview.add_argument("--raw-dir", help="folder with the base's raw files (default: resources/<base>)")
     preview.add_argument("--config", default="config.yaml", help="the workflow's config (default: config.yaml)")
+    from .evaluate.cli import add_commands as add_evaluate_commands  # evaluate, compare-model (evaluate/cli.py)
+
+    add_evaluate_commands(commands)
     return parser
 
 
@@ -314,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_build(args)))
     elif args.command == "preview":
         print(_preview(args), file=sys.stderr)
+    elif args.command in ("evaluate", "compare-model"):
+        from .evaluate.cli import run_command as run_evaluate_command
+
+        return run_evaluate_command(args)
     return 0
 
 
