@@ -74,7 +74,8 @@ def plot_accuracy(rows: Sequence[dict], train_scale: float | None, path: str | o
     logs = [math.log2(row["test_scale"]) for row in rows]
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     accuracy = [100 * row["accuracy"] for row in rows]
-    errors = [[100 * (row["accuracy"] - row["ci_low"]) for row in rows], [100 * (row["ci_high"] - row["accuracy"]) for row in rows]]
+    # clipped at 0: a row's accuracy may be rounded apart from the counts its interval comes from
+    errors = [[max(0.0, 100 * (row["accuracy"] - row["ci_low"])) for row in rows], [max(0.0, 100 * (row["ci_high"] - row["accuracy"])) for row in rows]]
     axes.errorbar(logs, accuracy, yerr=errors, fmt="o-", color="tab:blue", capsize=3, label="accuracy, 95 % Wilson interval")
     if published:
         shown = sorted(published, key=lambda row: row["test_scale"])
