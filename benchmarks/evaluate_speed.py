@@ -5,7 +5,9 @@ images at 112 x 112 and s = 2, warm in the page cache: the ordered reader
 alone (positional reads at the byte offset, and h5py, with 1 and 2 reading
 threads), then the whole evaluation loop (``evaluate.run.predict``) with a
 trivial model, whose cost is nothing beside the reading, and with the
-experiment's small CNN, whose cost is everything.  Each measurement is run
+experiment's small CNN, whose cost is everything; and, for comparison, the
+trivial model behind a PyTorch DataLoader over ``MNISTLargeScale`` (the
+experiment's test loop before it went through the evaluation).  Each measurement is run
 ``--turns`` times; the record keeps every run and the median.  The target:
 the trivial model's loop at 20,000 images/s or more on the float64 file.
 
@@ -102,6 +104,26 @@ def with_model(path: Path, model, workers: int, turns: int, limit: int | None = 
     return {"workers": workers, **_timed(lambda: len(predict(model, path, settings=settings).labels), turns)}
 
 
+def dataloader_baseline(path: Path, turns: int) -> dict:
+    """The loop the experiment tested with before: a DataLoader over MNISTLargeScale, batches of 500, no worker process, the trivial model."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mnist_large_scale.loader import MNISTLargeScale
+
+    model = trivial_model()
+
+    def run():
+        seen = 0
+        with torch.inference_mode():
+            for images, _ in DataLoader(MNISTLargeScale(path, "test"), batch_size=500, num_workers=0):
+                model(images).argmax(1)
+                seen += len(images)
+        return seen
+
+    return {"loop": "DataLoader(MNISTLargeScale, batch_size=500, num_workers=0)", **_timed(run, turns)}
+
+
 def measure(path: Path, turns: int) -> dict:
     """Every measurement of one file."""
     import torch
@@ -114,6 +136,7 @@ def measure(path: Path, turns: int) -> dict:
     record = {"file": path.name, "stored_dtype": dtype, "shape": list(shape), "file_bytes": path.stat().st_size, "cached_fraction": warm(path)}
     record["reader"] = [reader_only(path, method, workers, turns) for method in ("offset", "h5py") for workers in (1, 2)]
     record["trivial_model"] = [with_model(path, trivial_model(), workers, turns) for workers in (1, 2)]
+    record["dataloader_trivial_model"] = dataloader_baseline(path, turns)
     torch.manual_seed(0)
     record["small_cnn"] = with_model(path, build_cnn().eval(), 2, 1, limit=CNN_IMAGES)
     record["small_cnn"]["model"] = "experiment.build_cnn((8, 16, 32, 64)), untrained, 2 PyTorch threads"
