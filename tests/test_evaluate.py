@@ -2,6 +2,7 @@
 and a small model trained here (so that its accuracy varies with scale) run end to end."""
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -304,3 +305,29 @@ def test_the_experiment_reports_through_evaluate(files, model_files):
     assert row["images"] == 200 and row["test_scale"] == 1.0 and row["file"] == TESTS[2]
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_interval(row["correct"], 200)) and np.sum(row["confusion"]) == 200
     assert math.isclose(row["accuracy"], row["correct"] / 200)
+
+
+@pytest.mark.slow
+def test_snakemake_evaluate_builds_the_test_files_and_reports_as_the_command_does(files, model_files, tmp_path, mnist_dir):
+    from conftest import make_workdir, run_snakemake
+
+    tests = [name.replace("te300", "te60") for name in TESTS]
+    settings = {"model": str(model_files / "model.pt"), "train_scale": 1.0, "test_files": tests, "batch_size": 32}
+    work = make_workdir(tmp_path, mnist_dir, {"targets": tests, "evaluate": settings})
+    done = run_snakemake(work, "--cores", "2", "evaluate", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert run("evaluate", *(work / "results" / name for name in tests), "--model", model_files / "model.pt", "--train-scale", 1, "--out", tmp_path / "cli") == 0
+    assert (work / "results/evaluate/accuracy_vs_scale.tsv").read_text() == (tmp_path / "cli.tsv").read_text()
+    assert (work / "results/evaluate/evaluation.json").read_text() == (tmp_path / "cli.json").read_text()
+    assert "images/s" in (work / "logs/evaluate.log").read_text()
+    assert not (work / "results/validation").exists()  # the evaluation needs the files, not `all`
+
+
+@pytest.mark.slow
+def test_snakemake_evaluate_tests_on_the_17_published_test_files_by_default(tmp_path, mnist_dir):
+    from conftest import make_workdir, run_snakemake
+
+    work = make_workdir(tmp_path, mnist_dir, {"evaluate": {"model": f"{HELPERS}:small_cnn"}})
+    done = run_snakemake(work, "--cores", "1", "-n", "evaluate")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"build_file\s+17\b", done.stdout + done.stderr), done.stdout
