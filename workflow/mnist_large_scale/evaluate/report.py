@@ -93,7 +93,7 @@ def plot_accuracy(rows: Sequence[dict], train_scale: float | None, path: str | o
     axes.set_ylabel("accuracy (%)")
     axes.set_title(title or "accuracy against test scale")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower center", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", metadata={"Software": None})

@@ -108,7 +108,7 @@ def predict(model, path: str | os.PathLike, convention: InputConvention = InputC
     blocks = ordered_blocks(path, "test", settings.batch_size, convention.dtype, convention.channels_first, settings.workers, limit=n)
     with torch.inference_mode():
         for start, block in blocks:
-            batch = torch.from_numpy(block).to(device, non_blocking=True)
+            batch = torch.from_numpy(block).to(device)  # blocking: the block's buffer is reused once the next one is asked for
             scores = model(transform(batch) if transform else batch)
             if scores.ndim != 2 or scores.shape[0] != len(block):
                 raise ValueError(f"the model gave scores of shape {tuple(scores.shape)} for {len(block)} images; expected ({len(block)}, classes)")
