@@ -7,7 +7,10 @@ threads), then the whole evaluation loop (``evaluate.run.predict``) with a
 trivial model, whose cost is nothing beside the reading, and with the
 experiment's small CNN, whose cost is everything; and, for comparison, the
 trivial model behind a PyTorch DataLoader over ``MNISTLargeScale`` (the
-experiment's test loop before it went through the evaluation).  Each measurement is run
+experiment's test loop before it went through the evaluation).  One run
+of the trivial model's loop starts cold: the file's pages dropped from the
+page cache (``posix_fadvise(DONTNEED)``, this file alone), which the disk
+then decides.  Each measurement is run
 ``--turns`` times; the record keeps every run and the median.  The target:
 the trivial model's loop at 20,000 images/s or more on the float64 file.
 
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import h5py
 
-from benchmarks.loader_speed import cached_fraction
+from benchmarks.loader_speed import cached_fraction, drop_from_cache
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work"
@@ -136,6 +139,9 @@ def measure(path: Path, turns: int) -> dict:
     record = {"file": path.name, "stored_dtype": dtype, "shape": list(shape), "file_bytes": path.stat().st_size, "cached_fraction": warm(path)}
     record["reader"] = [reader_only(path, method, workers, turns) for method in ("offset", "h5py") for workers in (1, 2)]
     record["trivial_model"] = [with_model(path, trivial_model(), workers, turns) for workers in (1, 2)]
+    drop_from_cache(path)
+    record["trivial_model_cold"] = {"cached_fraction_before": cached_fraction(path), **with_model(path, trivial_model(), 2, 1)}
+    warm(path)
     record["dataloader_trivial_model"] = dataloader_baseline(path, turns)
     torch.manual_seed(0)
     record["small_cnn"] = with_model(path, build_cnn().eval(), 2, 1, limit=CNN_IMAGES)
