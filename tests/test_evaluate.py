@@ -331,3 +331,19 @@ def test_snakemake_evaluate_tests_on_the_17_published_test_files_by_default(tmp_
     done = run_snakemake(work, "--cores", "1", "-n", "evaluate")
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"build_file\s+17\b", done.stdout + done.stderr), done.stdout
+
+
+def test_the_scale_comes_from_the_attributes_or_else_from_the_published_name(files, tmp_path):
+    from mnist_large_scale.evaluate.run import file_scale
+
+    assert file_scale(files / TESTS[1]) == pytest.approx(2**-0.5)
+    published = tmp_path / "published" / TESTS[3]
+    published.parent.mkdir()
+    with h5py.File(files / TESTS[3], "r") as source, h5py.File(published, "w") as target:  # as published: no attributes
+        for key in source:
+            target.create_dataset(key, data=source[key][()])
+    assert file_scale(published) == pytest.approx(2**0.5)
+    renamed = tmp_path / "renamed.h5"
+    shutil.copy(published, renamed)
+    with pytest.raises(ValueError, match="no scale_test attribute, and its name gives no test scale"):
+        file_scale(renamed)
