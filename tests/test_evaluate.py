@@ -347,3 +347,13 @@ def test_the_scale_comes_from_the_attributes_or_else_from_the_published_name(fil
     shutil.copy(published, renamed)
     with pytest.raises(ValueError, match="no scale_test attribute, and its name gives no test scale"):
         file_scale(renamed)
+
+
+def test_a_file_without_a_single_test_scale_fails_before_the_model_runs(files, tmp_path, capsys):
+    renamed = tmp_path / "renamed.h5"
+    with h5py.File(files / TESTS[0], "r") as source, h5py.File(renamed, "w") as target:
+        for key in source:
+            target.create_dataset(key, data=source[key][()])
+    code = run("evaluate", files / TESTS[1], renamed, "--model", f"{HELPERS}:small_cnn", "--out", tmp_path / "out" / "evaluation")
+    assert code == 2 and "its name gives no test scale" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -14,7 +14,7 @@ from ..writer import write_text_atomically
 from .model import InputConvention, load_model
 from .model_compare import ModelComparison, compare_predictions
 from .report import compare_with_published, plot_accuracy, read_published_counts, write_json, write_table
-from .run import EvaluationSettings, evaluate_files, predict
+from .run import EvaluationSettings, evaluate_files, file_scale, predict
 
 __all__ = ["run_evaluation", "run_model_comparison", "write_changed_images"]
 
@@ -56,6 +56,10 @@ def run_evaluation(
         What the JSON holds.
     """
     published = read_published_counts(published_counts) if published_counts else None  # a bad table fails before the model runs
+    for path in test_files:
+        file_scale(path)  # a file without a single test scale fails before the model is loaded
+    for output in (table, report, figure):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     loaded = load_model(model, state_dict, settings.device)
     result = evaluate_files(loaded, test_files, train_scale, convention, settings, log=log)
     result = {

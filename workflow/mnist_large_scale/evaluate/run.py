@@ -189,8 +189,8 @@ def evaluate_files(
     if not paths:
         raise ValueError("no test files to evaluate on")
     rows, seconds = [], 0.0
-    for path in paths:
-        scale = file_scale(path)
+    scales = [file_scale(path) for path in paths]  # every file's scale before any model runs
+    for path, scale in zip(paths, scales, strict=True):
         predictions = predict(model, path, convention, settings)
         row = scale_result(predictions, scale)
         seconds += predictions.seconds
