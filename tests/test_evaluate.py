@@ -289,6 +289,10 @@ def test_bad_models_and_options_fail_with_a_message(files, model_files, tmp_path
         (["--model", model_files / "model.pt", "--transform", "affine:2"], "expected affine:A,B"),
         (["--model", model_files / "model.pt", "--device", "tpu"], "not one of cpu, cuda, mps"),
     ]
+    import torch
+
+    if not torch.cuda.is_available():  # the only device tried is the CPU; one without CUDA must say so
+        cases.append((["--model", model_files / "model.pt", "--device", "cuda"], "this PyTorch sees no CUDA device"))
     for options, message in cases:
         assert run("evaluate", path, *options, "--out", tmp_path / "bad") == 2, options
         assert message in capsys.readouterr().err, options
