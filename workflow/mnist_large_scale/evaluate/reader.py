@@ -131,7 +131,6 @@ class _H5pyReader:
         self.layout = layout
         self.file = h5py.File(layout.path, "r")
         self.dataset = self.file[f"x_{layout.split}"]
-        self.local = threading.local()
 
     def read(self, out: np.ndarray, start: int, channels_first: bool) -> None:
         k = len(out)
