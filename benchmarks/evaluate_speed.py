@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for path in built:
             path.unlink(missing_ok=True)
+            for folder in (path.parent, WORK):  # the folders it made, when nothing else is in them
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
     import numpy
     import torch
 
