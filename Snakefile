@@ -29,6 +29,7 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/experiment.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -81,6 +81,11 @@ def _check_config():
                 )
     for name in config["targets"]:
         file_spec(name)
+    for name in config["evaluate"]["test_files"] or []:
+        if file_spec(name).test_scale.is_range:
+            raise ValueError(
+                f"config: evaluate.test_files: {name} has a range of test scales, not one"
+            )
     train = file_spec(config["experiment"]["train_file"])
     if train.test_only or train.train_scale.is_range:
         raise ValueError(
@@ -159,6 +164,38 @@ def experiment_test_files():
     return [
         f"results/{name}" for name in config["targets"] if file_spec(name).test_only
     ]
+
+
+def evaluate_test_files():
+    """The files `snakemake evaluate` tests on: config evaluate.test_files, or the 17 published test-only files."""
+    names = config["evaluate"]["test_files"] or [
+        name
+        for name in published_names("mnist_large_scale")
+        if file_spec(name).test_only
+    ]
+    return [f"results/{name}" for name in names]
+
+
+def evaluate_inputs(wildcards):
+    """What `snakemake evaluate` reads: the test files, and the model, state dict, model module and
+    published counts where they are files (so that a changed one reruns the evaluation).
+    """
+    settings = config["evaluate"]
+    if not settings["model"]:
+        raise ValueError(
+            "config: evaluate.model is not set (a TorchScript file, or module:callable): --config evaluate='{model: ...}'"
+        )
+    inputs = {"tests": evaluate_test_files()}
+    model = settings["model"]
+    model_module = model.rpartition(":")[0] if ":" in model else ""
+    if model_module.endswith(".py"):
+        inputs["model_module"] = model_module
+    elif not model_module:
+        inputs["model"] = model
+    for key in ("state_dict", "published_counts"):
+        if settings[key]:
+            inputs[key] = settings[key]
+    return inputs
 
 
 def family(key):
