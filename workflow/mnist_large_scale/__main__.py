@@ -137,14 +137,12 @@ def _preview(args) -> str:
 
 def _build(args) -> dict:
     """Build one file as the build rule does; return its wall time and this process's peak memory."""
-    import functools
     import time
     from pathlib import Path
 
     import yaml
 
-    from .build import build_file
-    from .engine import transform_images
+    from .build import build_file, transform_for
     from .names import check_counts, parse_name
     from .recipe import Recipe
     from .sources import BaseData
@@ -160,14 +158,15 @@ def _build(args) -> dict:
         options = dataclasses.replace(options, chunk_images=args.chunk_images)
     if args.buffered:
         options = dataclasses.replace(options, direct_io=False)
+    recipe = Recipe.from_config(config["recipe"])
     start = time.perf_counter()
     build_file(
         spec,
         base,
         {raw.name: str(Path(args.raw_dir) / raw.name) for raw in base.files.values()},
         args.out,
-        Recipe.from_config(config["recipe"]),
-        functools.partial(transform_images, threads=args.threads),
+        recipe,
+        transform_for(recipe, args.threads),
         seed=config["scale_seed"],
         options=options,
     )

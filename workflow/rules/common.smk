@@ -15,7 +15,7 @@ from mnist_large_scale.names import (
     published_names,
     scale_tag,
 )
-from mnist_large_scale.recipe import Recipe
+from mnist_large_scale.recipe import Recipe, recipe_params
 from mnist_large_scale.references import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, expected_sha256, raw_file_problem
 from mnist_large_scale.writer import COMPRESSED_LAYOUT

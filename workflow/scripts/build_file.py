@@ -1,10 +1,8 @@
 """Snakemake entry point: build one MNIST Large Scale file from its name."""
 
-import functools
 import logging
 
-from mnist_large_scale.build import build_file
-from mnist_large_scale.engine import transform_images
+from mnist_large_scale.build import build_file, transform_for
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.progress import progress_bar
 from mnist_large_scale.recipe import Recipe
@@ -13,6 +11,8 @@ from mnist_large_scale.writer import OutputOptions
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 spec = parse_name(snakemake.wildcards.name)
+# recipe.transform picks the exact engine or scikit-image itself (build.transform_for)
+recipe = Recipe.from_config(snakemake.params.recipe)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 # dtype and compression from params (they change the bytes); images per step and direct
 # writes from the config: changing them reruns nothing.
@@ -27,8 +27,8 @@ try:
             base,
             raw_paths,
             snakemake.output[0],
-            Recipe.from_config(snakemake.params.recipe),
-            functools.partial(transform_images, threads=snakemake.threads),
+            recipe,
+            transform_for(recipe, snakemake.threads),
             seed=snakemake.params.scale_seed,
             options=options,
             progress=bar.update,
