@@ -6,18 +6,17 @@
    load average before it, and the file deleted after it.
 2. The time per image at every published test scale and at the [1, 4] file's
    per-sample scales, for each transform in this process (100 test images,
-   2 threads, no I/O).  From these, an estimate of ``all``'s 21 files for each
-   transform: every file's images times the per-image time at its scale,
-   scaled by the ratio of the measured 1 GB builds to the same estimate for
-   them (so that the files' I/O and start-up are counted as there).  An
-   estimate, labelled so: ``all`` itself is not built here (45 GB).
+   2 threads, no I/O).  From these and the 1 GB builds, an estimate of
+   ``all``'s 21 files with the scikit-image transform, on top of the exact
+   transform's measured ``all`` (``estimate_all``).  An estimate, labelled
+   so: ``all`` itself is not built here (45 GB).
 3. The difference between the two transforms on small files (200 test images,
    s = 0.707, 2 and 5.657, default and with stretch): the largest absolute
    difference of the stored values.
 
 Writes benchmarks/transforms.json.
 
-    .venv/bin/python -m benchmarks.transforms
+    .venv/bin/python -m benchmarks.transforms [--estimate-only]
 """
 
 from __future__ import annotations
@@ -97,26 +96,42 @@ def sampled_rates(test_images: np.ndarray, train_images: np.ndarray) -> dict:
     return rates
 
 
-def estimate_all(targets: list[str], rates: dict, measured: list[dict]) -> dict:
-    """``all``'s build time per transform, from the per-image rates and the measured 1 GB files (see the module docstring)."""
-    def images_seconds(name: str, rate: dict) -> float:
+def estimate_all(targets: list[str], rates: dict, measured: list[dict], full_build: dict) -> dict:
+    """``all``'s time until its 21 files are built, with the scikit-image transform: an estimate (see the module docstring).
+
+    The exact transform's ``all`` is measured (``make bench-full``,
+    benchmarks/full_build.json: ``files_built_s``).  A build's time is its
+    fixed costs and I/O plus ``f`` times its compute at the sampled per-image
+    rates; ``f`` comes from the two measured 1 GB files of each transform (the
+    difference of their times over the difference of their compute).  So the
+    scikit-image ``all`` is the measured exact one with the exact compute
+    replaced by scikit-image's: ``T_exact + f_sk X_sk - f_ex X_ex``, ``X`` the
+    21 files' images times the per-image seconds at their scales.
+    """
+
+    def compute_seconds(name: str, rate: dict) -> float:
         spec = parse_name(name)
         return sum(spec.split_count(split) * rate[spec.split_scale(split).tag] for split in ("train", "val", "test"))
 
-    estimates = {}
+    slopes, compute = {}, {}
     for transform, rate in rates.items():
-        runs = [run for run in measured if run["transform"] == transform]
-        factor = float(np.mean([run["seconds"] / images_seconds(run["file"], rate) for run in runs]))
-        one_job = factor * sum(images_seconds(name, rate) for name in targets)
-        estimates[transform] = {
-            "seconds": one_job,
-            "derivation": (
-                f"ESTIMATE, not measured: sum over the {len(targets)} targets of images x per-image seconds at the file's "
-                f"scale(s) ({THREADS} threads, sampled_per_image_seconds), times {factor:.3f}, the mean ratio of the measured "
-                "1 GB builds to the same sum for them; the files built one after another, each job on 2 threads"
-            ),
-        }
-    return estimates
+        (small, large) = sorted((run for run in measured if run["transform"] == transform), key=lambda run: compute_seconds(run["file"], rate))
+        slopes[transform] = (large["seconds"] - small["seconds"]) / (compute_seconds(large["file"], rate) - compute_seconds(small["file"], rate))
+        compute[transform] = sum(compute_seconds(name, rate) for name in targets)
+    exact_all = full_build["files_built_s"]
+    estimate = exact_all + slopes["scikit-image"] * compute["scikit-image"] - slopes["exact"] * compute["exact"]
+    return {
+        "exact_measured_s": exact_all,
+        "exact_measured_source": "benchmarks/full_build.json files_built_s (make bench-full, snakemake --cores 2 all, numerics version 4)",
+        "scikit_image_estimate_s": estimate,
+        "compute_s_at_sampled_rates": compute,
+        "slope_f": slopes,
+        "derivation": (
+            "ESTIMATE, not measured: T_exact + f_sk X_sk - f_ex X_ex, with T_exact the measured exact all, X the sum over "
+            f"the {len(targets)} targets of images x per-image seconds at the file's scale(s) ({THREADS} threads, "
+            "sampled_per_image_seconds) and f each transform's slope between its two measured 1 GB builds"
+        ),
+    }
 
 
 def small_file_differences(raw_dir: Path, base: BaseData) -> list[dict]:
@@ -147,11 +162,26 @@ def small_file_differences(raw_dir: Path, base: BaseData) -> list[dict]:
     return rows
 
 
+def conditions(record: dict) -> str:
+    """How busy the machine was during the 1 GB builds (other work on it slows every number here alike)."""
+    loads = [run["load_average_1_5_15_before"][0] for run in record["one_gb_files"]]
+    return f"1-minute load average {min(loads):.1f} to {max(loads):.1f} before the 1 GB builds, on {record['machine']['cores']} cores"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "transforms.json")
+    parser.add_argument("--estimate-only", action="store_true", help="recompute all_estimate from the measurements already in --output")
     args = parser.parse_args(argv)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    full_build = json.loads((REPO / "benchmarks" / "full_build.json").read_text())
+    if args.estimate_only:
+        record = json.loads(args.output.read_text())
+        record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], record["one_gb_files"], full_build)
+        record["conditions"] = conditions(record)
+        args.output.write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps(record["all_estimate"], indent=2))
+        return
     base = BaseData.from_config("mnist", config["base_data"]["mnist"])
     raw_dir = REPO / "resources" / "mnist"
     test_images = read_idx(raw_dir / "t10k-images-idx3-ubyte", ndim=3)[:SAMPLE_IMAGES]
@@ -164,8 +194,9 @@ def main(argv=None) -> None:
         record["one_gb_files"] = [snakemake_build(work, name, transform) for name in FILES for transform in TRANSFORMS]
     print(json.dumps(record["one_gb_files"], indent=1), flush=True)
     record["sampled_per_image_seconds"] = sampled_rates(test_images, train_images)
-    record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], record["one_gb_files"])
+    record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], record["one_gb_files"], full_build)
     record["load_average_1_5_15_after"] = list(os.getloadavg())
+    record["conditions"] = conditions(record)
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record["all_estimate"], indent=2))
 
