@@ -164,14 +164,23 @@ def canvas_margin(sigma: float, truncate: float) -> int:
     return int(truncate * sigma + 0.5) + 1
 
 
+def image_axes(sigma: float, ndim: int) -> tuple[float, ...]:
+    """gaussian_filter's sigmas for ``sigma`` on the last two axes of an image (2-D) or a stack of images (3-D).
+
+    scipy leaves an axis of sigma 0 alone, so a stack's images are filtered
+    each as it would be alone.
+    """
+    return (0.0,) * (ndim - 2) + (sigma, sigma)
+
+
 def prefilter(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
-    """Gaussian prefilter of the input image (zero outside it), as scikit-image's anti-aliasing does it."""
+    """Gaussian prefilter of the input image (zero outside it), as scikit-image's anti-aliasing does it; (h, w) or a stack (k, h, w)."""
     from scipy import ndimage
 
     image = np.asarray(image, dtype=np.float64)
     if sigma == 0:
         return image
-    return ndimage.gaussian_filter(image, sigma, mode="constant", cval=0.0, truncate=truncate)
+    return ndimage.gaussian_filter(image, image_axes(sigma, image.ndim), mode="constant", cval=0.0, truncate=truncate)
 
 
 def resample(
@@ -186,8 +195,10 @@ def resample(
 
     Parameters
     ----------
-    image : (h, w) ndarray
+    image : (h, w) or (k, h, w) ndarray
         Input image, any real dtype; read as float64 in its own value range.
+        A stack goes through one warp as the channels of one image (warp
+        interpolates each channel as an image of its own).
     scale : float
         Magnification s > 0.
     out_shape : (H, W)
@@ -201,7 +212,7 @@ def resample(
 
     Returns
     -------
-    (H + 2 margin, W + 2 margin) ndarray of float64
+    (H + 2 margin, W + 2 margin) or (k, H + 2 margin, W + 2 margin) ndarray of float64
         Canvas pixel ``(i, j)`` reads the input at
         ``((i - margin - (H-1)/2 - dy)/s + (h-1)/2, (j - margin - (W-1)/2 - dx)/s + (w-1)/2)``;
         zero outside the input.
@@ -209,9 +220,11 @@ def resample(
     from skimage.transform import AffineTransform, warp
 
     height, width = out_shape
-    return warp(
-        np.asarray(image, dtype=np.float64),
-        AffineTransform(matrix=warp_matrix(image.shape[:2], scale, out_shape, margin, centre_shift)),
+    image = np.asarray(image, dtype=np.float64)
+    stack = image.ndim == 3
+    canvas = warp(
+        np.ascontiguousarray(image.transpose(1, 2, 0)) if stack else image,
+        AffineTransform(matrix=warp_matrix(image.shape[-2:], scale, out_shape, margin, centre_shift)),
         output_shape=(height + 2 * margin, width + 2 * margin),
         order=order,
         mode="constant",
@@ -219,6 +232,9 @@ def resample(
         preserve_range=True,
         clip=False,
     )
+    if stack:
+        return np.ascontiguousarray(canvas.reshape(height + 2 * margin, width + 2 * margin, len(image)).transpose(2, 0, 1))
+    return canvas
 
 
 def warp_matrix(in_shape: tuple[int, int], scale: float, out_shape: tuple[int, int], margin: int, centre_shift: tuple[float, float]) -> np.ndarray:
@@ -236,12 +252,12 @@ def warp_matrix(in_shape: tuple[int, int], scale: float, out_shape: tuple[int, i
 
 
 def smooth(canvas: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
-    """Gaussian smoothing, sampled and truncated at ``truncate`` sigmas; zero outside."""
+    """Gaussian smoothing, sampled and truncated at ``truncate`` sigmas; zero outside; (H, W) or a stack (k, H, W)."""
     from scipy import ndimage
 
     if sigma == 0:
         return canvas
-    return ndimage.gaussian_filter(canvas, sigma, mode="constant", cval=0.0, truncate=truncate)
+    return ndimage.gaussian_filter(canvas, image_axes(sigma, canvas.ndim), mode="constant", cval=0.0, truncate=truncate)
 
 
 def soft_threshold(x: np.ndarray, gain: float, offset: float) -> np.ndarray:
@@ -336,38 +352,22 @@ def transform_images(
 
 
 def transform_batch(images: np.ndarray, scale: float, out_shape: tuple[int, int], recipe: Recipe = Recipe()) -> np.ndarray:
-    """``transform_image`` of images ``(k, h, w)`` at one scale, with the same values, in one call of each library function.
+    """``transform_image`` of images ``(k, h, w)`` at one scale, with the same values: each step once for the stack.
 
-    ``warp`` takes the images as the channels of one image (it interpolates
-    each channel as an image of its own), and scipy's ``gaussian_filter`` the
-    stack with sigma 0 on the stack's axis (an axis it leaves alone).
+    The steps are ``transform_image``'s own functions, given the stack
+    (``prefilter``, ``resample`` and ``smooth`` take one); only the stretch
+    is taken per image.
     """
-    from scipy import ndimage
-    from skimage.transform import AffineTransform, warp
-
     height, width = out_shape
     sigma = recipe.sigma(scale)
     margin = canvas_margin(sigma, recipe.truncate)
     stack = np.asarray(images, dtype=np.float64)
-    if recipe.antialias and antialias_sigma(scale) > 0:
-        stack = ndimage.gaussian_filter(stack, (0.0, antialias_sigma(scale), antialias_sigma(scale)), mode="constant", cval=0.0, truncate=recipe.truncate)
-    matrix = warp_matrix(stack.shape[1:], scale, out_shape, margin, recipe.centre_shift)
-    channels = warp(
-        np.ascontiguousarray(stack.transpose(1, 2, 0)),
-        AffineTransform(matrix=matrix),
-        output_shape=(height + 2 * margin, width + 2 * margin),
-        order=recipe.order,
-        mode="constant",
-        cval=0.0,
-        preserve_range=True,
-        clip=False,
-    )
-    canvas = np.ascontiguousarray(channels.reshape(height + 2 * margin, width + 2 * margin, len(stack)).transpose(2, 0, 1))
+    if recipe.antialias:
+        stack = prefilter(stack, antialias_sigma(scale), recipe.truncate)
+    canvas = resample(stack, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
-    if sigma != 0:
-        canvas = ndimage.gaussian_filter(canvas, (0.0, sigma, sigma), mode="constant", cval=0.0, truncate=recipe.truncate)
-    frame = canvas[:, margin : margin + height, margin : margin + width]
+    frame = smooth(canvas, sigma, recipe.truncate)[:, margin : margin + height, margin : margin + width]
     if recipe.stretch:
         peak = frame.max(axis=(1, 2), keepdims=True)
         frame = np.where(peak > 0, frame * (recipe.clip_max / np.where(peak > 0, peak, 1.0)), frame)
