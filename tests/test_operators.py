@@ -10,10 +10,12 @@ and 3, with and without the anti-aliasing prefilter and a centre shift:
   28 x 28 input, column by column, within a few units in the last place;
 * its smoothing matrices before the grid equal scipy's ``gaussian_filter`` of
   each unit impulse of the canvas, within the 2**-45 grid of the kernel's sum;
-* on their grids, each weight lies within half a grid step of those, except
-  the largest of each set of taps, which takes the set's rounding so that the
-  set sums to exactly 1 (so it lies within half a step per other tap of the set).
-  With the prefilter, the Gaussian's 2**-45 grid adds to each tolerance.
+* on their grids (the resampling read from the engine's own plans,
+  ``plan_axis``; the smoothing kernels from ``AxisGeometry``), each weight lies
+  within half a grid step of those, except the largest of each set of taps,
+  which takes the others' rounding so that the set sums to exactly 1 (it lies
+  within the sum of their errors).  With the prefilter, the Gaussian's 2**-45
+  grid adds to each tolerance.
 """
 
 from __future__ import annotations
@@ -145,6 +147,20 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
         np.testing.assert_array_equal(rounded.sum(axis=1), 1.0)
 
 
+def planned_resampling(scales: np.ndarray, rcp: Recipe, transpose: bool) -> np.ndarray:
+    """The resampling matrices (k, K, N_IN) of the engine's own plan (``plan_axis``), in grey levels.
+
+    Every canvas pixel within reach of the frame is kept (``keep_all``), so the
+    rows are the geometry's canvas pixels; the x axis's blocks are stored
+    transposed, in data units.
+    """
+    plan = engine.plan_axis(scales, LENGTH, N_IN, rcp, (0, N_IN), True, transpose)
+    matrix = np.zeros((len(scales), plan.size, plan.input_width))
+    for a, b, q0, q1, block in plan.resample.blocks:
+        matrix[:, a:b, q0:q1] = block.transpose(0, 2, 1) if transpose else block
+    return matrix / 2.0**engine.UNIT_BITS if transpose else matrix
+
+
 def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step: float) -> None:
     """Tap weights (taps, k, K) on a grid of ``step`` against the weights before it.
 
@@ -173,8 +189,15 @@ def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes)
     raw = geometry.raw_weights[:, ~filtered] / 2.0**engine.UNIT_BITS
     assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -engine.RAW_BITS))
     assert_sets_within_half_a_step(geometry.data_weights[:, ~filtered], geometry.weights[:, ~filtered], math.ldexp(1.0, -data_bits))
-    if filtered.any():  # R P is rounded entry by entry (plan_axis): each within half a step
-        exact = engine_resampling(geometry, rcp)[filtered]
-        bits = engine.split_bits(engine.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], engine._RESAMPLED_BOUND)
-        for rounded, step in ((engine.to_grid(exact, engine.RAW_BITS), np.full(len(bits), math.ldexp(1.0, -engine.RAW_BITS))), (engine.to_grid(exact, bits[:, None, None]), np.ldexp(1.0, -bits))):
-            assert np.all(np.abs(rounded - exact) <= (step / 2)[:, None, None] + ULPS)
+    # the engine's own planned matrices, on each axis (its own centre shift): these tap weights where
+    # there is no prefilter, and R P rounded entry by entry where there is, within half a step of it
+    bits = engine.split_bits(engine.TAPS[rcp.order] + 2 * geometry.prefilter_radius, engine._RESAMPLED_BOUND)
+    for transpose, shift in ((False, rcp.centre_shift[0]), (True, rcp.centre_shift[1])):
+        axis = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, shift)
+        quantized = axis.raw_weights / 2.0**engine.UNIT_BITS if transpose else axis.data_weights
+        grid = np.where(filtered, bits, engine.RAW_BITS if transpose else data_bits)
+        planned = planned_resampling(scales, rcp, transpose)
+        np.testing.assert_array_equal(planned[~filtered], resampling_matrices(axis, quantized)[~filtered])
+        step = np.ldexp(1.0, -grid)[filtered][:, None, None]
+        exact = engine_resampling(axis, rcp)[filtered]
+        assert np.all(np.abs(planned[filtered] - exact) <= step / 2 + ULPS), "a prefiltered weight past half a grid step"
