@@ -46,11 +46,14 @@ __all__ = [
     "antialias_sigma",
     "canvas_margin",
     "prefilter",
+    "recipe_params",
     "resample",
     "smooth",
     "soft_threshold",
+    "transform_batch",
     "transform_image",
     "transform_images",
+    "warp_matrix",
 ]
 
 
