@@ -6,15 +6,16 @@
    load average before it, and the file deleted after it.
 2. The time per image at every published test scale and at the [1, 4] file's
    per-sample scales, for each transform in this process (100 test images,
-   2 threads, no I/O).  From these and the 1 GB builds, an estimate of
-   ``all``'s 21 files with the scikit-image transform, on top of the exact
-   transform's measured ``all`` (``estimate_all``).  An estimate, labelled
+   2 threads, no I/O).  From these, an estimate of ``all``'s 21 files with
+   the scikit-image transform, on top of the exact transform's measured
+   ``all`` (``estimate_all``).  An estimate, labelled
    so: ``all`` itself is not built here (45 GB).
 3. The difference between the two transforms on small files (200 test images,
    s = 0.707, 2 and 5.657, default and with stretch): the largest absolute
    difference of the stored values.
 
-Writes benchmarks/transforms.json.
+Adds one run to benchmarks/transforms.json (``runs``; on a shared machine
+the runs differ, and each records the load it ran under).
 
     .venv/bin/python -m benchmarks.transforms [--estimate-only]
 """
@@ -96,40 +97,33 @@ def sampled_rates(test_images: np.ndarray, train_images: np.ndarray) -> dict:
     return rates
 
 
-def estimate_all(targets: list[str], rates: dict, measured: list[dict], full_build: dict) -> dict:
+def estimate_all(targets: list[str], rates: dict, full_build: dict) -> dict:
     """``all``'s time until its 21 files are built, with the scikit-image transform: an estimate (see the module docstring).
 
     The exact transform's ``all`` is measured (``make bench-full``,
-    benchmarks/full_build.json: ``files_built_s``).  A build's time is its
-    fixed costs and I/O plus ``f`` times its compute at the sampled per-image
-    rates; ``f`` comes from the two measured 1 GB files of each transform (the
-    difference of their times over the difference of their compute).  So the
-    scikit-image ``all`` is the measured exact one with the exact compute
-    replaced by scikit-image's: ``T_exact + f_sk X_sk - f_ex X_ex``, ``X`` the
-    21 files' images times the per-image seconds at their scales.
+    benchmarks/full_build.json: ``files_built_s``).  The estimate keeps its
+    fixed costs and I/O and replaces its compute by scikit-image's, both at
+    the sampled per-image rates: ``T_exact + X_sk - X_ex``, ``X`` the 21
+    files' images times the per-image seconds at their scales.  (On a shared
+    machine the two 1 GB builds of a transform are too close in time to fit a
+    slope to them reliably, so none is fitted.)
     """
 
     def compute_seconds(name: str, rate: dict) -> float:
         spec = parse_name(name)
         return sum(spec.split_count(split) * rate[spec.split_scale(split).tag] for split in ("train", "val", "test"))
 
-    slopes, compute = {}, {}
-    for transform, rate in rates.items():
-        (small, large) = sorted((run for run in measured if run["transform"] == transform), key=lambda run: compute_seconds(run["file"], rate))
-        slopes[transform] = (large["seconds"] - small["seconds"]) / (compute_seconds(large["file"], rate) - compute_seconds(small["file"], rate))
-        compute[transform] = sum(compute_seconds(name, rate) for name in targets)
+    compute = {transform: sum(compute_seconds(name, rate) for name in targets) for transform, rate in rates.items()}
     exact_all = full_build["files_built_s"]
-    estimate = exact_all + slopes["scikit-image"] * compute["scikit-image"] - slopes["exact"] * compute["exact"]
     return {
         "exact_measured_s": exact_all,
         "exact_measured_source": "benchmarks/full_build.json files_built_s (make bench-full, snakemake --cores 2 all, numerics version 4)",
-        "scikit_image_estimate_s": estimate,
+        "scikit_image_estimate_s": exact_all + compute["scikit-image"] - compute["exact"],
         "compute_s_at_sampled_rates": compute,
-        "slope_f": slopes,
         "derivation": (
-            "ESTIMATE, not measured: T_exact + f_sk X_sk - f_ex X_ex, with T_exact the measured exact all, X the sum over "
-            f"the {len(targets)} targets of images x per-image seconds at the file's scale(s) ({THREADS} threads, "
-            "sampled_per_image_seconds) and f each transform's slope between its two measured 1 GB builds"
+            "ESTIMATE, not measured: T_exact + X_sk - X_ex, with T_exact the measured exact all and X the sum over the "
+            f"{len(targets)} targets of images x per-image seconds at the file's scale(s) ({THREADS} threads, "
+            "sampled_per_image_seconds of this run)"
         ),
     }
 
@@ -175,12 +169,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     full_build = json.loads((REPO / "benchmarks" / "full_build.json").read_text())
+    runs = json.loads(args.output.read_text())["runs"] if args.output.exists() else []
     if args.estimate_only:
-        record = json.loads(args.output.read_text())
-        record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], record["one_gb_files"], full_build)
-        record["conditions"] = conditions(record)
-        args.output.write_text(json.dumps(record, indent=2) + "\n")
-        print(json.dumps(record["all_estimate"], indent=2))
+        for record in runs:
+            record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], full_build)
+            record["conditions"] = conditions(record)
+        args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        print(json.dumps([record["all_estimate"] for record in runs], indent=2))
         return
     base = BaseData.from_config("mnist", config["base_data"]["mnist"])
     raw_dir = REPO / "resources" / "mnist"
@@ -194,10 +189,10 @@ def main(argv=None) -> None:
         record["one_gb_files"] = [snakemake_build(work, name, transform) for name in FILES for transform in TRANSFORMS]
     print(json.dumps(record["one_gb_files"], indent=1), flush=True)
     record["sampled_per_image_seconds"] = sampled_rates(test_images, train_images)
-    record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], record["one_gb_files"], full_build)
+    record["all_estimate"] = estimate_all(config["targets"], record["sampled_per_image_seconds"], full_build)
     record["load_average_1_5_15_after"] = list(os.getloadavg())
     record["conditions"] = conditions(record)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    args.output.write_text(json.dumps({"runs": [*runs, record]}, indent=2) + "\n")
     print(json.dumps(record["all_estimate"], indent=2))
 
 
