@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_large_scale import NUMERICS_VERSION
-from mnist_large_scale.build import build_file
+from mnist_large_scale.build import build_file, transform_for
 from mnist_large_scale.engine import transform_images
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe
@@ -112,3 +112,20 @@ def test_verify_command_prints_a_verdict_per_file_and_fails_on_a_difference(buil
     differs = subprocess.run([sys.executable, "-c", script, "verify", str(changed), str(paths[1])], capture_output=True, text=True)
     assert differs.returncode == 1
     assert differs.stdout.splitlines()[0].startswith("DIFFERS") and differs.stdout.splitlines()[1].startswith("match")
+
+
+def test_a_file_of_the_scikit_image_transform_has_no_reference(built, mnist_base, mnist_paths, config, tmp_path):
+    paths, table = built
+    recipe = Recipe(transform="scikit-image")
+    path = tmp_path / NAMES[0]
+    build_file(parse_name(NAMES[0]), mnist_base, mnist_paths, path, recipe, transform_for(recipe), seed=config["scale_seed"])
+    for configuration in (None, reference_configuration({**config, "recipe": {**config["recipe"], "transform": "scikit-image"}})):
+        verdict = compare(path, table, configuration)
+        assert verdict.status == NO_REFERENCE and "scikit-image transform" in verdict.reason, verdict
+
+
+def test_transform_exact_is_the_configuration_without_the_key(config):
+    without = {**config, "recipe": {key: value for key, value in config["recipe"].items() if key != "transform"}}
+    assert config["recipe"]["transform"] == "exact"
+    assert reference_configuration(config) == reference_configuration(without)
+    assert "transform" not in reference_configuration(config)["recipe"]

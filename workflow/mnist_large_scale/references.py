@@ -136,6 +136,9 @@ def compare(
     sha256 = sha256 or file_sha256(path)
     if name not in table.rows:
         return Verdict(name, NO_REFERENCE, sha256, reason="not one of the published names")
+    transform = recorded_transform(path)
+    if transform != "exact":
+        return Verdict(name, NO_REFERENCE, sha256, reason=f"built by the {transform} transform, whose last bits depend on the machine")
     if configuration is not None and not table.applies_to(configuration):
         changed = sorted(key for key in table.configuration if table.configuration.get(key) != configuration.get(key))
         return Verdict(name, NO_REFERENCE, sha256, reason=f"built under another configuration: {', '.join(changed)}")
@@ -148,6 +151,21 @@ def compare(
         return Verdict(name, VALUES_MATCH, sha256, reference, values, reference_values, "other container bytes: another HDF5 library or other attributes")
     differ = sorted(key for key in datasets.keys() | reference_datasets.keys() if datasets.get(key) != reference_datasets.get(key))
     return Verdict(name, DIFFERS, sha256, reference, values, reference_values, f"other values than the reference build in {', '.join(differ)}")
+
+
+def recorded_transform(path: str | os.PathLike) -> str:
+    """The transform a file says it was built by (``recipe.transform``): ``exact`` when its recipe names none.
+
+    Files without a ``recipe`` attribute (the published files, files from
+    elsewhere) count as ``exact``: their bytes decide.
+    """
+    with h5py.File(path, "r") as h5:
+        text = h5.attrs.get("recipe")
+    try:
+        recipe = json.loads(text) if text is not None else {}
+    except (TypeError, ValueError):
+        recipe = {}
+    return str(recipe.get("transform", "exact")) if isinstance(recipe, dict) else "exact"
 
 
 def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
