@@ -8,13 +8,18 @@ each test measured are printed (``pytest -s``) as ``FAULTS: {...}``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
+import hashlib
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,14 +93,14 @@ KILL_TARGETS = [
     "mnist_large_scale_tr1000_vl200_te200_outsize64-64_sctr1p000-4p000_scte2p000.h5",
     "mnist_large_scale_te1000_outsize64-64_scte1p500.h5",
 ]
-# Small chunks: a build job writes its .part file in many steps, so kills land mid-write.
+# Small chunks: a build job writes its temporary .part file in many steps, so kills land mid-write.
 KILL_CONFIG = {"targets": KILL_TARGETS, "output": {"chunk_images": 100}}
 # Phase aimed at, the rule that runs it, a file whose appearance starts the clock (None: the
 # job's start), the longest wait after that (s).  Build kills wait for the writer's .part file;
 # the first one strikes at once, so that at least one kill certainly lands mid-write.
 KILL_PLAN = [
     ("fetch", "fetch_raw", None, 1.2),
-    ("build", "build_file", "results/.*.h5.part", 0.15),
+    ("build", "build_file", "results/.*.h5.*.part", 0.15),
     ("validation", "validate_file", None, 0.6),
     ("checksum", "sha256sums", None, 0.15),
 ]
@@ -330,17 +335,20 @@ def test_a_full_disk_fails_the_build_clearly_and_a_rerun_after_freeing_space_suc
 
 
 def test_a_stale_part_of_a_killed_build_does_not_count_against_the_space_of_the_rebuild(tmp_path, mnist_base, mnist_paths, disk):
-    """A kill leaves .<name>.part; on a disk with room for one copy of the file, the rebuild still fits."""
+    """A kill leaves its temporary file; on a disk with room for one copy of the file, the rebuild still fits."""
+    from mnist_large_scale.atomic import temporary_path
     from mnist_large_scale.build import build_file
-    from mnist_large_scale.writer import part_path
 
     folder = disk(tmp_path / "disk", 24)
     name = "mnist_large_scale_te100_outsize112-112_scte2p000.h5"  # 10.1 MB
     target = folder / name
-    part_path(target).write_bytes(bytes(10 * 2**20))  # what the killed build had written
-    filler = fill(folder, leave_mb=6)  # 6 MB free, 16 MB with the stale .part
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    stale = temporary_path(target, pid=killed.pid)
+    stale.write_bytes(bytes(10 * 2**20))  # what the killed build had written
+    filler = fill(folder, leave_mb=6)  # 6 MB free, 16 MB with the stale temporary file
     build_file(parse_name(name), mnist_base, mnist_paths, target, Recipe(), transform_images, seed=1)
-    assert target.stat().st_size > 10 * 10**6 and not part_path(target).exists()
+    assert target.stat().st_size > 10 * 10**6 and not stale.exists()
     assert sorted(path.name for path in folder.iterdir()) == sorted([name, filler.name])
     report(test="stale .part on a full disk", rebuilt=True)
 
@@ -608,6 +616,77 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
 
 
 # --- 7. Two builds at once -----------------------------------------------------------------------
+
+
+def _build_process(name: str, raw_dir: Path, out: Path) -> subprocess.Popen:
+    """``python -m mnist_large_scale build`` of ``name`` into ``out``, five images a block (many writes)."""
+    command = [sys.executable, "-m", "mnist_large_scale", "build", name, "--raw-dir", str(raw_dir), "--out", str(out), "--chunk-images", "5"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.002)
+
+
+def test_two_writers_of_one_file_never_leave_a_half_written_or_missing_file(tmp_path, mnist_dir):
+    """Two builds of one name, the second started while the first is mid-write (an orphaned job and its rerun).
+
+    The first writer is stopped (SIGSTOP) as soon as its temporary file holds
+    bytes, the second started and let write, then the first resumed: both
+    write at once.  A watcher hashes every file that appears under the final
+    name: each must be the complete file, and so must the last one.
+    """
+    name = "mnist_large_scale_te1000_outsize64-64_scte2p000.h5"
+    out = tmp_path / name
+    seen: dict[tuple[int, int], str] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                with open(out, "rb") as handle:  # a rename swaps whole files: an open handle holds one
+                    identity = os.fstat(handle.fileno())
+                    key = (identity.st_dev, identity.st_ino)
+                    if key not in seen:
+                        seen[key] = hashlib.sha256(handle.read()).hexdigest()
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    first = _build_process(name, mnist_dir, out)
+    def temporaries() -> set[tuple[int, int]]:
+        """The temporary files beside ``out`` that hold bytes, by (device, inode)."""
+        found = set()
+        for path in tmp_path.glob(f".{name}*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if (stat := path.stat()).st_size > 0:
+                    found.add((stat.st_dev, stat.st_ino))
+        return found
+
+    _wait_for(lambda: temporaries() or first.poll() is not None, what="the first writer's temporary file")
+    os.kill(first.pid, signal.SIGSTOP)
+    assert first.poll() is None, "the first writer ended before it could be stopped mid-write"
+    first_file = next(iter(temporaries()))
+    second = _build_process(name, mnist_dir, out)
+    _wait_for(lambda: temporaries() - {first_file} or second.poll() is not None, what="the second writer's temporary file")
+    both_writing = bool(temporaries() - {first_file})
+    os.kill(first.pid, signal.SIGCONT)
+    results = [process.communicate(timeout=300) + (process.returncode,) for process in (first, second)]
+    done.set()
+    watcher.join()
+    final = sha256_file(out) if out.exists() else None
+    assert seen and set(seen.values()) == {final}, f"{len(seen)} files seen under the final name, {len(set(seen.values()))} different; last {final}"
+    assert [code for *_, code in results] == [0, 0], results
+    assert both_writing, "the two writers did not overlap"
+    with h5py.File(out, "r") as h5:
+        assert h5["x_test"].shape == (1000, 64, 64, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "a temporary file outlived its writer"
+    report(test="two writers of one file", files_seen_under_final_name=len(seen), all_complete=True)
+
 
 
 def test_a_second_build_in_the_same_folder_is_refused_and_the_first_is_unharmed(tmp_path, mnist_dir):

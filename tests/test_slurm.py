@@ -283,20 +283,21 @@ def stall_the_build_once_it_writes(cluster: SlurmCluster, work: Path, process: s
     A stalled job (a hung file system, say) is what a time limit is for; stopping it
     also keeps the .part half-written until SLURM kills the job, whatever the timing.
     """
-    part = work / "results" / f".{KILLED}.part"
+    def parts() -> list[Path]:
+        return list((work / "results").glob(f".{KILLED}.*.part"))  # the writer's own temporary name
 
     def written() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"snakemake ended before the build wrote {part.name}")
-        return part.exists()
+            raise AssertionError(f"snakemake ended before the build wrote .{KILLED}.*.part")
+        return bool(parts()) and parts()[0].stat().st_size > 0
 
-    wait_until(written, 300, f"{part.name} to appear", interval=0.005)
+    wait_until(written, 300, f".{KILLED}.*.part to appear", interval=0.005)
     processes = cluster.job_processes()
     for pid in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGSTOP)
     assert len(set(processes.values())) == 1, processes
-    assert part.exists() and part.stat().st_size > 0
+    assert parts() and parts()[0].stat().st_size > 0
     return next(iter(processes.values()))
 
 
