@@ -5,6 +5,7 @@ Each line was computed by the validation job of its file and written only after 
 
 from pathlib import Path
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale.writer import write_text_atomically
 
 lines = [Path(path).read_text() for path in sorted(snakemake.input)]
