@@ -555,6 +555,95 @@ def test_every_section_of_the_config_schema_has_a_bad_input(config):
 
 # --- 6. A damaged output -------------------------------------------------------------------------
 
+#: Damaged copies of a built file, as a user may come to hold them, and what every reader must say.
+DAMAGED_FILES = {
+    "truncated": "HDF5 cannot open it",
+    "text": "not an HDF5 file",
+    "wrong layout": "not the MNIST Large Scale layout",
+    "bit-flipped exponent": "CRC-32",
+}
+
+
+@pytest.fixture(scope="module")
+def damaged_copies(tmp_path_factory, mnist_base, mnist_paths) -> dict[str, Path]:
+    """Each kind of DAMAGED_FILES under a name that is not one of the 21, and the intact file."""
+    from mnist_large_scale.build import build_file
+
+    folder = tmp_path_factory.mktemp("damaged")
+    intact = folder / "intact" / SMALL
+    intact.parent.mkdir()
+    build_file(parse_name(SMALL), mnist_base, mnist_paths, intact, Recipe(), transform_images, seed=1)
+    copies = {}
+    for kind in DAMAGED_FILES:
+        path = folder / kind.replace(" ", "_") / SMALL
+        path.parent.mkdir()
+        shutil.copy(intact, path)
+        copies[kind] = path
+    damage(copies["truncated"], intact.stat().st_size // 2, mode="truncate")
+    copies["text"].write_text("x_test,y_test\n0.1,7\n")
+    with h5py.File(copies["wrong layout"], "w") as h5:
+        h5["images"] = np.zeros((4, 28, 28))
+    damage(copies["bit-flipped exponent"], _x_test_middle(intact) + 7, count=1)  # the top byte: sign and exponent
+    return {"intact": intact, **copies}
+
+
+def _command(capsys, *args: str) -> tuple[int, str]:
+    from mnist_large_scale.__main__ import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED_FILES))
+def test_verify_inspect_and_the_loader_name_a_damaged_file_and_fail_without_a_traceback(damaged_copies, capsys, kind):
+    from mnist_large_scale.integrity import DamagedFile
+    from mnist_large_scale.loader import MNISTLargeScale, load
+
+    path, message = str(damaged_copies[kind]), DAMAGED_FILES[kind]
+    outcomes = {}
+    for label, args in {
+        "verify": ["verify", path],
+        "verify --name": ["verify", path, "--name", "mnist_large_scale_te10000_outsize112-112_scte2p000.h5"],
+        "inspect": ["inspect", path],
+        "inspect --json": ["inspect", path, "--json"],
+    }.items():
+        code, output = _command(capsys, *args)
+        outcomes[label] = code
+        assert code == 1 and message in output and "Traceback" not in output, f"{label}: exit {code}:\n{output}"
+        assert "DAMAGED" in output or "is damaged" in output, output
+    for label, read in {"load": lambda: load(path, "test"), "MNISTLargeScale(check='crc')": lambda: MNISTLargeScale(path, "test", check="crc")}.items():
+        with pytest.raises(DamagedFile, match=message) as caught:
+            read()
+        assert str(caught.value).startswith(f"{path} is damaged: ")
+        outcomes[label] = "DamagedFile"
+    report(test="damaged file readers", kind=kind, outcomes=outcomes)
+
+
+def test_the_intact_file_passes_every_reader_at_every_check(damaged_copies, capsys):
+    from mnist_large_scale.loader import MNISTLargeScale, load
+
+    path = str(damaged_copies["intact"])
+    for check in ("layout", "crc", "values"):
+        assert _command(capsys, "inspect", path, "--check", check)[0] == 0
+        assert _command(capsys, "verify", path, "--check", check)[0] == 0  # no reference: not one of the 21 names
+        assert load(path, "test", check=check)[0].shape == (200, 32, 32, 1)
+        assert len(MNISTLargeScale(path, "test", check=check)) == 200
+    assert "integrity   intact (values check)" in _command(capsys, "inspect", path)[1]
+
+
+def test_a_bit_flip_that_the_stored_crc_cannot_see_is_still_out_of_range(damaged_copies, tmp_path, capsys):
+    """A published file has no CRC-32: the value range is what shows a flipped exponent there."""
+    path = tmp_path / SMALL
+    shutil.copy(damaged_copies["bit-flipped exponent"], path)
+    with h5py.File(path, "r+") as h5:
+        for key in h5:
+            h5[key].attrs.pop("crc32", None)
+    code, output = _command(capsys, "inspect", str(path))
+    assert code == 1 and "x_test: 1 values outside [-1, 1]" in output and "no stored CRC-32" in output
+    assert _command(capsys, "inspect", str(path), "--check", "crc")[0] == 0  # nothing to compare at that level
+
+
 
 @pytest.fixture
 def built_small(tmp_path, mnist_dir):

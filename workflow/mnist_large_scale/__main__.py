@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 from tqdm import tqdm
@@ -47,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--chunk-images", type=int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.add_argument(
+        "--check",
+        choices=("layout", "crc", "values"),
+        default="values",
+        help="what the file must pass besides being read: layout (HDF5, the datasets, not truncated), crc (also each "
+        "dataset's stored CRC-32) or values (also the value range [-1, 1]; the default). The CRC-32 and the range "
+        "come from the scan itself; a damaged file makes the exit status 1",
+    )
+    inspect.add_argument(
         "--config",
         default="config.yaml",
         help="the workflow's config, for the class names of the file's base data set (default: config.yaml; none when it does not exist)",
@@ -61,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("files", nargs="+", metavar="FILE", help=".h5 files, named as published")
     verify.add_argument("--name", help="the published name of a single FILE that was renamed")
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    verify.add_argument(
+        "--check",
+        choices=("layout", "crc", "values"),
+        default="crc",
+        help="what a file that is not a byte-for-byte match must also pass: layout (HDF5, the datasets, not truncated; "
+        "milliseconds), crc (also each dataset's stored CRC-32: one read of the file, the default) or values (also "
+        "the value range); a damaged file is DAMAGED and makes the exit status 1",
+    )
     compare = commands.add_parser(
         "compare",
         help="compare a published file with its rebuild and fit the recipe",
@@ -176,25 +193,50 @@ def _build(args) -> dict:
 
 def _verify(args) -> int:
     """Print each file's verdict against the reference checksums; 1 if any differs, else 0."""
-    from .references import DIFFERS, attribute_hint, compare, load_references
+    from .references import DIFFERS, load_references
 
     if args.name and len(args.files) != 1:
         print("--name applies to a single FILE", file=sys.stderr)
         return 2
     table = load_references()
-    verdicts = []
-    for path in args.files:
-        verdict = compare(path, table, name=args.name)
-        if verdict.status == DIFFERS:
-            hint = attribute_hint(path, table)
-            verdict = verdict if not hint else dataclasses.replace(verdict, reason=f"{verdict.reason}; {hint}")
-        verdicts.append(verdict)
+    verdicts = [_verify_one(path, table, args.name, args.check) for path in args.files]
     if args.json:
         print(json.dumps([verdict.as_dict() for verdict in verdicts], indent=2))
     else:
         for verdict in verdicts:
             print(verdict.line())
-    return 1 if any(verdict.status == DIFFERS for verdict in verdicts) else 0
+    return 1 if any(verdict.status in (DIFFERS, DAMAGED) for verdict in verdicts) else 0
+
+
+#: verify's status of a file that fails its own integrity (not HDF5, truncated, not the layout, CRC-32).
+DAMAGED = "DAMAGED"
+
+
+def _verify_one(path: str, table, name: str | None, check: str):
+    """One file's verdict; a file that fails the layout check, or ``check`` when it is not a match, is DAMAGED."""
+    from .integrity import check_file
+    from .references import DIFFERS, MATCH, Verdict, attribute_hint, compare
+
+    label = name or os.path.basename(path)
+    if not os.path.isfile(path):
+        return Verdict(label, DAMAGED, "", reason=f"{path}: no such file")
+    integrity = check_file(path, "layout")
+    if integrity.ok:
+        try:
+            verdict = compare(path, table, name=name)
+        except (OSError, RuntimeError, KeyError) as error:  # HDF5 cannot read what its metadata promises
+            return Verdict(label, DAMAGED, "", reason=f"HDF5 cannot read it ({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__})")
+        if verdict.status == MATCH or check == "layout":
+            integrity = None
+        else:
+            integrity = check_file(path, check)
+    if integrity is not None and not integrity.ok:
+        more = f" (and {len(integrity.problems) - 1} more)" if len(integrity.problems) > 1 else ""
+        return Verdict(label, DAMAGED, "", reason=integrity.problems[0] + more)
+    if verdict.status == DIFFERS:
+        hint = attribute_hint(path, table)
+        verdict = verdict if not hint else dataclasses.replace(verdict, reason=f"{verdict.reason}; {hint}")
+    return verdict
 
 
 def _compare(args) -> int:
@@ -297,8 +339,17 @@ def main(argv: list[str] | None = None) -> int:
         from .inspect_file import format_summary, summarize_file
 
         # The bar goes to stderr and only on a terminal (disable=None), so pipes stay clean.
-        with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
-            summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update)
+        from .integrity import DamagedFile
+
+        try:
+            with tqdm(unit="img", desc="scanning", file=sys.stderr, disable=None, leave=False) as bar:
+                summary = summarize_file(args.file, chunk_images=args.chunk_images, max_images=args.max_images, progress=bar.update, check=args.check)
+        except DamagedFile as error:
+            print(f"inspect: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:  # a missing or unreadable file
+            print(f"inspect: {error}", file=sys.stderr)
+            return 2
         classes = _classes(args.config, args.file, summary["attributes"])
         if any(name != str(label) for label, name in enumerate(classes)):  # MNIST's digits name themselves
             summary["classes"] = classes
@@ -306,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.montage:
             save_figure(file_montage(args.file, args.split, args.count, classes=classes), args.montage)
             print(f"montage of the first {args.split} images: {args.montage}", file=sys.stderr)
+        if not summary["integrity"]["ok"]:
+            print(f"inspect: {args.file} is damaged: {summary['integrity']['problems'][0]}", file=sys.stderr)
+            return 1
     elif args.command == "verify":
         return _verify(args)
     elif args.command == "compare":
