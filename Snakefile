@@ -11,9 +11,13 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+include: "workflow/rules/config.smk"
+
+
 configfile: "config.yaml"
 
 
+check_config(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -26,6 +30,10 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/experiment.smk"
+
+
+onstart:
+    keep_symlinked_folders()
 
 
 rule all:

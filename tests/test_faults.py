@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, make_workdir, run_snakemake
+from conftest import REPO, SNAKEMAKE, _merge, make_workdir, run_snakemake
 from faults_helpers import (
     Build,
     damage,
@@ -184,7 +184,7 @@ def test_sigkill_at_random_moments_leaves_no_wrong_file_and_unlock_plus_rerun_re
     [(TEST_LABELS, "flip"), (TRAIN_IMAGES, "truncate")],
     ids=["byte-flipped-labels", "truncated-images"],
 )
-def test_a_damaged_raw_file_in_the_cache_is_named_refused_and_fetched_again_on_request(tmp_path, mnist_dir, pinned, raw_name, mode, npm_registry):
+def test_a_damaged_raw_file_in_the_cache_stops_the_run_before_any_job_deletes_nothing_and_is_fetched_again(tmp_path, mnist_dir, pinned, raw_name, mode, npm_registry):
     work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
     first = run_snakemake(work, "--cores", "2", "all")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -194,28 +194,62 @@ def test_a_damaged_raw_file_in_the_cache_is_named_refused_and_fetched_again_on_r
     damage(raw, raw.stat().st_size // 2, count=1) if mode == "flip" else damage(raw, raw.stat().st_size // 2, mode="truncate")
     damaged = sha256_file(raw)
     assert damaged != pinned[raw_name]
-    command = f"snakemake --cores 1 --force resources/mnist/{raw_name}"
+    built = {path: sha256_file(path) for path in final_files(work) if path.parts[-2] != "mnist"}
+    cached = f"resources/mnist/{raw_name}"
+    command = f"mv {cached} {cached}.mismatch && snakemake --cores 1 {cached}"
 
     # The next run names the damage and leaves the file alone; the damaged file is newer than the
-    # outputs, so their jobs run again and refuse it, naming it and the command that fetches it again.
-    # No file made from it is left under a final name.
+    # outputs, so their jobs would run again, and Snakemake would delete their outputs first: the
+    # run stops while it plans them, naming the file and the way to fetch it again that deletes
+    # nothing.  Every file built from the good bytes stays, byte for byte.
     refused = run_snakemake(work, "--cores", "2", "all")
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0, output[-3000:]
-    assert f"resources/mnist/{raw_name} is damaged" in output and command in output
-    assert f"raw file resources/mnist/{raw_name} is damaged" in output, output[-3000:]
+    assert f"raw file {cached} is damaged, or its pin" in output and command in output, output[-3000:]
+    assert "--force" not in output
     assert sha256_file(raw) == damaged
-    assert not (work / "results" / SMALL).exists() and temp_files(work) == []
-    # The command fetches it again (and only it); the rebuild gives the same bytes.
-    fetched = run_snakemake(work, *command.split()[1:])
+    assert {path: sha256_file(path) for path in built} == built and temp_files(work) == []
+    assert not (work / "logs" / "build" / SMALL.replace(".h5", ".log")).read_text().count("damaged"), "a job ran"
+    # The command fetches it again (and only it), keeping the damaged copy; the rebuild gives the same bytes.
+    os.rename(raw, f"{raw}.mismatch")
+    fetched = run_snakemake(work, "--cores", "1", cached)
     assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
-    assert sha256_file(raw) == pinned[raw_name]
+    assert sha256_file(raw) == pinned[raw_name] and sha256_file(f"{raw}.mismatch") == damaged
     assert "accepted from npm" in (work / "logs" / "fetch" / "mnist" / f"{raw_name}.log").read_text()
     rebuilt = run_snakemake(work, "--cores", "2", "all")
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums
     assert reports_ok(work, [SMALL]) and temp_files(work) == []
-    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, left_in_place=True, refused=True, refetched=True)
+    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, left_in_place=True, refused_before_jobs=True, outputs_kept=len(built), refetched=True)
+
+
+def test_a_wrong_pin_deletes_nothing_and_the_fetch_says_the_pin_may_be_wrong(tmp_path, mnist_dir, pinned):
+    """A well-formed but wrong pin: the good file is kept, no output is deleted, and the sources' agreement is named."""
+    served = tmp_path / "served"
+    for folder in ("one", "two"):
+        (served / folder).mkdir(parents=True)
+        (served / folder / f"{TEST_LABELS}.gz").write_bytes(gzip.compress((mnist_dir / TEST_LABELS).read_bytes()))
+    with http_server(served) as url:
+        wrong = {"base_data": {"mnist": {"mirrors": [f"{url}/one/", f"{url}/two/"], "npm_package": "", "files": {"test_labels": {"sha256": pinned[TRAIN_LABELS]}}}}}
+        work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
+        assert run_snakemake(work, "--cores", "2", "all").returncode == 0
+        built = {path: sha256_file(path) for path in final_files(work)}
+        config = yaml.safe_load((work / "config.yaml").read_text())
+        _merge(config, wrong)
+        config["base_data"]["mnist"]["files"]["test_labels"].pop("gz_md5", None)
+        (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        refused = run_snakemake(work, "--cores", "2", "all")
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "or its pin (base_data.mnist.files) is wrong" in output, output[-3000:]
+        assert {path: sha256_file(path) for path in built} == built, "a file was deleted or changed"
+        raw = work / "resources" / "mnist" / TEST_LABELS
+        os.rename(raw, f"{raw}.mismatch")  # the advice
+        fetched = run_snakemake(work, "--cores", "1", f"resources/mnist/{TEST_LABELS}")
+    output = fetched.stdout + fetched.stderr
+    assert fetched.returncode != 0
+    assert "2 sources delivered the same bytes" in output and "the pin (base_data.mnist.files.test_labels) may be wrong" in output, output[-3000:]
+    assert sha256_file(f"{raw}.mismatch") == pinned[TEST_LABELS] and not raw.exists() and temp_files(work) == []
+    report(test="wrong pin", files_deleted=0, pin_named=True)
 
 
 def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_dir, mnist_base):
@@ -232,6 +266,9 @@ def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_
     with pytest.raises(ValueError, match=TEST_LABELS) as caught:
         build_file(parse_name(SMALL), base, raw_paths_of(raw_dir, base), out, Recipe(), transform_images, seed=1)
     assert "sha256" in str(caught.value)
+    # The folder is not the workflow's cache, where no rule writes: the advice names the cache's copy.
+    assert f"replace it with the pinned file ({base.file_by_name(TEST_LABELS).size} bytes" in str(caught.value)
+    assert f"snakemake --cores 1 resources/mnist/{TEST_LABELS}` fetches" in str(caught.value) and "--force" not in str(caught.value)
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
 
 
@@ -416,6 +453,7 @@ BAD_INPUTS = {
     "name: unknown prefix": (_target("kmnist_te10_outsize32-32_scte1p000.h5"), "known prefixes"),
     "name: leading zero": (_target("mnist_large_scale_te010_outsize32-32_scte1p000.h5"), "has a leading zero"),
     "name: not .h5": (_target("mnist_large_scale_te10_outsize32-32_scte1p000.hdf5"), "No rule to produce"),
+    "name: .h5.h5": (_target("mnist_large_scale_te10_outsize32-32_scte1p000.h5.h5"), "'mnist_large_scale_te10_outsize32-32_scte1p000.h5.h5' fits no pattern"),
     # zero and too-large counts
     "count: te0": (_target("mnist_large_scale_te0_outsize32-32_scte1p000.h5"), "test count (te) is 0"),
     "count: tr0": (_target("mnist_large_scale_tr0_vl10_te10_outsize32-32_sctr1p000_scte1p000.h5"), "training count (tr) is 0"),
@@ -453,7 +491,10 @@ BAD_INPUTS = {
     "source: local folder missing": (_config(base_data={"mnist": {"local_dir": "/nonexistent/mnist"}}), "is not a readable folder"),
     "source: local folder is a file": (_config(base_data={"mnist": {"local_dir": NOT_A_FOLDER}}), "is not a readable folder"),
     "source: local folder unreadable": (_config(base_data={"mnist": {"local_dir": UNREADABLE}}), "is not a readable folder"),
-    "source: mirror scheme": (_config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}), "'ftp://example.org/mnist/' does not match"),
+    "source: mirror scheme": (
+        _config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}),
+        "base_data.mnist.mirrors.0: 'ftp://example.org/mnist/' does not match: it must be an https:// URL, or an http:// URL on this machine",
+    ),
     "source: bad sha256 pin": (_config(base_data={"mnist": {"files": {"train_images": {"sha256": "abc"}}}}), "'abc' does not match"),
     "split: empty": (_config(base_data={"mnist": {"splits": {"val": {"start": 50000, "stop": 50000}}}}), "splits.val is empty"),
     # validation and figures
@@ -470,7 +511,11 @@ BAD_INPUTS = {
         "must be a training file with a single training scale",
     ),
     "config: shuffle a word": (_config(output={"shuffle": "yes"}), "'yes' is not of type 'boolean'"),
-    "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
+    "config: not YAML": ({"text": "targets: [unclosed\n"}, "config.yaml, line 2, column 1: not valid YAML"),
+    "config: not YAML, line 3": ({"text": "targets: []\nscale_seed: 1\nrecipe: {order: 3\n"}, "config.yaml, line 4, column 1: not valid YAML"),
+    # --config: Snakemake gives nested values as strings; a string that is not a number stays one
+    "command line: a word for a number": ({"cli": ["--config", "recipe={sigma_per_scale: abc}"]}, "config: recipe.sigma_per_scale: 'abc' is not of type 'number'"),
+    "command line: unknown key": ({"cli": ["--config", "sigma=1"]}, "config: (top level): Additional properties are not allowed ('sigma' was unexpected)"),
 }
 
 
@@ -509,7 +554,7 @@ def _run_bad_input(root: Path, label: str, case: dict) -> dict:
     if "text" in case:
         (work / "config.yaml").write_text(case["text"])
     started = time.monotonic()
-    command = [*prefix, SNAKEMAKE, "--cores", "1", *case.get("args", ["all"])]
+    command = [*prefix, SNAKEMAKE, "--cores", "1", *case.get("args", ["all"]), *case.get("cli", [])]
     done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
     return {
         "returncode": done.returncode,
@@ -539,6 +584,34 @@ def test_bad_input_fails_before_any_work_with_a_message_naming_the_problem(bad_i
     assert run["returncode"] != 0
     assert message in run["output"], f"{message!r} not in:\n{run['output'][-3000:]}"
     assert run["written"] == [], f"work was done: {run['written']}"
+    # One message, not the schema and the config (an unknown key once printed 710 lines).
+    assert len(run["output"].splitlines()) <= 40, f"{len(run['output'].splitlines())} lines:\n{run['output'][-3000:]}"
+
+
+def test_numbers_given_on_the_command_line_are_numbers(tmp_path, mnist_dir):
+    """Snakemake gives --config's nested values as strings ('1.0'); the schema's numbers and booleans take them."""
+    work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
+    run = run_snakemake(work, "-n", "--cores", "1", "all", "--config", "recipe={sigma_per_scale: 1.0, clip: false, order: 1}", "scale_seed=7")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert not (work / "results").exists()
+
+
+def test_symlinked_results_and_resources_folders_end_a_failed_run_with_its_own_error(tmp_path):
+    """results/ and resources/mnist/ on another disk (symlinks), a fetch that fails: the run ends with the
+    fetch's error, not Snakemake's NotADirectoryError from removing the empty symlinked folder."""
+    overrides = {"targets": [SMALL], "base_data": {"mnist": {"mirrors": ["http://127.0.0.1:9/"], "npm_package": ""}}}
+    work = make_workdir(tmp_path, None, overrides)
+    elsewhere = tmp_path / "bigger_disk"
+    for folder in ("results", "resources/mnist"):
+        (elsewhere / folder).mkdir(parents=True)
+        (work / folder).parent.mkdir(parents=True, exist_ok=True)
+        (work / folder).symlink_to(elsewhere / folder)
+    run = run_snakemake(work, "--cores", "1", "all")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "no source delivered" in output
+    assert "NotADirectoryError" not in output and "Traceback" not in output.split("Exiting because a job execution failed")[-1], output[-3000:]
+    assert (work / "results").is_symlink() and (work / "resources" / "mnist").is_symlink()
+    report(test="symlinked folders", failed_with_own_error=True)
 
 
 def test_every_section_of_the_config_schema_has_a_bad_input(config):

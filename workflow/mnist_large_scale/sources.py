@@ -60,6 +60,8 @@ __all__ = [
     "expected_sha256",
     "raw_file_problem",
     "verify_raw_files",
+    "cache_path",
+    "damaged_raw_message",
     "fetch_raw_file",
     "route_pooch_log",
     "download",
@@ -220,13 +222,39 @@ def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
     return None
 
 
+def cache_path(base: BaseData, raw: RawFile) -> Path:
+    """Where the workflow keeps ``raw``, relative to its working folder: ``resources/<base key>/<name>``."""
+    return Path("resources") / base.key / raw.name
+
+
+def damaged_raw_message(base: BaseData, raw: RawFile, path: str | os.PathLike, problem: str) -> str:
+    """What to say of a raw file that does not match its pins, and how to get the pinned one.
+
+    A mismatch is a damaged file or a wrong pin, and only the sources can
+    tell which; so the advice never deletes the file (``--force`` would, before
+    the fetch runs): in the workflow's cache it is moved aside and fetched
+    again, so that a file no source can replace stays; elsewhere (a
+    ``--raw-dir``), where no rule writes, it is replaced by a copy of the cache's.
+    """
+    head = f"raw file {path} is damaged, or its pin (base_data.{base.key}.files) is wrong ({problem})"
+    cached = cache_path(base, raw)
+    if os.path.abspath(path) == os.path.abspath(cached):
+        return (
+            f"{head}: move it aside and fetch it again, `mv {cached} {cached}.mismatch && snakemake --cores 1 {cached}`, "
+            f"then rerun; if no source delivers the pinned bytes either, check the pin: {cached}.mismatch may be the right file"
+        )
+    pin = f"sha256 {raw.sha256}" if raw.sha256 else f"a .gz of sha256 {raw.gz_sha256}"
+    return f"{head}: replace it with the pinned file ({raw.size} bytes, {pin}), e.g. a copy of {cached}, which `snakemake --cores 1 {cached}` fetches"
+
+
 def verify_raw_files(base: BaseData, raw_paths: dict[str, str]) -> None:
     """Raise ValueError naming the first raw file (by path) that does not match its pins,
-    and the command that fetches it again."""
+    and how to get the pinned one (``damaged_raw_message``)."""
     for name, path in sorted(raw_paths.items()):
-        problem = raw_file_problem(base.file_by_name(name), path)
+        raw = base.file_by_name(name)
+        problem = raw_file_problem(raw, path)
         if problem:
-            raise ValueError(f"raw file {path} is damaged ({problem}): fetch it again with `snakemake --cores 1 --force {path}`, then rerun")
+            raise ValueError(damaged_raw_message(base, raw, path, problem))
 
 
 def mirror_url_problem(url: str) -> str | None:
@@ -587,4 +615,17 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
             log.info("%s: accepted from %s", name, origin)
             return origin
     pin = f"sha256 {raw.sha256}" if raw.sha256 else f"a .gz of sha256 {raw.gz_sha256}"
-    raise FetchError(f"no source delivered {name} with {pin}:\n" + "\n".join(failures))
+    raise FetchError(f"no source delivered {name} with {pin}:\n" + "\n".join(failures) + _wrong_pin_hint(base, raw, failures))
+
+
+def _wrong_pin_hint(base: BaseData, raw: RawFile, failures: list[str]) -> str:
+    """A closing line when several sources delivered the same other bytes: then the pin, not they, may be wrong."""
+    digests = [match.group(1) for failure in failures if (match := re.search(r"checksum mismatch \(\d+ bytes, sha256 ([0-9a-f]{64})", failure))]
+    common = max(set(digests), key=digests.count) if digests else None
+    if common is None or digests.count(common) < 2:
+        return ""
+    role = next(role for role, entry in base.files.items() if entry.name == raw.name)
+    return (
+        f"\n{digests.count(common)} sources delivered the same bytes, sha256 {common}, not the pinned ones: "
+        f"the pin (base_data.{base.key}.files.{role}) may be wrong"
+    )

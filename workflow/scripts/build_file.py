@@ -13,7 +13,7 @@ from mnist_large_scale.sources import BaseData
 from mnist_large_scale.writer import OutputOptions
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-spec = parse_name(snakemake.wildcards.name)
+spec = parse_name(f"{snakemake.wildcards.name}.h5")
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 # dtype and compression from params (they change the bytes); images per step and direct
 # writes from the config: changing them reruns nothing.
