@@ -497,6 +497,23 @@ BAD_INPUTS = {
     ),
     "source: bad sha256 pin": (_config(base_data={"mnist": {"files": {"train_images": {"sha256": "abc"}}}}), "'abc' does not match"),
     "split: empty": (_config(base_data={"mnist": {"splits": {"val": {"start": 50000, "stop": 50000}}}}), "splits.val is empty"),
+    "split: val inside train": (
+        _config(base_data={"mnist": {"splits": {"val": {"start": 40000, "stop": 60000}}}}),
+        "splits.train [0, 50000) and splits.val [40000, 60000) overlap in train-images-idx3-ubyte ([40000, 50000), 10000 images)",
+    ),
+    "split: val = test = train": (
+        _config(
+            base_data={
+                "mnist": {
+                    "splits": {
+                        split: {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte", "start": 0, "stop": 10000}
+                        for split in ("train", "val", "test")
+                    }
+                }
+            }
+        ),
+        "splits.test [0, 10000) and splits.train [0, 10000) overlap in train-images-idx3-ubyte",
+    ),
     # validation and figures
     "validation: zero tolerance": (_config(validation={"size_tolerance": 0}), "0 is less than or equal to the minimum of 0"),
     "figures: no montage image": (_config(figures={"montage_images": 0}), "0 is less than the minimum of 1"),

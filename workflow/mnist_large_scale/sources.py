@@ -61,6 +61,7 @@ __all__ = [
     "raw_file_problem",
     "verify_raw_files",
     "cache_path",
+    "split_overlap_problem",
     "damaged_raw_message",
     "fetch_raw_file",
     "route_pooch_log",
@@ -118,6 +119,26 @@ class Split:
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+
+def split_overlap_problem(key: str, splits: dict[str, Split]) -> str | None:
+    """Why two splits of a base share images (leakage: one image in training and in testing); None when none do.
+
+    Two splits overlap when they take ranges that meet from the same images
+    file or from the same labels file.
+    """
+    names = sorted(splits)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            a, b = splits[first], splits[second]
+            low, high = max(a.start, b.start), min(a.stop, b.stop)
+            shared = [name for name in dict.fromkeys((a.images, a.labels)) if name in (b.images, b.labels)]
+            if shared and low < high:
+                return (
+                    f"config: base_data.{key}.splits.{first} [{a.start}, {a.stop}) and splits.{second} [{b.start}, {b.stop}) "
+                    f"overlap in {shared[0]} ([{low}, {high}), {high - low} images): an image may be in one split only"
+                )
+    return None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from mnist_large_scale.sources import (
     damaged_raw_message,
     expected_sha256,
     raw_file_problem,
+    split_overlap_problem,
 )
 
 BASES = {
@@ -81,6 +82,9 @@ def _check_config():
                 raise ValueError(
                     f"config: base_data.{base.key}.splits.{split_name} is empty (stop <= start)"
                 )
+        overlap = split_overlap_problem(base.key, base.splits)
+        if overlap:
+            raise ValueError(overlap)
     for name in config["targets"]:
         file_spec(name)
     train = file_spec(config["experiment"]["train_file"])
