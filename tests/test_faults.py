@@ -467,6 +467,16 @@ BAD_INPUTS = {
         "scale '-1p000' is negative",
     ),
     "size: zero height": (_target("mnist_large_scale_te10_outsize0-32_scte1p000.h5"), "output height (outsize) is 0"),
+    # beyond the engine's bound, beyond the run's memory
+    "scale: above the engine's bound": (_target("mnist_large_scale_te10_outsize32-32_scte16p000.h5"), "scale 16 is above 12"),
+    "scale: range above the bound": (
+        _target("mnist_large_scale_tr10_vl10_te10_outsize32-32_sctr1p000-300p000_scte1p000.h5"),
+        "scale 300 is above 12",
+    ),
+    "size: more memory than the run has": (
+        _target("mnist_large_scale_te100_outsize5000-5000_scte1p000.h5"),
+        "needs about 47,894 MB (a build job's peak at its size, scale and output.chunk_images, benchmarks/job_memory.json), more than the 8,000 MB",
+    ),
     # the same faults in config.yaml's targets
     "config target: zero scale": (_config(targets=["mnist_large_scale_te10_outsize32-32_scte0p000.h5"]), "scale of zero"),
     "config target: negative scale": (_config(targets=["mnist_large_scale_te10_outsize32-32_scte-2p000.h5"]), "scale '-2p000' is negative"),

@@ -142,13 +142,15 @@ def declared(rule: str, name: str) -> dict[str, str]:
     """What a build or validation job of ``name`` must have asked SLURM for, as sacct prints it."""
     spec = parse_name(name)
     images = sum(spec.split_count(split) for split in ("train", "val", "test"))
+    largest = max(spec.split_scale(split).high for split in ("train", "val", "test"))
+    block = max(spec.split_count(split) for split in ("train", "val", "test"))
     return {
         "Partition": PARTITION,
         "Account": ACCOUNT,
-        "ReqMem": f"{job_memory_mb(spec.out_shape, CHUNK_IMAGES)}M",
+        "ReqMem": f"{job_memory_mb(spec.out_shape, CHUNK_IMAGES, scale=largest, images=block)}M",
         "ReqCPUS": "1",
         "AllocCPUS": "1",
-        "Timelimit": timelimit(job_runtime_min(spec.out_shape, images)),
+        "Timelimit": timelimit(job_runtime_min(spec.out_shape, images, scale=largest)),
         "NodeList": NODE,
     }
 

@@ -30,7 +30,12 @@ if str(WORKFLOW_DIR) not in sys.path:
     sys.path.insert(0, str(WORKFLOW_DIR))
 
 from mnist_large_scale import NUMERICS_VERSION
-from mnist_large_scale.job_resources import job_memory_mb, job_runtime_min
+from mnist_large_scale.job_resources import (
+    job_memory_mb,
+    job_runtime_min,
+    memory_problem,
+    scale_problem,
+)
 from mnist_large_scale.layout import COMPRESSED_LAYOUT
 from mnist_large_scale.names import (
     PUBLISHED_TEST_SCALES,
@@ -148,9 +153,12 @@ def refuse_damaged_raw_files(base):
 
 
 def file_spec(name):
-    """The FileSpec of a target name, checked against its base data; raises with the reason."""
+    """The FileSpec of a target name, checked against its base data and the engine's scales; raises with the reason."""
     spec = parse_name(name, prefixes=tuple(BASE_BY_PREFIX))
     check_counts(spec, BASE_BY_PREFIX[spec.prefix].available())
+    problem = scale_problem(spec.name, largest_scale(spec))
+    if problem:
+        raise ValueError(problem)
     return spec
 
 
@@ -263,6 +271,7 @@ def raw_inputs(wildcards):
     """
     base = base_of(target_name(wildcards))
     refuse_damaged_raw_files(base)
+    refuse_what_the_run_cannot_hold(wildcards)
     return {raw.name: str(cache_path(base, raw)) for raw in base.files.values()}
 
 
@@ -334,23 +343,57 @@ def raw_pin(wildcards):
     return {"name": raw.name, "size": raw.size, "sha256": raw.pin}
 
 
-def job_mem_mb(wildcards):
-    """A build or validation job's memory, from the name's output size and the block size.
+def largest_scale(spec):
+    """The largest scale of a file: the top of a range, the largest of its splits."""
+    return max(spec.split_scale(split).high for split in ("train", "val", "test"))
 
-    Validation reads the file in blocks of the same size: measured 200-265 MB at
-    112 x 112, 466 MB at 224 x 224 and 1.5 GB at 448 x 448 (the bound: 540, 1258
-    and 4129 MB).
+
+def run_memory_limit_mb():
+    """The run's mem_mb limit (--resources mem_mb, the profile's), or None when it sets none."""
+    settings = workflow.resource_settings
+    limit = settings.resources.get("mem_mb") if settings else None
+    value = getattr(limit, "value", None) if limit is not None else None
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def job_mem_mb(wildcards):
+    """A build or validation job's memory, from the name's output size, block size, scale and counts.
+
+    Validation reads the file in blocks of the same size (measured 200-265 MB
+    at 112 x 112, 466 MB at 224 x 224 and 1.5 GB at 448 x 448, with 1000
+    images a block): the build's bound covers it.
     """
+    spec = file_spec(target_name(wildcards))
+    largest_split = max(spec.split_count(split) for split in ("train", "val", "test"))
     return job_memory_mb(
-        file_spec(target_name(wildcards)).out_shape, config["output"]["chunk_images"]
+        spec.out_shape,
+        config["output"]["chunk_images"],
+        scale=largest_scale(spec),
+        images=largest_split,
     )
 
 
+def refuse_what_the_run_cannot_hold(wildcards):
+    """Raise, while the jobs are planned, when a job needs more memory than the run's mem_mb limit.
+
+    Snakemake would silently lower the job's declaration to the limit and
+    evaluates resources only when the job is about to run (after its raw
+    files are fetched); an input function runs while the DAG is built, before
+    any job.  Main process only: a cluster job's node has its own limit.
+    """
+    if workflow.is_main_process:
+        problem = memory_problem(
+            target_name(wildcards), job_mem_mb(wildcards), run_memory_limit_mb()
+        )
+        if problem:
+            raise ValueError(problem)
+
+
 def job_runtime(wildcards):
-    """A build or validation job's time limit in minutes, from the name's images and size."""
+    """A build or validation job's time limit in minutes, from the name's images, size and scale."""
     spec = file_spec(target_name(wildcards))
     images = sum(spec.split_count(split) for split in ("train", "val", "test"))
-    return job_runtime_min(spec.out_shape, images)
+    return job_runtime_min(spec.out_shape, images, scale=largest_scale(spec))
 
 
 def raw_sha256(wildcards):
