@@ -14,7 +14,10 @@ min_version("9.0")
 include: "workflow/rules/config.smk"
 
 
-configfile: "config.yaml"
+# The workflow's own config.yaml, found beside this file whatever the working directory (a run
+# with --directory, the smoke test of .test/); --configfile merges a user's values over it. Used
+# as a module, the using workflow's config (module ... config:) takes its place.
+configfile: workflow.source_path("config.yaml")
 
 
 check_config(config)

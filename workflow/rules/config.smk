@@ -7,28 +7,30 @@ import sys
 from pathlib import Path
 
 try:
-    _PACKAGE_DIR = str(Path(workflow.current_basedir).parent)
-except TypeError:  # a remote source: common.smk says why it cannot be used so
-    _PACKAGE_DIR = None
-if _PACKAGE_DIR and _PACKAGE_DIR not in sys.path:
-    sys.path.insert(0, _PACKAGE_DIR)
-
-from mnist_large_scale.config_check import (
-    check_against_schema,
-    check_yaml_file,
-    coerce_command_line_values,
-    load_schema,
-)
-
-CONFIG_SCHEMA = str(
-    Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
-)
-
-check_yaml_file("config.yaml")
+    _WORKFLOW_FOLDER = Path(workflow.current_basedir).parent
+except TypeError:  # a remote source: common.smk stops with the reason and what works
+    _WORKFLOW_FOLDER = None
 
 
 def check_config(config):
     """The loaded config against the schema, one line per error; --config strings made numbers first."""
-    schema = load_schema(CONFIG_SCHEMA)
+    if _WORKFLOW_FOLDER is None:
+        return
+    schema = load_schema(_WORKFLOW_FOLDER / "schemas" / "config.schema.yaml")
     coerce_command_line_values(config, schema)
     check_against_schema(config, schema)
+
+
+if _WORKFLOW_FOLDER is not None:
+    if str(_WORKFLOW_FOLDER) not in sys.path:
+        sys.path.insert(0, str(_WORKFLOW_FOLDER))
+
+    from mnist_large_scale.config_check import (
+        check_against_schema,
+        check_yaml_file,
+        coerce_command_line_values,
+        load_schema,
+    )
+
+    # The Snakefile's own config.yaml (its `configfile:`), beside the workflow/ folder.
+    check_yaml_file(_WORKFLOW_FOLDER.parent / "config.yaml")
