@@ -244,3 +244,17 @@ def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist
                 assert h5["x_test"].chunks == (1, 56, 56, 1) and h5["x_test"].shuffle
         files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]
+
+
+def test_a_fetch_removes_the_download_folders_of_dead_fetches_only(tmp_path):
+    from mnist_large_scale.atomic import host_name
+    from mnist_large_scale.sources import _stale_fetch_folders
+
+    name = "t10k-labels-idx1-ubyte"
+    dead = tmp_path / f".fetch-{name}-{host_name()}.{_dead_pid()}-abc123"
+    live = tmp_path / f".fetch-{name}-{host_name()}.{os.getpid()}-def456"
+    elsewhere = tmp_path / f".fetch-{name}-another-host.{_dead_pid()}-ghi789"
+    earlier = tmp_path / f".fetch-{name}-x1y2z3"  # the earlier form names no writer
+    for folder in (dead, live, elsewhere, earlier):
+        folder.mkdir()
+    assert sorted(_stale_fetch_folders(tmp_path, name)) == sorted([dead, earlier])

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from .disk import disk_full, no_space
 
-__all__ = ["temporary_path", "parse_temporary", "stale_temporaries", "remove_stale_temporaries", "atomic_path", "write_text_atomically"]
+__all__ = ["process_alive", "host_name", "temporary_path", "parse_temporary", "stale_temporaries", "remove_stale_temporaries", "atomic_path", "write_text_atomically"]
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^./]+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8})\.part$")
 
 
-def _host() -> str:
+def host_name() -> str:
     """This host's name as a temporary name holds it (no dots, so that the name parses back)."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0]) or "host"
 
@@ -42,7 +42,7 @@ def _host() -> str:
 def temporary_path(path: str | os.PathLike, pid: int | None = None) -> Path:
     """A fresh temporary name beside ``path`` for the writer ``pid`` (default: this process)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{_host()}.{os.getpid() if pid is None else pid}.{secrets.token_hex(4)}.part")
+    return path.with_name(f".{path.name}.{host_name()}.{os.getpid() if pid is None else pid}.{secrets.token_hex(4)}.part")
 
 
 def parse_temporary(path: str | os.PathLike) -> tuple[str, str, int] | None:
@@ -51,7 +51,8 @@ def parse_temporary(path: str | os.PathLike) -> tuple[str, str, int] | None:
     return (match["name"], match["host"], int(match["pid"])) if match else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,7 +68,7 @@ def stale_temporaries(path: str | os.PathLike) -> list[Path]:
     stale = []
     for candidate in path.parent.glob(f".{_glob_escape(path.name)}.*.part"):
         parsed = parse_temporary(candidate)
-        if parsed and parsed[0] == path.name and parsed[1] == _host() and not _alive(parsed[2]):
+        if parsed and parsed[0] == path.name and parsed[1] == host_name() and not process_alive(parsed[2]):
             stale.append(candidate)
     return sorted(stale)
 

@@ -48,6 +48,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_path, host_name, process_alive, remove_stale_temporaries
 from .disk import disk_full
 
 __all__ = [
@@ -348,17 +349,30 @@ def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
 
 
 def _write_atomically(data: bytes, dest: Path) -> None:
-    """Write ``data`` under a temporary name beside ``dest``, then rename it to ``dest``."""
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            os.chmod(tmp.name, 0o644)
-        except BaseException:
-            os.unlink(tmp.name)  # a half-written copy (a full disk) must not stay behind
-            raise
-    os.replace(tmp.name, dest)
+    """Write ``data`` under a temporary name of this process's own beside ``dest``, then rename it to ``dest``.
+
+    ``atomic.atomic_path``: a concurrent fetch of the same file (an orphaned
+    job and its rerun) never writes, removes or renames this one's bytes, and
+    a half-written copy (a full disk) does not stay behind.
+    """
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+
+
+def _stale_fetch_folders(folder: Path, name: str) -> list[Path]:
+    """The download folders ``.fetch-<name>-<host>.<pid>-*`` of dead fetches on this host (and of the
+    earlier ``.fetch-<name>-*`` form, which names no writer)."""
+    stale = []
+    host = host_name()
+    for candidate in folder.glob(f".fetch-{name}-*"):
+        match = re.fullmatch(rf"\.fetch-{re.escape(name)}-(?P<host>[^./]+)\.(?P<pid>\d+)-.*", candidate.name)
+        if match is None or (match["host"] == host and not process_alive(int(match["pid"]))):
+            stale.append(candidate)
+    return stale
 
 
 def _largest_gzip(size: int) -> int:
@@ -595,11 +609,12 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
         return f"{dest} (already verified)"
     failures = []
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a fetch of this file that was killed; Snakemake's lock keeps a
-    # second fetch of the same file from running now.
-    for stale in [*dest.parent.glob(f".fetch-{raw.name}-*"), *dest.parent.glob(f".{raw.name}.*")]:
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    with tempfile.TemporaryDirectory(prefix=f".fetch-{raw.name}-", dir=dest.parent) as workdir:
+    # Leftovers of fetches of this file that were killed (their process is gone); a live
+    # fetch's folder and temporary file are its own (an orphaned job and its rerun).
+    for stale in _stale_fetch_folders(dest.parent, raw.name):
+        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(dest)
+    with tempfile.TemporaryDirectory(prefix=f".fetch-{raw.name}-{host_name()}.{os.getpid()}-", dir=dest.parent) as workdir:
         attempts = []
         if base.local_dir:
             attempts.append((f"local folder {base.local_dir}", lambda: _from_local(raw, base.local_dir)))
