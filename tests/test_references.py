@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -100,8 +101,13 @@ def test_verify_command_prints_a_verdict_per_file_and_fails_on_a_difference(buil
     write_references(paths, table.configuration, table_path)
     changed = tmp_path / paths[0].name
     shutil.copy(paths[0], changed)
+    damaged = tmp_path / "damaged" / paths[0].name
+    damaged.parent.mkdir()
     with h5py.File(changed, "r+") as h5:
         h5["x_test"][0, 0, 0, 0] = 0.5
+    shutil.copy(changed, damaged)  # the changed value, under the old CRC-32: damage
+    with h5py.File(changed, "r+") as h5:  # with its own CRC-32: another build's values
+        h5["x_test"].attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(h5["x_test"][()])))
     script = (
         "import sys, mnist_large_scale.references as r, mnist_large_scale.__main__ as m;"
         f"r.load_references = lambda path=None, _l=r.load_references: _l({str(table_path)!r});"
@@ -112,6 +118,8 @@ def test_verify_command_prints_a_verdict_per_file_and_fails_on_a_difference(buil
     differs = subprocess.run([sys.executable, "-c", script, "verify", str(changed), str(paths[1])], capture_output=True, text=True)
     assert differs.returncode == 1
     assert differs.stdout.splitlines()[0].startswith("DIFFERS") and differs.stdout.splitlines()[1].startswith("match")
+    broken = subprocess.run([sys.executable, "-c", script, "verify", str(damaged)], capture_output=True, text=True)
+    assert broken.returncode == 1 and broken.stdout.startswith("DAMAGED") and "CRC-32" in broken.stdout
 
 
 def test_a_file_of_the_scikit_image_transform_has_no_reference(built, mnist_base, mnist_paths, config, tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 from . import NUMERICS_VERSION
 from .exactmath import exp, log_decimal, uniform_from_raw
 from .idx import read_idx
-from .job_resources import job_memory_mb, job_runtime_min
+from .job_resources import job_memory_mb, job_runtime_min, scale_problem
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .sources import BaseData, verify_raw_files
@@ -165,6 +165,9 @@ def build_file(
     progress : callable, optional
         Called with the number of images just written.
     """
+    largest = max(spec.split_scale(split).high for split in ("train", "val", "test"))
+    if problem := scale_problem(spec.name, largest):  # outside Snakemake too (python -m mnist_large_scale build)
+        raise ValueError(problem)
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
     for name in SPLITS:

@@ -12,7 +12,7 @@ from mnist_large_scale.sources import BaseData
 from mnist_large_scale.writer import OutputOptions
 
 logs.setup(snakemake)
-spec = parse_name(snakemake.wildcards.name)
+spec = parse_name(f"{snakemake.wildcards.name}.h5")
 # recipe.transform picks the exact engine or scikit-image itself (build.transform_for)
 recipe = Recipe.from_config(snakemake.params.recipe)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
