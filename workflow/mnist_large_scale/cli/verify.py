@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     missing = [path for path in args.files if not Path(path).is_file()]
     if missing:
         raise InputError(f"{missing[0]}: no such file")
-    table = references.load_references()
+    tables = references.load_reference_tables()
     verdicts = []
     with progress(args, "verifying", total=len(args.files), unit="file") as update:  # sha256 of GBs a file
         for path in args.files:
-            verdicts.append(verify_one(path, table, args.name, args.check))
+            verdicts.append(verify_one(path, tables, args.name, args.check))
             update(1)
     if args.json:
         print(json.dumps([verdict.as_dict() for verdict in verdicts], indent=2))
@@ -59,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(verdict.status in (references.DIFFERS, DAMAGED) for verdict in verdicts) else 0
 
 
-def verify_one(path: str, table, name: str | None, check: str):
-    """One file's verdict; a file that fails the layout check, or ``check`` when it is not a match, is DAMAGED."""
+def verify_one(path: str, tables: list, name: str | None, check: str):
+    """One file's verdict against the table it was built for (``references.table_for``).
+
+    A file that fails the layout check, or ``check`` when it is not a match, is DAMAGED.
+    """
     from .. import references
     from ..integrity import check_file
 
@@ -68,6 +71,7 @@ def verify_one(path: str, table, name: str | None, check: str):
     integrity = check_file(path, "layout")
     if integrity.ok:
         try:
+            table = references.table_for(path, tables)
             verdict = references.compare(path, table, name=name)
         except (OSError, RuntimeError, KeyError) as error:  # HDF5 cannot read what its metadata promises
             text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
