@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 12.0)
@@ -70,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(json.dumps(rows[-1]), flush=True)
     record = {
-        "command": "python -m benchmarks.job_memory",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        **provenance("benchmarks.job_memory"),
         "method": __doc__.split("\n\n")[1].replace("\n", " "),
         "rows": rows,
     }
