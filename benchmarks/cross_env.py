@@ -1,7 +1,9 @@
 """`make cross-check`: the same small files built in other environments, compared.
 
-Builds three small files, a test-only file at a published scale below 1, one
-above 4 and a small range file (``FILES``), with the package's own command
+Builds four small files, a test-only file at a published scale below 1, one
+above 4, a small range file and a test-only file at scale 8 smoothed on the
+frame itself (``FILES``; ``RECIPE_CHANGES`` names the recipe that is not the
+config's), with the package's own command
 ``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE`` in each
 environment that can be had here:
 
@@ -59,12 +61,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Test-only at scale 2^(-1/2), test-only at 2^(5/2), and a range file (per-sample scales).
+#: Test-only at scale 2^(-1/2), test-only at 2^(5/2), a range file (per-sample scales), and a
+#: test-only file at scale 8 with the frame's edge folded into the smoothing (RECIPE_CHANGES).
 FILES = (
     "mnist_large_scale_te200_outsize112-112_scte0p707.h5",
     "mnist_large_scale_te200_outsize112-112_scte5p657.h5",
     "mnist_large_scale_tr200_vl50_te50_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5",
+    "mnist_large_scale_te200_outsize112-112_scte8p000.h5",
 )
+
+#: Files built with a recipe other than config.yaml's: the recipe keys that change.
+RECIPE_CHANGES = {"mnist_large_scale_te200_outsize112-112_scte8p000.h5": {"smooth_boundary": "reflect"}}
 
 #: Not a build: CONTAINER's file, the same values and attributes everywhere (HDF5 container bytes only).
 CONTAINER_FILE = "container_check.h5"
@@ -141,6 +148,20 @@ class Environment:
     notes: list[str] = field(default_factory=list)
 
 
+def config_for(name: str, folder: Path) -> Path:
+    """The config that ``name`` is built with: config.yaml, or a copy in ``folder`` with its ``RECIPE_CHANGES``."""
+    changes = RECIPE_CHANGES.get(name)
+    if not changes:
+        return REPO / "config.yaml"
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["recipe"].update(changes)
+    path = Path(folder) / f"{name}.config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def build_file_in(command, env, name, out, raw_dir, threads=1, chunk_images=None, buffered=False, timeout=1800) -> dict:
     """Build ``name`` into ``out`` with ``command`` (an interpreter) and ``env``; return what happened.
 
@@ -148,7 +169,7 @@ def build_file_in(command, env, name, out, raw_dir, threads=1, chunk_images=None
     (as the command reports), ``probe`` (see RUNNER), ``stderr`` (tail, on failure).
     """
     args = [*command, "-c", RUNNER, "build", name, "--raw-dir", str(raw_dir), "--out", str(out),
-            "--config", str(REPO / "config.yaml"), "--threads", str(threads)]
+            "--config", str(config_for(name, Path(out).parent)), "--threads", str(threads)]
     if chunk_images:
         args += ["--chunk-images", str(chunk_images)]
     if buffered:

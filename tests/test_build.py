@@ -34,7 +34,7 @@ def test_training_file_layout(tmp_path, mnist_base, mnist_paths, mnist_train_ima
         assert np.array_equal(h5["x_val"][0, :, :, 0], transform_image(mnist_train_images[50000], 2.0, (40, 48)))
         assert np.array_equal(h5["x_test"][9, :, :, 0], transform_image(mnist_test_images[9], 2.0, (40, 48)))
         assert h5["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-        assert json.loads(h5.attrs["recipe"]) == Recipe().as_dict()
+        assert json.loads(h5.attrs["recipe"]) == Recipe().recorded()
         assert "LeCun" in h5.attrs["citation"] and "Jansson" in h5.attrs["citation"]
         # the data's licences: MNIST's (from the config), then the derived set's terms
         assert h5.attrs["license"].startswith(mnist_base.license + " | ") and mnist_base.license.count("CC BY-SA 3.0") == 1

@@ -437,6 +437,7 @@ BAD_INPUTS = {
     # a negative sigma, a zero truncation
     "recipe: negative sigma": (_config(recipe={"sigma_per_scale": -0.875}), "-0.875 is less than the minimum of 0"),
     "recipe: clip range upside down": (_config(recipe={"clip_min": 255.0, "clip_max": 0.0}), "clip_min (255) is above clip_max (0)"),
+    "recipe: unknown smoothing boundary": (_config(recipe={"smooth_boundary": "wrap"}), "'wrap' is not one of"),
     # a bad seed
     "seed: negative": (_config(scale_seed=-1), "-1 is less than the minimum of 0"),
     "seed: fractional": (_config(scale_seed=2.5), "2.5 is not of type 'integer'"),

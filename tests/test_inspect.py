@@ -59,7 +59,7 @@ def test_inspect_a_rebuilt_range_file_as_json(tmp_path, capsys, mnist_base, mnis
     summary = json.loads(capsys.readouterr().out)
     assert summary["splits"]["train"]["x_shape"] == [30, 40, 40, 1]
     assert summary["splits"]["train"]["scales"]["count"] == 30 and "scales" not in summary["splits"]["test"]
-    assert summary["attributes"]["recipe"] == Recipe().as_dict()
+    assert summary["attributes"]["recipe"] == Recipe().recorded()
     assert summary["splits"]["test"]["values"]["min"] == summary["splits"]["test"]["values"]["min"]  # a number
     assert sum(summary["splits"]["train"]["labels"]["histogram"].values()) == 30
     images, labels, scales = read_images(tmp_path / name, "train", 8)

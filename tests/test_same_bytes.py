@@ -1,7 +1,8 @@
 """One sha256 per file on every machine: the same small files built under machine variants.
 
-Three small files (``benchmarks.cross_env.FILES``: a test-only file at scale
-0.707, one at 5.657 and a range file) are built with the package's command line,
+Four small files (``benchmarks.cross_env.FILES``: a test-only file at scale
+0.707, one at 5.657, a range file and one at scale 8 smoothed on the frame with
+``recipe.smooth_boundary: reflect``) are built with the package's command line,
 ``python -m mnist_large_scale build NAME --raw-dir DIR --out FILE --threads N
 --chunk-images K [--buffered]``, each in a fresh process, under variants that
 change one thing at a time from a native default (OpenBLAS's own kernel, numpy's

@@ -21,6 +21,15 @@ So ``frame = G_y clip(R_y I R_x^T) G_x^T``, computed as batched products
 last as ``G_x`` from the left on the transposed rows, so that the region comes
 out transposed and is stored so).
 
+With ``recipe.smooth_boundary`` one of scipy's boundary modes (``reflect``,
+``constant``, ``nearest``) instead of ``canvas``, the canvas is the frame
+itself (margin 0: ``R`` has L rows, the taps at ``u = c / s + (n-1)/2 -
+((L-1)/2 + shift) / s`` as the reference's warp evaluates them) and ``G`` is
+the frame's L x L Gaussian with the edge folded in: the weight of a tap that
+falls past the edge is added to the frame pixel the mode reads there
+(``boundary_index``; ``constant`` drops it).  Only the row blocks within the
+kernel's reach of the edge differ from the Toeplitz band (``smoothing_band``).
+
 Same bytes everywhere
 ---------------------
 A matrix product's result depends on the order of its additions, on fused
@@ -46,6 +55,13 @@ sum stays below 2**53 of its grid.  So:
   stages give the exact method's integers at half its multiply-adds;
 * the Gaussian's exponentials come from ``exactmath.exp``, and its
   normalisation sums numbers on a grid, exactly;
+* a folded edge (a boundary mode) keeps the argument: each folded weight is
+  a sum of the quantised kernel's weights, all on that kernel's grid and of
+  total at most 1, so it is exact and on the same grid; a row still has at
+  most ``2 r + 1`` nonzero weights of total magnitude at most 1 (exactly 1
+  for ``reflect`` and ``nearest``, less near the edge for ``constant``), which
+  is all that the grid bits (``split_bits``) and the rounding bound
+  (``Band.rounded``) assume;
 * the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
   polynomial, built from ``exactmath.arctan``;
 * each image's result depends only on that image and its scale, never on the
@@ -83,6 +99,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -476,7 +493,9 @@ class Band:
         return cls(tuple(blocks), tuple(zero_rows))
 
     @classmethod
-    def from_kernel(cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int) -> Band:
+    def from_kernel(
+        cls, kernel: np.ndarray, rows: int, first_column: int, columns: int, block: int, folded: Callable | None = None
+    ) -> Band:
         """The correlation ``out[o] = sum_d kernel[d + r] x[o + d]`` as a band.
 
         Parameters
@@ -489,9 +508,13 @@ class Band:
         columns : int
         block : int
             Rows per block.
+        folded : callable, optional
+            ``folded(a, b, q0, q1)``: the block of rows ``a:b`` and columns
+            ``q0:q1`` (k, b - a, q1 - q0) where it is not the kernel's (the
+            frame's edge folded in), else None.  Such rows must lie at the ends.
 
         Every interior block is the same Toeplitz piece (they form ``run``), and
-        the blocks at the ends are parts of it (views).
+        the blocks at the ends are parts of it (views) or ``folded``'s.
         """
         reach = kernel.shape[1] // 2
         block = min(block, rows)
@@ -502,13 +525,18 @@ class Band:
             b = min(rows, a + block)
             start = first_column + a - reach  # input read by piece column 0
             q0, q1 = max(0, start), min(columns, start + width)
+            own = None if folded is None or q1 <= q0 else folded(a, b, q0, q1)
             if q1 <= q0:
                 zero_rows.append((a, b))
+            elif own is not None:
+                blocks.append((a, b, q0, q1, own))
             elif (q0, q1, b - a) == (start, start + width, block):
                 interior.append((a, q0))
             else:  # a view: BLAS reads its row stride
                 blocks.append((a, b, q0, q1, piece[:, : b - a, q0 - start : q1 - start]))
         run = (interior[0][0], len(interior), interior[0][1], piece) if interior else None
+        if interior and interior[-1][0] != interior[0][0] + (len(interior) - 1) * block:
+            raise AssertionError("the band's interior blocks must be consecutive")
         return cls(tuple(blocks), tuple(zero_rows), run)
 
     @property
@@ -744,7 +772,9 @@ class AxisGeometry:
     prefilter : (k, 2 r + 1) ndarray of float64
         The anti-aliasing prefilter's kernels (identities when off).
     p : (K,) ndarray of int
-        Canvas pixels within reach of the frame, in frame coordinates.
+        Canvas pixels within reach of the frame, in frame coordinates: the
+        frame and a margin of the widest kernel's reach (``canvas``), or the
+        frame alone (a boundary mode of ``recipe.smooth_boundary``).
     first, fraction : (k, K) ndarrays
         ``tap_positions`` of each canvas pixel.
     weights : (taps, k, K) ndarray of float64
@@ -765,6 +795,7 @@ class AxisGeometry:
     weights: np.ndarray
     raw_weights: np.ndarray
     data_weights: np.ndarray
+    frame_only: bool = False
 
     @classmethod
     def of(cls, scales: np.ndarray, length: int, n_in: int, recipe: Recipe, centre_shift: float) -> AxisGeometry:
@@ -772,13 +803,14 @@ class AxisGeometry:
         scales = np.asarray(scales, dtype=np.float64)
         sigma = recipe.sigma_per_scale * scales
         radius = gaussian_radius(sigma, recipe.truncate)
-        margin = radius + 1  # recipe.canvas_margin
+        # recipe.canvas_margin; on the frame itself (a boundary mode) the canvas is the frame
+        margin = radius + 1 if recipe.on_canvas else np.zeros_like(radius)
         _, kernel = gaussian_weights(sigma, recipe.truncate)
         # Each scale's kernel on the grid its own width allows (2 radius + 1 taps).
         kernel = quantize_weights(kernel, split_bits(2 * radius + 1, canvas_bound(recipe))[:, None], axis=1)
         reach = kernel.shape[1] // 2
         # The warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
-        p = np.arange(-reach, length + reach)
+        p = np.arange(-reach, length + reach) if recipe.on_canvas else np.arange(length)
         shift = (n_in - 1) / 2 - (margin + (length - 1) / 2 + centre_shift) / scales
         u = (1.0 / scales)[:, None] * (p[None, :] + margin[:, None]).astype(np.float64) + shift[:, None]
         first, fraction = tap_positions(u, recipe.order)
@@ -787,16 +819,17 @@ class AxisGeometry:
         largest = largest_tap(weights, recipe.order)
         raw_weights = quantize_weights(weights, RAW_BITS, 0, largest) * math.ldexp(1.0, UNIT_BITS)
         data_weights = quantize_weights(weights, int(split_bits(TAPS[recipe.order], _RESAMPLED_BOUND)), 0, largest)
-        return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights, raw_weights, data_weights)
+        return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights, raw_weights, data_weights, not recipe.on_canvas)
 
     def subset(self, images: slice) -> AxisGeometry:
         """The geometry of some of the scales, equal to ``of`` those scales alone.
 
         Their kernels and canvas pixels are trimmed to the reach of the widest
-        kernel among them (beyond it the padding is zeros and pixels never kept).
+        kernel among them (beyond it the padding is zeros and pixels never kept);
+        a frame-only geometry keeps its pixels, the frame's.
         """
         cut = self.kernel.shape[1] // 2 - int(self.radius[images].max())
-        pixels = slice(cut, len(self.p) - cut)
+        pixels = slice(None) if self.frame_only else slice(cut, len(self.p) - cut)
         prefilter_cut = self.prefilter.shape[1] // 2 - int(self.prefilter_radius[images].max())
         return AxisGeometry(
             self.radius[images],
@@ -809,6 +842,7 @@ class AxisGeometry:
             self.weights[:, images, pixels],
             self.raw_weights[:, images, pixels],
             self.data_weights[:, images, pixels],
+            self.frame_only,
         )
 
 
@@ -972,9 +1006,42 @@ def plan_axis(
 
     # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
     # centre + i - reach .. centre + i + reach; rounded to the data grid.
-    smooth = Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK)
+    smooth = smoothing_band(kernel, o0, start, rows, kept, length, centre, recipe.smooth_boundary)
+    # Folding the edge in only moves weights within a row (constant drops some): the
+    # kernel's width and sum of |weights| bound every row's terms and sum.
     smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
     return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
+
+
+def smoothing_band(
+    kernel: np.ndarray, origin: np.ndarray, start: np.ndarray, rows: int, kept: int, length: int, centre: int, boundary: str
+) -> Band:
+    """The smoothing ``G`` (k, rows, kept) of a plan as a band: the kernel's Toeplitz band, with the frame's edge folded in.
+
+    Row ``i`` reads canvas indices ``centre + i - reach .. centre + i + reach``
+    with the kernel's weights.  With a boundary mode (``boundary`` not
+    ``canvas``) the canvas is the frame (``start`` its first kept pixel per
+    matrix, ``origin`` its first computed one), and the row blocks that come
+    within ``reach`` of the frame's edge in any matrix get the weights of
+    ``folded_band`` instead: the taps past the edge moved to the pixels the
+    mode reads, which lie within the same indices.  Each folded weight is a
+    sum of grid weights, so on the kernel's grid; a row of ``reflect`` or
+    ``nearest`` still sums to exactly 1, one of ``constant`` to less near the
+    edge.  The interior (rows whose taps all lie in the frame) keeps the
+    Toeplitz run.
+    """
+    if boundary == "canvas":
+        return Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK)
+    reach = kernel.shape[1] // 2
+    first, last = int(np.min(origin)), int(np.max(origin))
+
+    def folded(a: int, b: int, q0: int, q1: int) -> np.ndarray | None:
+        # rows a:b of every matrix lie at least reach inside the frame: the kernel's own rows
+        if first + a - reach >= 0 and last + b - 1 + reach < length:
+            return None
+        return folded_band(kernel, np.asarray(origin) + a, np.asarray(start) + q0, b - a, q1 - q0, length, boundary)
+
+    return Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK, folded)
 
 
 def _canvas_windows(starts: np.ndarray, kept: int, first: np.ndarray, *weights: np.ndarray | None) -> tuple:
@@ -1025,6 +1092,68 @@ def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int =
     offset = np.arange(columns)[None, :] - (np.arange(rows)[:, None] + first_centre) + reach
     inside = (offset >= 0) & (offset <= 2 * reach)
     return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
+
+
+def boundary_index(index: np.ndarray, length: int, mode: str) -> np.ndarray:
+    """The frame pixel that scipy.ndimage's boundary ``mode`` reads for pixel ``index`` of a line of ``length``.
+
+    Parameters
+    ----------
+    index : ndarray of int
+        Pixels of the line extended past its ends (any integers).
+    length : int
+        Pixels of the line (the frame's axis).
+    mode : {"reflect", "nearest", "constant"}
+        ``reflect``: mirrored about the edge of the last pixel, repeatedly
+        (``d c b a | a b c d | d c b a``, period ``2 length``); ``nearest``:
+        the nearest edge pixel; ``constant``: none (the value outside).
+
+    Returns
+    -------
+    ndarray of int64
+        Pixels in ``[0, length)``; -1 where ``constant`` reads the value outside.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if mode == "reflect":
+        folded = index % (2 * length)
+        return np.where(folded < length, folded, 2 * length - 1 - folded)
+    if mode == "nearest":
+        return np.clip(index, 0, length - 1)
+    if mode == "constant":
+        return np.where((index >= 0) & (index < length), index, -1)
+    raise ValueError(f"no boundary mode {mode!r}")
+
+
+def folded_band(kernel: np.ndarray, origin, start, rows: int, columns: int, length: int, mode: str) -> np.ndarray:
+    """Dense smoothing matrices of a frame with its edge folded in (k, rows, columns).
+
+    Row ``i`` of matrix ``j`` is frame pixel ``origin[j] + i``; column ``c`` is
+    frame pixel ``start[j] + c``.  Each entry is the sum of the kernel weights
+    whose taps read that pixel under the boundary ``mode`` (``boundary_index``):
+    for weights on a grid (quantised kernels) a sum on that grid, exact in any
+    order; a row of ``reflect`` or ``nearest`` keeps the kernel's sum, one of
+    ``constant`` loses the taps past the edge.  Rows past the frame, and taps
+    on pixels outside the columns (which hold zeros), are left out.
+
+    Parameters
+    ----------
+    kernel : (k, 2 r + 1) ndarray of float64
+        Centred kernels, as ``gaussian_weights`` gives them (possibly quantised).
+    origin, start : int or (k,) ndarrays of int
+    rows, columns, length : int
+    mode : {"reflect", "nearest", "constant"}
+    """
+    stack, width = kernel.shape
+    reach = width // 2
+    origin = np.broadcast_to(np.asarray(origin, dtype=np.int64), (stack,))
+    start = np.broadcast_to(np.asarray(start, dtype=np.int64), (stack,))
+    frame = origin[:, None] + np.arange(rows)  # (k, rows)
+    source = boundary_index(frame[:, :, None] + np.arange(-reach, reach + 1), length, mode)  # (k, rows, width)
+    column = source - start[:, None, None]
+    valid = (frame[:, :, None] < length) & (source >= 0) & (column >= 0) & (column < columns) & (kernel[:, None, :] != 0)
+    flat = (np.arange(stack * rows).reshape(stack, rows, 1) * columns + column)[valid]
+    weights = np.broadcast_to(kernel[:, None, :], valid.shape)[valid]
+    return np.bincount(flat, weights=weights, minlength=stack * rows * columns).reshape(stack, rows, columns)
 
 
 def prefilter_matrix(kernel: np.ndarray, width: int) -> np.ndarray:
@@ -1128,10 +1257,15 @@ def canvas_bound(recipe: Recipe) -> float:
 
 
 def value_range(recipe: Recipe) -> tuple[float, float]:
-    """The range of a smoothed pixel, in grey levels: the canvas's (the smoothing averages)."""
-    if recipe.clip:
-        return recipe.clip_min, recipe.clip_max
-    return -canvas_bound(recipe), canvas_bound(recipe)
+    """The range of a smoothed pixel, in grey levels: the canvas's (the smoothing averages).
+
+    With ``smooth_boundary`` ``constant`` a pixel near the edge averages with
+    the zeros past it, so the range takes in 0.
+    """
+    low, high = (recipe.clip_min, recipe.clip_max) if recipe.clip else (-canvas_bound(recipe), canvas_bound(recipe))
+    if recipe.smooth_boundary == "constant":
+        return min(low, 0.0), max(high, 0.0)
+    return low, high
 
 
 def stretch_in_place(region: np.ndarray, windows: list[list[int]], frame: tuple[int, int], clip_max: float) -> None:
@@ -1219,7 +1353,7 @@ def store(out: np.ndarray, index, values: np.ndarray, windows: list[list[int]], 
 
 def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
     """Rough count of kept canvas pixels on one axis at one scale (sizes the groups)."""
-    radius = int(recipe.truncate * recipe.sigma(scale) + 0.5)
+    radius = int(recipe.truncate * recipe.sigma(scale) + 0.5) if recipe.on_canvas else 0  # a boundary mode: the frame
     return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
 
 

@@ -12,8 +12,12 @@ For an image ``I`` (28 x 28, values 0..255) and a scale ``s``:
    the input at ``u = (i - (H-1)/2 - d) / s + (28-1)/2`` on each axis, where
    ``d`` is the axis's ``centre_shift`` (0 by default);
 2. clip to ``[clip_min, clip_max]`` (switchable);
-3. Gaussian smoothing with ``sigma = sigma_per_scale * s`` output pixels, on a
-   canvas wide enough that the frame sees the digit as on an infinite zero plane;
+3. Gaussian smoothing with ``sigma = sigma_per_scale * s`` output pixels: by
+   default (``smooth_boundary`` ``canvas``) on a canvas wide enough that the
+   frame sees the digit as on an infinite zero plane; with ``reflect``,
+   ``constant`` or ``nearest``, on the H x W frame itself, the frame's edge
+   treated as scipy.ndimage's boundary mode of that name (the resampling then
+   forms the frame only);
 4. optionally stretch so that the image maximum is ``clip_max``;
 5. soft threshold ``(2/pi) * arctan(gain * (x - offset))``;
 6. optionally (``round_to_float32``, off by default) round the values to float32.
@@ -34,6 +38,9 @@ import numpy as np
 
 __all__ = [
     "Recipe",
+    "SMOOTH_BOUNDARIES",
+    "RECORDED_WHEN_SET",
+    "recorded",
     "antialias_sigma",
     "canvas_margin",
     "prefilter",
@@ -43,6 +50,33 @@ __all__ = [
     "transform_image",
     "transform_images",
 ]
+
+
+#: How the smoothing treats the frame's edge: ``canvas`` (as if the frame did not
+#: end) or a boundary mode of scipy.ndimage on the frame itself.
+SMOOTH_BOUNDARIES = ("canvas", "reflect", "constant", "nearest")
+
+#: Keys added after files were first recorded, with the value that gives those
+#: files' bytes: a recipe is recorded (file attributes, the references'
+#: configuration, the build rules' parameters) without such a key while it has
+#: this value, so that files built with the defaults keep their bytes.
+RECORDED_WHEN_SET = {"smooth_boundary": "canvas"}
+
+
+def recorded(values: dict) -> dict:
+    """A recipe mapping as it is recorded: without the ``RECORDED_WHEN_SET`` keys that hold their default.
+
+    Parameters
+    ----------
+    values : dict
+        A ``recipe`` mapping (the config's, or ``Recipe.as_dict()``).
+
+    Returns
+    -------
+    dict
+        The same mapping, in the same order, less those keys.
+    """
+    return {key: value for key, value in values.items() if key not in RECORDED_WHEN_SET or value != RECORDED_WHEN_SET[key]}
 
 
 @dataclass(frozen=True)
@@ -73,6 +107,11 @@ class Recipe:
         frame's centre.
     round_to_float32 : bool
         Round the thresholded values to float32 (then stored as ``output.dtype``).
+    smooth_boundary : {"canvas", "reflect", "constant", "nearest"}
+        ``canvas``: smooth on a canvas with a margin, as if the frame did not
+        end, then crop.  Otherwise resample onto the H x W frame only and
+        smooth it with scipy.ndimage's boundary mode of that name
+        (``constant`` with 0 grey levels outside).
     """
 
     order: int = 3
@@ -87,6 +126,7 @@ class Recipe:
     antialias: bool = False
     centre_shift: tuple[float, float] = (0.0, 0.0)
     round_to_float32: bool = False
+    smooth_boundary: str = "canvas"
 
     def __post_init__(self) -> None:
         if self.clip_min > self.clip_max:
@@ -95,6 +135,8 @@ class Recipe:
         if len(shift) != 2 or not all(math.isfinite(v) for v in shift):
             raise ValueError(f"recipe: centre_shift must be two finite numbers (down, right), got {self.centre_shift!r}")
         object.__setattr__(self, "centre_shift", shift)  # a list from YAML, stored hashable
+        if self.smooth_boundary not in SMOOTH_BOUNDARIES:
+            raise ValueError(f"recipe: smooth_boundary must be one of {', '.join(SMOOTH_BOUNDARIES)}, got {self.smooth_boundary!r}")
 
     @classmethod
     def from_config(cls, values: dict) -> Recipe:
@@ -104,6 +146,15 @@ class Recipe:
     def as_dict(self) -> dict:
         """The constants as plain values (``centre_shift`` a list, as JSON and YAML give it back)."""
         return {**asdict(self), "centre_shift": list(self.centre_shift)}
+
+    def recorded(self) -> dict:
+        """``as_dict`` as files record it (``recorded``): ``smooth_boundary`` only when it is not ``canvas``."""
+        return recorded(self.as_dict())
+
+    @property
+    def on_canvas(self) -> bool:
+        """True when the smoothing sees the frame as part of an infinite plane (``smooth_boundary`` ``canvas``)."""
+        return self.smooth_boundary == "canvas"
 
     def sigma(self, scale: float) -> float:
         """Smoothing sigma in output pixels at one scale."""
@@ -191,13 +242,13 @@ def resample(
     )
 
 
-def smooth(canvas: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
-    """Gaussian smoothing, sampled and truncated at ``truncate`` sigmas; zero outside."""
+def smooth(canvas: np.ndarray, sigma: float, truncate: float, mode: str = "constant") -> np.ndarray:
+    """Gaussian smoothing, sampled and truncated at ``truncate`` sigmas; scipy.ndimage's boundary ``mode`` (zero outside for ``constant``)."""
     from scipy import ndimage
 
     if sigma == 0:
         return canvas
-    return ndimage.gaussian_filter(canvas, sigma, mode="constant", cval=0.0, truncate=truncate)
+    return ndimage.gaussian_filter(canvas, sigma, mode=mode, cval=0.0, truncate=truncate)
 
 
 def soft_threshold(x: np.ndarray, gain: float, offset: float) -> np.ndarray:
@@ -225,13 +276,15 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     """
     height, width = out_shape
     sigma = recipe.sigma(scale)
-    margin = canvas_margin(sigma, recipe.truncate)
+    # On the frame itself (a boundary mode) the canvas is the frame: no margin.
+    margin = canvas_margin(sigma, recipe.truncate) if recipe.on_canvas else 0
     if recipe.antialias:
         image = prefilter(image, antialias_sigma(scale), recipe.truncate)
     canvas = resample(image, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
-    frame = smooth(canvas, sigma, recipe.truncate)[margin : margin + height, margin : margin + width]
+    mode = "constant" if recipe.on_canvas else recipe.smooth_boundary
+    frame = smooth(canvas, sigma, recipe.truncate, mode)[margin : margin + height, margin : margin + width]
     if recipe.stretch:
         peak = frame.max()
         frame = frame * (recipe.clip_max / peak) if peak > 0 else frame

@@ -41,7 +41,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import antialias_kernels, gaussian_weights, kernel_band, prefilter_matrix, tap_positions, tap_weights
+from .engine import (
+    antialias_kernels,
+    folded_band,
+    gaussian_weights,
+    kernel_band,
+    prefilter_matrix,
+    tap_positions,
+    tap_weights,
+)
 from .recipe import Recipe
 
 __all__ = ["Fit", "fit_recipe", "is_float32", "pre_threshold", "changes", "THRESHOLDS", "ROUNDING"]
@@ -96,7 +104,7 @@ def is_float32(values: np.ndarray) -> bool:
 
 
 def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, shift: float, recipe: Recipe) -> np.ndarray:
-    """Resampling of one axis onto canvas pixels ``-reach .. length + reach - 1``: (k, K, n_in), float."""
+    """Resampling of one axis onto canvas pixels ``-reach .. length + reach - 1`` (the frame alone for ``reach`` 0): (k, K, n_in), float."""
     p = np.arange(-reach, length + reach, dtype=np.float64)
     u = (p[None, :] - (length - 1) / 2 - shift) / scales[:, None] + (n_in - 1) / 2
     first, fraction = tap_positions(u, recipe.order)
@@ -135,14 +143,18 @@ def pre_threshold(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, 
     stack = scales[:1] if np.all(scales == scales[0]) else scales
     sigma = recipe.sigma_per_scale * stack
     _, kernel = gaussian_weights(sigma, recipe.truncate)
-    reach = kernel.shape[1] // 2 + 1
+    # On the frame itself (a boundary mode) the canvas is the frame.
+    reach = kernel.shape[1] // 2 + 1 if recipe.on_canvas else 0
     height, width = out_shape
     (_, h, w), (dy, dx) = images.shape, recipe.centre_shift
     r_y = _resample_matrices(stack, height, h, reach, dy, recipe)
     r_x = _resample_matrices(stack, width, w, reach, dx, recipe)
-    # Smoothing from canvas pixels -reach .. to the frame: (k, H, H + 2 reach) and (k, W, W + 2 reach).
-    g_y = kernel_band(kernel, height, height + 2 * reach, reach)
-    g_x = kernel_band(kernel, width, width + 2 * reach, reach)
+    if recipe.on_canvas:  # smoothing from canvas pixels -reach .. to the frame: (k, H, H + 2 reach), (k, W, W + 2 reach)
+        g_y = kernel_band(kernel, height, height + 2 * reach, reach)
+        g_x = kernel_band(kernel, width, width + 2 * reach, reach)
+    else:  # the frame's edge folded in: (k, H, H), (k, W, W)
+        g_y = folded_band(kernel, 0, 0, height, height, height, recipe.smooth_boundary)
+        g_x = folded_band(kernel, 0, 0, width, width, width, recipe.smooth_boundary)
     if len(stack) > 1:  # one matrix per image
         canvas = r_y @ images @ r_x.transpose(0, 2, 1)
         if recipe.clip:

@@ -36,6 +36,7 @@ import h5py
 
 from . import NUMERICS_VERSION
 from .digest import dataset_sha256s, file_sha256, values_sha256
+from .recipe import RECORDED_WHEN_SET, recorded
 from .writer import COMPRESSED_LAYOUT, write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
@@ -56,7 +57,7 @@ def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
     base = config["base_data"][base_key]
     configuration = {
         "numerics_version": NUMERICS_VERSION,
-        "recipe": dict(sorted(config["recipe"].items())),
+        "recipe": dict(sorted(recorded(config["recipe"]).items())),
         "scale_seed": config["scale_seed"],
         "dtype": config["output"]["dtype"],
         "compression": config["output"]["compression"],
@@ -190,8 +191,9 @@ def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:
     if "numerics_version" in attrs and int(attrs["numerics_version"]) != table.configuration["numerics_version"]:
         hints.append(f"its numerics_version is {int(attrs['numerics_version'])}, the references' {table.configuration['numerics_version']}")
     if "recipe" in attrs:
-        recipe = json.loads(attrs["recipe"])
-        hints += [f"recipe.{key} is {value} in the file, {table.configuration['recipe'].get(key)} in the references" for key, value in sorted(recipe.items()) if table.configuration["recipe"].get(key) != value]
+        # A key recorded only when set holds its default where it is missing, on either side.
+        recipe, referenced = {**RECORDED_WHEN_SET, **json.loads(attrs["recipe"])}, {**RECORDED_WHEN_SET, **table.configuration["recipe"]}
+        hints += [f"recipe.{key} is {value} in the file, {referenced.get(key)} in the references" for key, value in sorted(recipe.items()) if referenced.get(key) != value]
     return "; ".join(hints)
 
 

@@ -27,7 +27,7 @@ rule validate_file:
     params:
         base_key=base_key,
         base=base_params,
-        recipe=config["recipe"],
+        recipe=RECIPE_PARAMS,
         scale_seed=scale_seed,
         storage=storage_params,
         numerics=NUMERICS_VERSION,

@@ -44,7 +44,7 @@ rule scale_ladder:
         base_key=lambda wildcards: ladder_base().key,
         base=lambda wildcards: base_pins(ladder_base().key),
         classes=lambda wildcards: list(ladder_base().classes),
-        recipe=config["recipe"],
+        recipe=RECIPE_PARAMS,
         numerics=NUMERICS_VERSION,
     script:
         "../scripts/scale_ladder.py"

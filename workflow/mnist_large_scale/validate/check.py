@@ -57,7 +57,7 @@ import numpy as np
 from .. import NUMERICS_VERSION
 from ..build import load_split, split_scales
 from ..names import FileSpec, ScaleSpec, parse_name
-from ..recipe import Recipe, canvas_margin, soft_threshold, transform_images
+from ..recipe import RECORDED_WHEN_SET, Recipe, canvas_margin, soft_threshold, transform_images
 from ..sources import BaseData, verify_raw_files
 from ..writer import SPLITS, OutputOptions, data_crc32
 from .measure import (
@@ -251,6 +251,7 @@ def attribute_differences(
     if not isinstance(file_recipe, dict):
         differences.append("recipe is missing in the file or not JSON")
     else:
+        file_recipe = {**RECORDED_WHEN_SET, **file_recipe}  # a key recorded only when set: missing is its default
         for key, expected in recipe.as_dict().items():
             compare(f"recipe.{key}", file_recipe.get(key), expected, "in the config")
         for key in sorted(set(file_recipe) - set(recipe.as_dict())):

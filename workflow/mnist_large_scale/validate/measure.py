@@ -84,6 +84,8 @@ def reference_moments(images: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, n
         Radius of gyration in source pixels.
     """
     h, w = images.shape[1:]
+    # Ink lies at least a margin (the kernel's reach plus one) inside this frame, so every
+    # recipe.smooth_boundary smooths it as on the canvas.
     margin = canvas_margin(recipe.sigma(1.0), recipe.truncate)
     frame = (h + 2 * margin, w + 2 * margin)
     background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
