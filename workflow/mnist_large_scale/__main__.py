@@ -88,6 +88,26 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--threads", type=int, default=1, help="engine threads (default: 1)")
     build.add_argument("--chunk-images", type=int, default=None, help="images per block (default: the config's output.chunk_images)")
     build.add_argument("--buffered", action="store_true", help="write through the page cache, as with output.direct_io: false (default: the config's setting)")
+    figure = commands.add_parser(
+        "compare-figure",
+        help="fit the recipe to a montage of published images (a PNG of imshow panels)",
+        description="Decode a montage of published images (a grid of imshow panels, each autoscaled, one colormap), "
+        "calibrate a display model on a montage drawn here through the same matplotlib calls, and fit the stretch form, "
+        "sigma_per_scale, gain, offset, centre shift, order and clip (and each digit's scale for a range file). Writes a JSON "
+        "report and a figure (published panel, rebuilt panel, difference); exits with 1 when the figure differs from the configured recipe.",
+    )
+    figure.add_argument("png", help="the montage")
+    figure.add_argument("--name", required=True, help="the published file the montage shows, e.g. mnist_large_scale_te10000_outsize112-112_scte2p000.h5")
+    figure.add_argument("--split", choices=("train", "val", "test"), default="test", help="the split the panels show (default: test)")
+    figure.add_argument("--first", type=int, default=0, help="index in the split of the first panel (default: 0)")
+    figure.add_argument("--rows", type=int, default=8, help="panel rows (default: 8)")
+    figure.add_argument("--cols", type=int, default=8, help="panel columns (default: 8)")
+    figure.add_argument("--colormap", default="viridis", help="the panels' colormap (default: viridis)")
+    figure.add_argument("--config", default="config.yaml", help="the workflow's config: the recipe compared with (default: config.yaml)")
+    figure.add_argument("--raw-dir", default="resources/mnist", help="folder with the raw MNIST files (default: resources/mnist)")
+    figure.add_argument("--bootstrap", type=int, default=300, help="bootstrap draws over the digits (default: 300)")
+    figure.add_argument("--report", metavar="JSON", help="the JSON report (default: <png stem>.figure.json here)")
+    figure.add_argument("--figure", metavar="PNG", help="the comparison figure (default: <png stem>.figure.png here)")
     preview = commands.add_parser(
         "preview",
         help="draw a base data set's first test images at a few scales, from its raw files",
@@ -258,6 +278,56 @@ def _compare(args) -> int:
     return 1 if result.verdict == DIFFERS else 0
 
 
+def _compare_figure(args) -> int:
+    """Fit the recipe to a montage; print the verdict, write the report and figure; 1 if it differs from the configured recipe."""
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from .build import load_split
+    from .figure_fit import analyse_figure
+    from .figures import comparison_figure, save_figure
+    from .names import parse_name
+    from .recipe import Recipe
+    from .sources import BaseData
+    from .writer import atomic_path
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    try:
+        spec = parse_name(args.name)
+        scale = spec.test_scale if args.split == "test" or spec.train_scale is None else spec.train_scale
+        base = BaseData.from_config("mnist", config["base_data"]["mnist"])
+        raw_paths = {raw.name: str(Path(args.raw_dir) / raw.name) for raw in base.files.values()}
+        count = args.rows * args.cols
+        images, labels = load_split(base, raw_paths, args.split, args.first + count)
+        images, labels = images[args.first :], labels[args.first :]
+        analysis = analyse_figure(
+            Path(args.png).read_bytes(), args.rows, args.cols, args.colormap, images, labels,
+            None if scale.is_range else np.full(count, scale.low), spec.out_shape, Recipe.from_config(config["recipe"]),
+            scale_range=(scale.low, scale.high) if scale.is_range else None, bootstrap=args.bootstrap,
+        )
+    except (ValueError, OSError) as error:
+        print(f"compare-figure: {error}", file=sys.stderr)
+        return 2
+    stem = Path(args.png).name.removesuffix(".png")
+    report, figure = Path(args.report or f"{stem}.figure.json"), Path(args.figure or f"{stem}.figure.png")
+    result = {"file": args.name, "split": args.split, "first": args.first, **analysis.result}
+    with atomic_path(report) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+    best = result["best_form"]
+    rows = [(name, analysis.panels[:6], analysis.rendered[name][:6], (analysis.panels - analysis.rendered[name]).mean(axis=0)) for name in ("configured", best)]
+    save_figure(comparison_figure(rows, f"{Path(args.png).name}: published panel, rebuilt panel, difference"), figure)
+    for form, entry in result["hypotheses"].items():
+        print(f"{form}: RMS {entry['rms_fitted']:.4f} fitted ({entry['rms_configured_constants']:.4f} with the configured constants)")
+    for name, entry in result["constants"].items():
+        print(f"  {name} = {entry['value']:.4g} +- {entry['std']:.2g}")
+    print(f"best form {best}; digits preferring each: {result['digits_preferring']}")
+    print("consistent with the configured recipe" if result["consistent_with_configured"] else f"DIFFERS from the configured recipe: {sorted(result['differs'])}")
+    print(f"report: {report}; figure: {figure}", file=sys.stderr)
+    return 0 if result["consistent_with_configured"] else 1
+
+
 def _classes(config_path: str, path: str, attributes: dict) -> list[str]:
     """The class names of a file's base data set: the config entry its ``base_data`` attribute
     names, or (a published file has no attributes) whose prefix its name has; [] when unknown."""
@@ -310,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(args)
     elif args.command == "compare":
         return _compare(args)
+    elif args.command == "compare-figure":
+        return _compare_figure(args)
     elif args.command == "build":
         print(json.dumps(_build(args)))
     elif args.command == "preview":
