@@ -220,8 +220,11 @@ def published_counts(facts: dict) -> dict:
     return out
 
 
-def figure_check(facts: dict, config: dict, raw_dir: Path, bootstrap: int, max_evaluations: int) -> tuple[dict, dict]:
-    """The figure fit of each montage in the authors' notebook; the JSON results and the analyses."""
+def figure_check(facts: dict, config: dict, raw_dir: Path, bootstrap: int, max_evaluations: int, done=None) -> tuple[dict, dict]:
+    """The figure fit of each montage in the authors' notebook (single-scale files first); the JSON results and the analyses.
+
+    ``done(results, analyses)``, when given, is called after each figure (so a long run keeps what it has).
+    """
     from .build import load_split
     from .figure_fit import analyse_figure
     from .names import parse_name
@@ -230,7 +233,7 @@ def figure_check(facts: dict, config: dict, raw_dir: Path, bootstrap: int, max_e
     base = BaseData.from_config("mnist", config["base_data"]["mnist"])
     raw_paths = {raw.name: str(raw_dir / raw.name) for raw in base.files.values()}
     results, analyses = {}, {}
-    for figure in facts["figures"]:
+    for figure in sorted(facts["figures"], key=lambda entry: "-" in entry["file"]):
         spec = parse_name(figure["file"])
         scale = spec.test_scale if figure["split"] == "test" else spec.train_scale
         images, labels = load_split(base, raw_paths, figure["split"], 64)
@@ -243,6 +246,8 @@ def figure_check(facts: dict, config: dict, raw_dir: Path, bootstrap: int, max_e
         )
         results[key] = {"file": figure["file"], "split": figure["split"], "first": 0, **analysis.result}
         analyses[key] = analysis
+        if done is not None:
+            done(results, analyses)
     return results, analyses
 
 
@@ -284,13 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     if "figures" in args.only:
         from .figures import comparison_figure, save_figure
 
-        results, analyses = figure_check(authors, config, Path(args.raw_dir), args.bootstrap, args.max_evaluations)
-        _write_json(out / "figures.json", {"sources": sources, "figures": results})
-        Path(args.figures).mkdir(parents=True, exist_ok=True)
-        for key, analysis in analyses.items():
-            best = analysis.result["best_form"]
-            rows = [(name, analysis.panels[:6], analysis.rendered[name][:6], (analysis.panels - analysis.rendered[name]).mean(axis=0)) for name in ("configured", best)]
-            save_figure(comparison_figure(rows, f"{key}: published panel, rebuilt panel ({best} = best form), difference"), Path(args.figures) / f"{key}.png")
+        def done(results: dict, analyses: dict) -> None:
+            _write_json(out / "figures.json", {"sources": sources, "figures": results})
+            Path(args.figures).mkdir(parents=True, exist_ok=True)
+            for key, analysis in analyses.items():
+                best = analysis.result["best_form"]
+                rows = [(name, analysis.panels[:6], analysis.rendered[name][:6], (analysis.panels - analysis.rendered[name]).mean(axis=0)) for name in ("configured", best)]
+                save_figure(comparison_figure(rows, f"{key}: published panel, rebuilt panel ({best} = best form), difference"), Path(args.figures) / f"{key}.png")
+
+        figure_check(authors, config, Path(args.raw_dir), args.bootstrap, args.max_evaluations, done)
     if "model" in args.only:
         from .idx import read_idx
 
