@@ -24,6 +24,7 @@ from mnist_large_scale.figure_fit import (
     draw_montage,
     find_panels,
     model_values,
+    montage_dpi,
     read_png,
 )
 from mnist_large_scale.recipe import Recipe
@@ -31,9 +32,11 @@ from mnist_large_scale.recipe import Recipe
 ROWS, COLS, SIZE = 4, 4, 64
 
 
-def _montage(images, labels, scales, hypothesis: Hypothesis, dpi: float = 50.0) -> bytes:
+def _montage(images, labels, scales, hypothesis: Hypothesis) -> bytes:
+    """A montage of 48-px panels, drawn at the dpi the analysis itself finds for panels of that size."""
     values = model_values(images, scales, (SIZE, SIZE), hypothesis)
-    return draw_montage(values, labels, ROWS, COLS, "viridis", dpi)
+    return draw_montage(values, labels, ROWS, COLS, "viridis", montage_dpi(48, ROWS, COLS, SIZE, "viridis"))
+
 
 
 def _analyse(png, images, labels, scales, scale_range=None):

@@ -233,7 +233,7 @@ def figure_check(facts: dict, config: dict, raw_dir: Path, bootstrap: int, max_e
     base = BaseData.from_config("mnist", config["base_data"]["mnist"])
     raw_paths = {raw.name: str(raw_dir / raw.name) for raw in base.files.values()}
     results, analyses = {}, {}
-    for figure in sorted(facts["figures"], key=lambda entry: "-" in entry["file"]):
+    for figure in sorted(facts["figures"], key=lambda entry: "-" in entry["file"].rsplit("_sc", 1)[-1]):
         spec = parse_name(figure["file"])
         scale = spec.test_scale if figure["split"] == "test" else spec.train_scale
         images, labels = load_split(base, raw_paths, figure["split"], 64)

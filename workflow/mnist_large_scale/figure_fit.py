@@ -13,8 +13,9 @@ How
    of the colormap; each panel's colours invert to values in [0, 1] (nearest
    entry of the colormap's 256-colour table).
 2. The display is modelled as a per-image min-max normalisation followed by a
-   separable linear resampling to the panel (a triangle kernel of a fitted
-   width, a fitted sub-pixel offset).  The model is calibrated on a montage
+   separable linear resampling to the panel: a triangle kernel of a fitted
+   width and sub-pixel offset, then the two matrices themselves refined by
+   least squares (``learn_matrices``).  The model is calibrated on a montage
    that this module draws itself, through the same matplotlib calls as the
    published figure (``draw_montage``), from the rebuilt images of the same
    digits under the configured recipe, at the dpi that gives panels of the
@@ -206,15 +207,50 @@ class Display:
     width: float = 1.0
     offset_y: float = 0.0
     offset_x: float = 0.0
+    matrices: tuple[np.ndarray, np.ndarray] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def axis_matrices(self, image_shape: tuple[int, int], panel_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The (h, H) and (w, W) resampling matrices: the learned ones when their shapes fit, else the kernel's."""
+        if self.matrices is not None and self.matrices[0].shape == (panel_shape[0], image_shape[0]) and self.matrices[1].shape == (panel_shape[1], image_shape[1]):
+            return self.matrices
+        return (
+            display_matrix(image_shape[0], panel_shape[0], self.width, self.offset_y),
+            display_matrix(image_shape[1], panel_shape[1], self.width, self.offset_x),
+        )
 
     def render(self, values: np.ndarray, panel_shape: tuple[int, int]) -> np.ndarray:
         """Panels (n, h, w) in [0, 1] that images (n, H, W) of any range would show."""
         low = values.min(axis=(1, 2), keepdims=True)
         span = values.max(axis=(1, 2), keepdims=True) - low
         normalised = (values - low) / np.where(span > 0, span, 1.0)
-        a_y = display_matrix(values.shape[1], panel_shape[0], self.width, self.offset_y)
-        a_x = display_matrix(values.shape[2], panel_shape[1], self.width, self.offset_x)
+        a_y, a_x = self.axis_matrices(values.shape[1:], panel_shape)
         return a_y @ normalised @ a_x.T
+
+
+def learn_matrices(panels: np.ndarray, values: np.ndarray, start: Display, iterations: int = 6, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Separable resampling matrices fitted to drawn panels of known images (alternating least squares).
+
+    Each step solves ``panels_k = A_y N_k A_x^T`` for one matrix with the other held,
+    with a ridge towards the kernel model ``start`` (so pixels that the images leave
+    undetermined keep the kernel's weights).
+    """
+    low = values.min(axis=(1, 2), keepdims=True)
+    span = values.max(axis=(1, 2), keepdims=True) - low
+    normalised = (values - low) / np.where(span > 0, span, 1.0)
+    a_y0, a_x0 = start.axis_matrices(values.shape[1:], panels.shape[1:])
+    a_y, a_x = a_y0.copy(), a_x0.copy()
+
+    def solve(targets: np.ndarray, inputs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        # targets (n, p, q) = A (p, m) @ inputs (n, m, q): A = (sum T I^T + r A0)(sum I I^T + r)^-1
+        weight = ridge * float(np.einsum("nmq,nmq->", inputs, inputs)) / inputs.shape[1]
+        gram = np.einsum("nmq,nlq->ml", inputs, inputs) + weight * np.eye(inputs.shape[1])
+        cross = np.einsum("npq,nmq->pm", targets, inputs) + weight * prior
+        return np.linalg.solve(gram, cross.T).T
+
+    for _ in range(iterations):
+        a_y = solve(panels, normalised @ a_x.T, a_y0)
+        a_x = solve(panels.transpose(0, 2, 1), normalised.transpose(0, 2, 1) @ a_y.T, a_x0)
+    return a_y, a_x
 
 
 def calibrate_display(panels: np.ndarray, values: np.ndarray) -> tuple[Display, float]:
@@ -527,7 +563,9 @@ def analyse_figure(
     own_panels = decode_panels(own_rgb, find_panels(own_rgb, rows, cols, table), table)
     own_panels = own_panels[:, : panels.shape[1], : panels.shape[2]]
     panels = panels[:, : own_panels.shape[1], : own_panels.shape[2]]
-    display, calibration_rms = calibrate_display(own_panels, own_values)
+    kernel_display, kernel_rms = calibrate_display(own_panels, own_values)
+    display = dataclasses.replace(kernel_display, matrices=learn_matrices(own_panels, own_values, kernel_display))
+    calibration_rms = float(np.sqrt(np.mean((display.render(own_values, own_panels.shape[1:]) - own_panels) ** 2)))
     bias, check = None, None
     if self_check:
         check = fit_figure(own_panels, images, calibration_scales if scale_range is None else None, out_shape, display, configured, scale_range, max_evaluations, bootstrap=50)
@@ -536,7 +574,14 @@ def analyse_figure(
         bias = {name: found[name] - configured_vector[k] for k, name in enumerate(CONSTANTS)}
     result = fit_figure(panels, images, scales, out_shape, display, configured, scale_range, max_evaluations, bootstrap, bias=bias)
     result["figure"] = {"sha256": png_sha256(png), "rows": rows, "cols": cols, "colormap": colormap, "panel_px": list(panels.shape[1:])}
-    result["display"] = {**dataclasses.asdict(display), "calibration_rms": calibration_rms, "dpi": dpi}
+    result["display"] = {
+        "kernel_width": display.width,
+        "offset_y": display.offset_y,
+        "offset_x": display.offset_x,
+        "kernel_calibration_rms": kernel_rms,
+        "learned_calibration_rms": calibration_rms,
+        "dpi": dpi,
+    }
     if check is not None:
         result["self_check"] = {key: check[key] for key in ("best_form", "digits_preferring")}
         result["self_check"]["rms"] = {form: entry["rms_fitted"] for form, entry in check["hypotheses"].items()}
