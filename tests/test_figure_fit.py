@@ -24,7 +24,6 @@ from mnist_large_scale.figure_fit import (
     draw_montage,
     find_panels,
     model_values,
-    montage_dpi,
     read_png,
 )
 from mnist_large_scale.recipe import Recipe
@@ -33,9 +32,9 @@ ROWS, COLS, SIZE = 4, 4, 64
 
 
 def _montage(images, labels, scales, hypothesis: Hypothesis) -> bytes:
-    """A montage of 48-px panels, drawn at the dpi the analysis itself finds for panels of that size."""
+    """A montage drawn at 50 dpi (panels of about 48 px); the analysis finds the dpi from its layout."""
     values = model_values(images, scales, (SIZE, SIZE), hypothesis)
-    return draw_montage(values, labels, ROWS, COLS, "viridis", montage_dpi(48, ROWS, COLS, SIZE, "viridis"))
+    return draw_montage(values, labels, ROWS, COLS, "viridis", 50.0)
 
 
 

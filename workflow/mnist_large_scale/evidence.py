@@ -176,10 +176,11 @@ def printed_range_check(train_images: np.ndarray, config_recipe: dict, variants=
     return out
 
 
-def model_check(weights: Path, test_images: np.ndarray, test_labels: np.ndarray, config_recipe: dict, published: dict, step: int, variants=VARIANTS, scales=SCALES) -> dict:
+def model_check(weights: Path, test_images: np.ndarray, test_labels: np.ndarray, config_recipe: dict, published: dict, step: int, variants=VARIANTS, scales=SCALES, done=None) -> dict:
     """Correct counts of the published model on every ``step``-th rebuilt test image, per variant and scale.
 
     An image equal to one already classified (same bytes under another variant) keeps its prediction.
+    ``done(result)``, when given, is called after each scale.
     """
     import torch
 
@@ -206,6 +207,8 @@ def model_check(weights: Path, test_images: np.ndarray, test_labels: np.ndarray,
                 error = (target * (1 - target) * (1 - len(images) / 10000) / len(images)) ** 0.5
                 out["standard_errors_from_published"].setdefault(name, {})[f"{scale:g}"] = (correct - target) / error
             print(f"model: s = {scale:g} {name}: {100 * correct:.2f} % ({len(todo)} new images)", file=sys.stderr, flush=True)
+        if done is not None:
+            done(out)
     return out
 
 
@@ -303,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
 
         test = read_idx(Path(args.raw_dir) / "t10k-images-idx3-ubyte")
         labels = read_idx(Path(args.raw_dir) / "t10k-labels-idx1-ubyte")
-        result = model_check(paths["riesznet_weights"], test, labels, config["recipe"], published_counts(riesz), args.model_step)
-        _write_json(out / "model.json", {"sources": sources, "architecture": "re-typed from the notebook's description (mnist_large_scale.riesznet)", **result})
+        def write(result: dict) -> None:
+            _write_json(out / "model.json", {"sources": sources, "architecture": "re-typed from the notebook's description (mnist_large_scale.riesznet)", **result})
+
+        model_check(paths["riesznet_weights"], test, labels, config["recipe"], published_counts(riesz), args.model_step, done=write)
     return 0
 
 

@@ -164,18 +164,36 @@ def draw_montage(images: np.ndarray, labels, rows: int, cols: int, colormap: str
     return buffer.getvalue()
 
 
-def montage_dpi(panel_px: int, rows: int, cols: int, out_px: int, colormap: str, panel_inches: float = 2.0) -> float:
-    """The dpi at which ``draw_montage`` makes panels of ``panel_px`` pixels (two corrections from 72)."""
+def _pitch(boxes: list[tuple[int, int, int, int]], cols: int) -> float:
+    """Pixels from one panel's left edge to the next one's, over the first row."""
+    return (boxes[cols - 1][2] - boxes[0][2]) / max(cols - 1, 1)
+
+
+def montage_dpi(boxes: list[tuple[int, int, int, int]], rows: int, cols: int, out_px: int, colormap: str, panel_inches: float = 2.0) -> tuple[float, int]:
+    """The dpi at which ``draw_montage`` lays its panels out as ``boxes``; with the largest box offset left, in pixels.
+
+    The dpi is scaled by the ratio of the panels' pitch, then the first of a few
+    nearby values (whole and half dpi first) whose boxes lie closest is kept.
+    """
     table = colormap_table(colormap)
     probe = np.tile(np.linspace(0.0, 1.0, out_px), (rows * cols, out_px, 1))
+    target = np.array(boxes)
+
+    def layout(dpi: float) -> np.ndarray:
+        drawn = find_panels(read_png(draw_montage(probe, ["0"] * (rows * cols), rows, cols, colormap, dpi, panel_inches)), rows, cols, table)
+        return np.array(drawn)
+
     dpi = 72.0
-    for _ in range(3):
-        boxes = find_panels(read_png(draw_montage(probe, ["0"] * (rows * cols), rows, cols, colormap, dpi, panel_inches)), rows, cols, table)
-        size = float(np.median([bottom - top for top, bottom, _, _ in boxes]))
-        if round(size) == panel_px:
-            return dpi
-        dpi *= panel_px / size
-    return dpi
+    for _ in range(2):
+        dpi *= _pitch(boxes, cols) / _pitch([tuple(b) for b in layout(dpi)], cols)
+    # Whole and half dpi values first: a figure saved at a round dpi is then drawn at exactly that dpi.
+    candidates = sorted({round(dpi), round(2 * dpi) / 2}, key=lambda c: abs(c - dpi)) + [dpi * (1 + d) for d in (-0.004, 0.0, 0.004)]
+    offsets = []
+    for candidate in candidates:
+        drawn = layout(candidate)
+        offsets.append(int(np.abs(drawn - target).max()) if drawn.shape == target.shape else 10**6)
+    best = int(np.argmin(offsets))
+    return candidates[best], offsets[best]
 
 
 def display_matrix(n_in: int, n_out: int, width: float, offset: float) -> np.ndarray:
@@ -551,14 +569,15 @@ def analyse_figure(
     """
     table = colormap_table(colormap)
     published_rgb = read_png(png)
-    panels = decode_panels(published_rgb, find_panels(published_rgb, rows, cols, table), table)
+    published_boxes = find_panels(published_rgb, rows, cols, table)
+    panels = decode_panels(published_rgb, published_boxes, table)
     if len(panels) != len(images):
         raise ValueError(f"the montage has {len(panels)} panels but {len(images)} digits were given")
     if calibration_scales is None:
         calibration_scales = scales if scales is not None else np.full(len(images), math.sqrt(scale_range[0] * scale_range[1]))
     configured_hypothesis = Hypothesis("max" if configured.stretch else "none", dataclasses.replace(configured, stretch=False))
     own_values = model_values(images, calibration_scales, out_shape, configured_hypothesis)
-    dpi = montage_dpi(panels.shape[1], rows, cols, out_shape[0], colormap)
+    dpi, layout_offset = montage_dpi(published_boxes, rows, cols, out_shape[0], colormap)
     own_rgb = read_png(draw_montage(own_values, labels, rows, cols, colormap, dpi))
     own_panels = decode_panels(own_rgb, find_panels(own_rgb, rows, cols, table), table)
     own_panels = own_panels[:, : panels.shape[1], : panels.shape[2]]
@@ -581,6 +600,7 @@ def analyse_figure(
         "kernel_calibration_rms": kernel_rms,
         "learned_calibration_rms": calibration_rms,
         "dpi": dpi,
+        "layout_offset_px": layout_offset,
     }
     if check is not None:
         result["self_check"] = {key: check[key] for key in ("best_form", "digits_preferring")}
