@@ -137,3 +137,25 @@ def test_transform_exact_is_the_configuration_without_the_key(config):
     assert config["recipe"]["transform"] == "exact"
     assert reference_configuration(config) == reference_configuration(without)
     assert "transform" not in reference_configuration(config)["recipe"]
+
+
+def test_the_tables_of_earlier_defaults_are_kept_and_each_file_is_compared_with_its_own(built, config, tmp_path):
+    """A file built under an earlier default (its numerics version and recipe) is compared with that default's table."""
+    from mnist_large_scale.reference_config import EARLIER_TABLES
+    from mnist_large_scale.references import ReferenceTable, load_reference_tables, table_for
+
+    tables = load_reference_tables()
+    assert len(tables) == 1 + len(EARLIER_TABLES) >= 2 and tables[0] == load_references()
+    for table in tables[1:]:  # each earlier table holds the 21 names under its own numerics version or recipe
+        assert sorted(table.rows) == sorted(config["targets"]) and table.configuration != tables[0].configuration
+    paths, current = built
+    old_recipe = {**config["recipe"], "stretch": not config["recipe"]["stretch"]}
+    earlier = ReferenceTable({**current.configuration, "numerics_version": NUMERICS_VERSION - 1, "recipe": old_recipe}, current.rows)
+    old = tmp_path / paths[0].name
+    shutil.copy(paths[0], old)
+    assert table_for(old, [current, earlier]) is current
+    with h5py.File(old, "r+") as h5:
+        h5.attrs["numerics_version"] = NUMERICS_VERSION - 1
+        h5.attrs["recipe"] = json.dumps(old_recipe, sort_keys=True)
+    assert table_for(old, [current, earlier]) is earlier
+    assert table_for(paths[0], [current, earlier]) is current

@@ -32,6 +32,14 @@ SHA256 = {
         ),
         "mnist_large_scale_te200_outsize112-112_scte8p000.h5": "92b596a9e68ecce733170bf6ea6bd7067cbdf321e899304061f6253d040b8010",
     },
+    5: {
+        "mnist_large_scale_te200_outsize112-112_scte0p707.h5": "d120234dcfb5671be1f6b8779543121d9ffffe45bb9bf1a0a91f6ff151a49748",
+        "mnist_large_scale_te200_outsize112-112_scte5p657.h5": "6cda52688fd4ddcb6703e7107a4696345acd9db0821bccf36b44a1d5ab1bdf87",
+        "mnist_large_scale_tr200_vl50_te50_outsize112-112_sctr1p000-4p000_scte1p000-4p000.h5": (
+            "62d6d3410a022834cc1a6fc214b01cf5959f02f69b56e86b60481a5bf98a5eb9"
+        ),
+        "mnist_large_scale_te200_outsize112-112_scte8p000.h5": "10aef6e7adcc768d215e416437f53b4dd1a88bc52c7cc48d84c12adc84720695",
+    },
 }
 
 

@@ -51,14 +51,16 @@ INPUTS = {
     ),
 }
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: Recipe variants of the printed-range and model checks: name -> recipe changes from the configured one.
+#: Recipe variants of the printed-range and model checks: name -> the stretch and the smoothing's
+#: boundary, set over the configured recipe. The names describe each variant against the recipe
+#: without stretch, smoothed on a canvas ("default": the default before numerics version 5).
 VARIANTS = {
-    "default": {},
-    "stretch": {"stretch": True},
+    "default": {"stretch": False, "smooth_boundary": "canvas"},
+    "stretch": {"stretch": True, "smooth_boundary": "canvas"},
     "stretch+reflect": {"stretch": True, "smooth_boundary": "reflect"},
     "stretch+constant": {"stretch": True, "smooth_boundary": "constant"},
     "stretch+nearest": {"stretch": True, "smooth_boundary": "nearest"},
-    "reflect": {"smooth_boundary": "reflect"},
+    "reflect": {"stretch": False, "smooth_boundary": "reflect"},
 }
 _RANGE = re.compile(r"Intensity range: \[(-?\d+\.\d+), (-?\d+\.\d+)\]")
 _COUNT = re.compile(r"^\[(\d+), (\d+)\]\s*$", re.MULTILINE)
@@ -265,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-dir", default="resources/mnist")
     parser.add_argument("--offline", action="store_true", help="use only copies already in the cache")
     parser.add_argument("--model-step", type=int, default=10, help="evaluate the model on every N-th test image (default: 10)")
+    parser.add_argument("--model-scales", type=float, nargs="+", default=SCALES, metavar="S", help="scales of the model check (default: 0.5 1 2 4 8)")
+    parser.add_argument("--model-variants", nargs="+", choices=tuple(VARIANTS), default=tuple(VARIANTS), metavar="NAME", help="variants of the model check (default: all)")
+    parser.add_argument("--model-json", default="model.json", help="file name of the model check's results in --out (default: model.json)")
     parser.add_argument("--only", nargs="+", choices=("ranges", "figures", "model"), default=("ranges", "figures", "model"))
     parser.add_argument("--bootstrap", type=int, default=300)
     parser.add_argument("--max-evaluations", type=int, default=100)
@@ -307,9 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         test = read_idx(Path(args.raw_dir) / "t10k-images-idx3-ubyte")
         labels = read_idx(Path(args.raw_dir) / "t10k-labels-idx1-ubyte")
         def write(result: dict) -> None:
-            _write_json(out / "model.json", {"sources": sources, "architecture": "re-typed from the notebook's description (mnist_large_scale.riesznet)", **result})
+            _write_json(out / args.model_json, {"sources": sources, "architecture": "re-typed from the notebook's description (mnist_large_scale.riesznet)", **result})
 
-        model_check(paths["riesznet_weights"], test, labels, config["recipe"], published_counts(riesz), args.model_step, done=write)
+        variants = {name: VARIANTS[name] for name in args.model_variants}
+        model_check(paths["riesznet_weights"], test, labels, config["recipe"], published_counts(riesz), args.model_step, variants, tuple(args.model_scales), done=write)
     return 0
 
 

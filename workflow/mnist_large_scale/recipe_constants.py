@@ -48,6 +48,12 @@ def recorded(values: dict) -> dict:
 class Recipe:
     """The constants of the recipe; every one is a config value (``recipe:``).
 
+    The workflow's default recipe is ``config.yaml``'s ``recipe:`` section,
+    which every build, validation and command reads.  The field defaults here
+    are the recipe without the stretch, smoothed on a canvas (the default before
+    numerics version 5): the base that the tests and the evidence vary one
+    switch at a time.
+
     Attributes
     ----------
     order : int

@@ -18,7 +18,7 @@ TABLE_NAME = "reference_checksums.tsv"
 
 #: The tables of earlier defaults, beside it: files built under one of them are still
 #: recognised (``references.table_for``).
-EARLIER_TABLES: tuple[str, ...] = ()
+EARLIER_TABLES: tuple[str, ...] = ("reference_checksums_v4.tsv",)
 
 
 def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
