@@ -2,6 +2,7 @@
 
 Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
 ``recipe`` (the per-image reference), ``engine`` (the fast batched engine),
+``skimage_weights`` (the weights it takes from scikit-image's and scipy's definitions),
 ``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``,
 ``inspect_file`` (reading any file, the ``inspect`` command), ``figures``,
 ``loader`` (``load`` and ``MNISTLargeScale``: the files for training, NumPy or PyTorch),

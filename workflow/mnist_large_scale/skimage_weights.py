@@ -1,0 +1,160 @@
+"""The weights of scikit-image's warp and of scipy's Gaussian filter, derived from their definitions.
+
+The engine (``engine.py``) puts these weights on exact grids and computes the
+recipe as matrix products; this module holds only what the weights *are*, as
+the two libraries define them, so that the engine can be read against them
+and tested against them (``tests/test_operators.py``: warps and Gaussian
+filters of unit impulses).
+
+* Interpolation (``tap_positions``, ``tap_weights``, ``largest_tap``):
+  scikit-image's Cython warp, ``skimage/transform/_warps_cy.pyx``
+  (``_warp_fast``: the output pixel's coordinates through the 3 x 3 matrix,
+  mode constant), which calls the interpolators of
+  ``skimage/_shared/interpolation.pxd``: ``nearest_neighbour_interpolation``
+  (order 0, its own ``round``), ``bilinear_interpolation`` (order 1) and
+  ``bicubic_interpolation`` (order 3, Keys' cubic convolution with a = -0.5,
+  written in Horner form over four neighbours), each reading pixels outside
+  the image as ``cval``.  Separable: one axis at a time gives the same
+  weights.
+* Gaussian (``gaussian_radius``, ``gaussian_weights``): scipy's
+  ``gaussian_filter``, ``scipy/ndimage/_filters.py``: the radius
+  ``int(truncate * sigma + 0.5)`` of ``gaussian_filter1d``, the sampled and
+  normalised kernel of ``_gaussian_kernel1d`` (order 0), and axes whose sigma
+  is at most 1e-15 left alone.
+
+The exponentials come from ``exactmath.exp`` and the kernel's sum is taken on
+a grid, so that the weights are the same on every machine; they equal scipy's
+within a few units in the last place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exactmath import exp, to_grid
+
+__all__ = ["SUPPORTED_ORDERS", "TAPS", "gaussian_radius", "gaussian_weights", "tap_positions", "tap_weights", "largest_tap"]
+
+#: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
+SUPPORTED_ORDERS = (0, 1, 3)
+
+#: Input pixels read per output pixel and axis, by interpolation order.
+TAPS = {0: 1, 1: 2, 3: 4}
+
+#: scipy's gaussian_filter leaves an axis alone when its sigma is at most this.
+SIGMA_SKIP = 1e-15
+
+
+def gaussian_radius(sigma: np.ndarray, truncate: float) -> np.ndarray:
+    """scipy's kernel radius ``int(truncate * sigma + 0.5)``, elementwise, as int64.
+
+    The canvas margin of the recipe is this plus one, for any sigma.
+    """
+    return np.trunc(truncate * np.asarray(sigma, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's sampled Gaussian kernels for a stack of sigmas, zero-padded to one width.
+
+    Parameters
+    ----------
+    sigma : (m,) ndarray of float64
+        Standard deviations in pixels, >= 0.
+    truncate : float
+        Radius in sigmas.
+
+    Returns
+    -------
+    radius : (m,) ndarray of int64
+        Kernel half-widths; 0 where the filter is skipped (``sigma <= 1e-15``).
+    weights : (m, 2 * radius.max() + 1) ndarray of float64
+        Row ``j`` holds ``exp(-0.5 x^2 / sigma_j^2)`` for ``|x| <= radius_j``,
+        normalised to sum 1 (``scipy.ndimage._gaussian_kernel1d``), centred; a
+        skipped filter is the identity ``[1]``.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    smooth = sigma > SIGMA_SKIP
+    radius = np.where(smooth, gaussian_radius(sigma, truncate), 0)
+    reach = int(radius.max())
+    x = np.arange(-reach, reach + 1)
+    inside = np.abs(x) <= radius[:, None]
+    # Same expression as scipy (-0.5 / sigma2 * x ** 2), with a deterministic exp; the
+    # guard only avoids dividing by a zero sigma whose row is replaced by the identity below.
+    sigma2 = np.where(smooth, sigma * sigma, 1.0)
+    phi = np.where(inside, exp((-0.5 / sigma2)[:, None] * (x * x)), 0.0)
+    # On a grid of 2**-45 the sum of at most 2**7 values below 1 is exact in any order.
+    phi = to_grid(phi, 45)
+    weights = phi / phi.sum(axis=1, keepdims=True)
+    weights[~smooth] = (x == 0).astype(np.float64)
+    return radius, weights
+
+
+def tap_positions(u: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """First input pixel that scikit-image's Cython warp reads at coordinate ``u``, and the fraction.
+
+    Parameters
+    ----------
+    u : ndarray of float64
+        Input coordinates (pixel centres at integers).
+    order : {0, 1, 3}
+        0: nearest (rounding half away from zero), 1: linear, 3: Keys cubic
+        convolution with a = -0.5 (``skimage/_shared/interpolation.pxd``).
+
+    Returns
+    -------
+    first : ndarray of int64, shape of ``u``
+        Tap ``t`` reads input pixel ``first + t``; it never decreases as ``u`` grows.
+    fraction : ndarray of float64, shape of ``u``
+        ``u - floor(u)`` (unused by order 0).
+    """
+    if order not in SUPPORTED_ORDERS:
+        raise NotImplementedError(
+            f"interpolation order {order} is not reproduced by the engine; use one of {SUPPORTED_ORDERS}"
+        )
+    if order == 0:
+        # Cython's round(): (r + 0.5) if r > 0 else (r - 0.5), truncated to an integer.
+        nearest = np.trunc(np.where(u > 0.0, u + 0.5, u - 0.5))
+        return nearest.astype(np.int64), np.zeros_like(u)
+    floor = np.floor(u)
+    first = floor.astype(np.int64) - (1 if order == 3 else 0)
+    return first, u - floor
+
+
+def tap_weights(fraction: np.ndarray, order: int) -> np.ndarray:
+    """Weights of the taps at ``fraction`` (from ``tap_positions``), tap first: (taps,) + fraction.shape.
+
+    Pixels outside the input read as zero (mode constant, cval 0), so a tap
+    off the image simply contributes nothing.
+    """
+    x = fraction
+    weights = np.empty((TAPS[order],) + x.shape)
+    if order == 3:
+        x2 = x * x
+        x3 = x2 * x
+        # The Cython's Horner form f1 + x/2 (f2 - f0 + x (2 f0 - 5 f1 + 4 f2 - f3
+        # + x (3 (f1 - f2) + f3 - f0))), collected per neighbour f0..f3.
+        weights[0] = 0.5 * (2.0 * x2 - x - x3)
+        weights[1] = 1.0 - 2.5 * x2 + 1.5 * x3
+        weights[2] = 0.5 * (x + 4.0 * x2 - 3.0 * x3)
+        weights[3] = 0.5 * (x3 - x2)
+    elif order == 1:
+        weights[0] = 1.0 - x
+        weights[1] = x
+    else:
+        weights[...] = 1.0
+    return weights
+
+
+def largest_tap(weights: np.ndarray, order: int) -> np.ndarray:
+    """``abs(weights).argmax(axis=0)`` of ``tap_weights`` (the tap with the largest weight), from one comparison.
+
+    Keys' cubic weights at a fraction in [0, 1) have their largest magnitude
+    at tap 1 or 2, both nonnegative there (each of the others stays below
+    0.075, while the larger of the two is at least 0.5625); the linear
+    weights are both nonnegative.  Ties go to the first, as argmax does.
+    """
+    if order == 3:
+        return 1 + (weights[2] > weights[1])
+    if order == 1:
+        return (weights[1] > weights[0]).astype(np.intp)
+    return np.zeros(weights.shape[1:], dtype=np.intp)
