@@ -25,12 +25,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_large_scale import engine
 from mnist_large_scale import recipe as reference
 from mnist_large_scale.build import draw_scales
+from mnist_large_scale.engine import grids, skimage_weights
+from mnist_large_scale.engine.geometry import AxisGeometry
+from mnist_large_scale.engine.plan import compose_prefilter
+from mnist_large_scale.engine.skimage_weights import gaussian_weights
+from mnist_large_scale.exactmath import to_grid
 from mnist_large_scale.names import PUBLISHED_TEST_SCALES, ScaleSpec
 from mnist_large_scale.recipe import Recipe
-from mnist_large_scale.skimage_weights import gaussian_weights
 
 LENGTH, N_IN = 112, 28
 # The warp's products of two weights (each below 1.25), in Horner form: a few ulp of 1.
@@ -47,7 +50,7 @@ VARIANTS = [
 SCALES = [pytest.param(np.array([s]), id=f"s{s:.3f}") for s in PUBLISHED_TEST_SCALES] + [pytest.param(PER_SAMPLE, id="per-sample")]
 
 
-def resampling_matrices(geometry: engine.AxisGeometry, weights: np.ndarray) -> np.ndarray:
+def resampling_matrices(geometry: AxisGeometry, weights: np.ndarray) -> np.ndarray:
     """Dense ``R`` (k, K, N_IN) from a geometry's tap positions and ``weights`` (taps, k, K); taps off the input read zero."""
     taps, stack, size = weights.shape
     matrix = np.zeros((stack, size, N_IN))
@@ -59,11 +62,11 @@ def resampling_matrices(geometry: engine.AxisGeometry, weights: np.ndarray) -> n
     return matrix
 
 
-def engine_resampling(geometry: engine.AxisGeometry, rcp: Recipe) -> np.ndarray:
+def engine_resampling(geometry: AxisGeometry, rcp: Recipe) -> np.ndarray:
     """The engine's ``R`` (or ``R P`` with the prefilter) before the grid, as ``plan_axis`` forms it."""
     matrix = resampling_matrices(geometry, geometry.weights)
     if rcp.antialias:
-        matrix = engine.compose_prefilter(matrix, engine.prefilter_matrix(geometry.prefilter, N_IN))
+        matrix = compose_prefilter(matrix, skimage_weights.prefilter_matrix(geometry.prefilter, N_IN))
     return matrix
 
 
@@ -84,7 +87,7 @@ def warped_impulses(scale: float, rcp: Recipe, margin: int, axis: int) -> np.nda
     return np.stack(responses)
 
 
-def canvas_rows(geometry: engine.AxisGeometry, j: int) -> tuple[np.ndarray, np.ndarray]:
+def canvas_rows(geometry: AxisGeometry, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices into the geometry's canvas pixels of image ``j`` that lie on its canvas, and their canvas indices."""
     margin = int(geometry.radius[j]) + 1
     canvas = geometry.p + margin
@@ -96,7 +99,7 @@ def canvas_rows(geometry: engine.AxisGeometry, j: int) -> tuple[np.ndarray, np.n
 @pytest.mark.parametrize("scales", SCALES)
 def test_resampling_matrices_are_the_warp_of_unit_impulses(scales, changes):
     rcp = replace(Recipe(), **changes)
-    geometries = [engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[axis]) for axis in (0, 1)]
+    geometries = [AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[axis]) for axis in (0, 1)]
     matrices = [engine_resampling(geometry, rcp) for geometry in geometries]
     for j, scale in enumerate(scales):
         margin = int(geometries[0].radius[j]) + 1
@@ -118,7 +121,7 @@ def test_resampling_matrices_are_the_warp_of_unit_impulses(scales, changes):
 
 def engine_smoothing(kernel: np.ndarray, j: int, margin: int) -> np.ndarray:
     """Dense ``G`` (LENGTH, canvas) of image ``j``: frame pixel ``o`` reads canvas pixels around ``o + margin``."""
-    return engine.kernel_band(kernel[j : j + 1], LENGTH, LENGTH + 2 * margin, margin)[0]
+    return skimage_weights.kernel_band(kernel[j : j + 1], LENGTH, LENGTH + 2 * margin, margin)[0]
 
 
 @pytest.mark.parametrize("truncate", [4.0, 2.5])
@@ -127,7 +130,7 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
     rcp = replace(Recipe(), truncate=truncate)
     sigma = rcp.sigma_per_scale * scales
     radius, kernel = gaussian_weights(sigma, truncate)
-    geometry = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, 0.0)
+    geometry = AxisGeometry.of(scales, LENGTH, N_IN, rcp, 0.0)
     for j, s in enumerate(sigma):
         margin = int(radius[j]) + 1
         canvas = LENGTH + 2 * margin
@@ -136,9 +139,9 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
         expected = expected[margin : margin + LENGTH]
         np.testing.assert_allclose(engine_smoothing(kernel, j, margin), expected, rtol=0, atol=KERNEL_GRID)
         # on the grid: within half a step (and the kernel's error) of scipy's, the largest tap aside
-        bits = int(engine.split_bits(2 * radius[j] + 1, engine.canvas_bound(rcp)))
+        bits = int(grids.split_bits(2 * radius[j] + 1, grids.canvas_bound(rcp)))
         rounded = engine_smoothing(geometry.kernel, j, margin)
-        assert np.array_equal(engine.to_grid(rounded, bits), rounded)
+        assert np.array_equal(to_grid(rounded, bits), rounded)
         largest = rounded == rounded.max(axis=1, keepdims=True)
         error = np.abs(rounded - expected)
         assert np.all(error[~largest] <= math.ldexp(0.5, -bits) + KERNEL_GRID), f"sigma {s}: {error[~largest].max()}"
@@ -166,15 +169,15 @@ def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step:
 @pytest.mark.parametrize("scales", SCALES)
 def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes):
     rcp = replace(Recipe(), **changes)
-    geometry = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[0])
-    data_bits = int(engine.split_bits(engine.TAPS[rcp.order], engine._RESAMPLED_BOUND))
+    geometry = AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[0])
+    data_bits = int(grids.split_bits(skimage_weights.TAPS[rcp.order], grids._RESAMPLED_BOUND))
     filtered = geometry.prefilter_radius > 0
     # the tap weights of every image that the prefilter leaves alone (all of them without antialias)
-    raw = geometry.raw_weights[:, ~filtered] / 2.0**engine.UNIT_BITS
-    assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -engine.RAW_BITS))
+    raw = geometry.raw_weights[:, ~filtered] / 2.0**grids.UNIT_BITS
+    assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -grids.RAW_BITS))
     assert_sets_within_half_a_step(geometry.data_weights[:, ~filtered], geometry.weights[:, ~filtered], math.ldexp(1.0, -data_bits))
     if filtered.any():  # R P is rounded entry by entry (plan_axis): each within half a step
         exact = engine_resampling(geometry, rcp)[filtered]
-        bits = engine.split_bits(engine.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], engine._RESAMPLED_BOUND)
-        for rounded, step in ((engine.to_grid(exact, engine.RAW_BITS), np.full(len(bits), math.ldexp(1.0, -engine.RAW_BITS))), (engine.to_grid(exact, bits[:, None, None]), np.ldexp(1.0, -bits))):
+        bits = grids.split_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], grids._RESAMPLED_BOUND)
+        for rounded, step in ((to_grid(exact, grids.RAW_BITS), np.full(len(bits), math.ldexp(1.0, -grids.RAW_BITS))), (to_grid(exact, bits[:, None, None]), np.ldexp(1.0, -bits))):
             assert np.all(np.abs(rounded - exact) <= (step / 2)[:, None, None] + ULPS)

@@ -1,7 +1,7 @@
 """The per-image reference recipe of MNIST Large Scale (docs/recipe.md), in scikit-image.
 
 This is the definition: slow, one image at a time, written to be read.  The
-production engine (``engine.py``) must reproduce it to floating-point rounding.
+production engine (the ``engine`` package) must reproduce it to floating-point rounding.
 
 For an image ``I`` (28 x 28, values 0..255) and a scale ``s``:
 

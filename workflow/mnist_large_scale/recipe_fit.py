@@ -22,7 +22,7 @@ How
   shift that the images' centroids give; the best candidates are then refined
   by Nelder-Mead over sigma and the shift together, on a larger subsample.
 * The pre-threshold images come from a float model of the recipe (separable
-  matrices, as in ``engine.py``, without the exact grids): it equals the
+  matrices, as in the ``engine`` package, without the exact grids): it equals the
   reference recipe to float rounding, and is fast enough to evaluate hundreds
   of times.
 
@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import (
-    antialias_kernels,
+from .engine.geometry import antialias_kernels
+from .engine.skimage_weights import (
     folded_band,
     gaussian_weights,
     kernel_band,

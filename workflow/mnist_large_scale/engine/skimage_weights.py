@@ -1,6 +1,6 @@
 """The weights of scikit-image's warp and of scipy's Gaussian filter, derived from their definitions.
 
-The engine (``engine.py``) puts these weights on exact grids and computes the
+The rest of the engine puts these weights on exact grids and computes the
 recipe as matrix products; this module holds only what the weights *are*, as
 the two libraries define them, so that the engine can be read against them
 and tested against them (``tests/test_operators.py``: warps and Gaussian
@@ -21,6 +21,11 @@ filters of unit impulses).
   ``int(truncate * sigma + 0.5)`` of ``gaussian_filter1d``, the sampled and
   normalised kernel of ``_gaussian_kernel1d`` (order 0), and axes whose sigma
   is at most 1e-15 left alone.
+* Boundaries and matrices (``boundary_index``, ``folded_band``,
+  ``kernel_band``, ``prefilter_matrix``): the pixel that scipy.ndimage's
+  boundary modes read past a line's end (``scipy/ndimage/src/ni_support.c``,
+  ``NI_ExtendLine``), and a filter on a line as the dense matrix of its
+  correlation, in mode ``constant`` or with the edge folded in.
 
 The exponentials come from ``exactmath.exp`` and the kernel's sum is taken on
 a grid, so that the weights are the same on every machine; they equal scipy's
@@ -31,9 +36,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exactmath import exp, to_grid
+from ..exactmath import exp, to_grid
 
-__all__ = ["SUPPORTED_ORDERS", "TAPS", "gaussian_radius", "gaussian_weights", "tap_positions", "tap_weights", "largest_tap"]
+__all__ = [
+    "SUPPORTED_ORDERS",
+    "TAPS",
+    "gaussian_radius",
+    "gaussian_weights",
+    "tap_positions",
+    "tap_weights",
+    "largest_tap",
+    "boundary_index",
+    "folded_band",
+    "kernel_band",
+    "prefilter_matrix",
+]
 
 #: Interpolation orders whose scikit-image warp (Cython ``_warp_fast``) is reproduced.
 SUPPORTED_ORDERS = (0, 1, 3)
@@ -158,3 +175,85 @@ def largest_tap(weights: np.ndarray, order: int) -> np.ndarray:
     if order == 1:
         return (weights[1] > weights[0]).astype(np.intp)
     return np.zeros(weights.shape[1:], dtype=np.intp)
+
+
+def boundary_index(index: np.ndarray, length: int, mode: str) -> np.ndarray:
+    """The frame pixel that scipy.ndimage's boundary ``mode`` reads for pixel ``index`` of a line of ``length``.
+
+    Parameters
+    ----------
+    index : ndarray of int
+        Pixels of the line extended past its ends (any integers).
+    length : int
+        Pixels of the line (the frame's axis).
+    mode : {"reflect", "nearest", "constant"}
+        ``reflect``: mirrored about the edge of the last pixel, repeatedly
+        (``d c b a | a b c d | d c b a``, period ``2 length``); ``nearest``:
+        the nearest edge pixel; ``constant``: none (the value outside).
+
+    Returns
+    -------
+    ndarray of int64
+        Pixels in ``[0, length)``; -1 where ``constant`` reads the value outside.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if mode == "reflect":
+        folded = index % (2 * length)
+        return np.where(folded < length, folded, 2 * length - 1 - folded)
+    if mode == "nearest":
+        return np.clip(index, 0, length - 1)
+    if mode == "constant":
+        return np.where((index >= 0) & (index < length), index, -1)
+    raise ValueError(f"no boundary mode {mode!r}")
+
+
+def folded_band(kernel: np.ndarray, origin, start, rows: int, columns: int, length: int, mode: str) -> np.ndarray:
+    """Dense smoothing matrices of a frame with its edge folded in (k, rows, columns).
+
+    Row ``i`` of matrix ``j`` is frame pixel ``origin[j] + i``; column ``c`` is
+    frame pixel ``start[j] + c``.  Each entry is the sum of the kernel weights
+    whose taps read that pixel under the boundary ``mode`` (``boundary_index``):
+    for weights on a grid (quantised kernels) a sum on that grid, exact in any
+    order; a row of ``reflect`` or ``nearest`` keeps the kernel's sum, one of
+    ``constant`` loses the taps past the edge.  Rows past the frame, and taps
+    on pixels outside the columns (which hold zeros), are left out.
+
+    Parameters
+    ----------
+    kernel : (k, 2 r + 1) ndarray of float64
+        Centred kernels, as ``gaussian_weights`` gives them (possibly quantised).
+    origin, start : int or (k,) ndarrays of int
+    rows, columns, length : int
+    mode : {"reflect", "nearest", "constant"}
+    """
+    stack, width = kernel.shape
+    reach = width // 2
+    origin = np.broadcast_to(np.asarray(origin, dtype=np.int64), (stack,))
+    start = np.broadcast_to(np.asarray(start, dtype=np.int64), (stack,))
+    frame = origin[:, None] + np.arange(rows)  # (k, rows)
+    source = boundary_index(frame[:, :, None] + np.arange(-reach, reach + 1), length, mode)  # (k, rows, width)
+    column = source - start[:, None, None]
+    valid = (frame[:, :, None] < length) & (source >= 0) & (column >= 0) & (column < columns) & (kernel[:, None, :] != 0)
+    flat = (np.arange(stack * rows).reshape(stack, rows, 1) * columns + column)[valid]
+    weights = np.broadcast_to(kernel[:, None, :], valid.shape)[valid]
+    return np.bincount(flat, weights=weights, minlength=stack * rows * columns).reshape(stack, rows, columns)
+
+
+def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int = 0) -> np.ndarray:
+    """Dense banded matrices (k, rows, columns): row ``a`` holds the centred kernel around column ``a + first_centre``.
+
+    ``kernel`` is (k, 2 r + 1), as ``gaussian_weights`` gives it; the band is
+    simply cut at the matrix's edges (zero outside: nothing wraps or reflects).
+    """
+    reach = kernel.shape[1] // 2
+    offset = np.arange(columns)[None, :] - (np.arange(rows)[:, None] + first_centre) + reach
+    inside = (offset >= 0) & (offset <= 2 * reach)
+    return np.where(inside, kernel[:, np.clip(offset, 0, 2 * reach)], 0.0)
+
+
+def prefilter_matrix(kernel: np.ndarray, width: int) -> np.ndarray:
+    """The prefilter on ``width`` consecutive input pixels as matrices ``P`` (k, width, width), ``P[a, b] = kernel[b - a]``.
+
+    Pixels outside the input are zero (mode constant), so the band is cut at the edges.
+    """
+    return kernel_band(kernel, width, width)

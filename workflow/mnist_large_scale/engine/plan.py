@@ -1,0 +1,332 @@
+"""One axis's matrices for a stack of scales: the resampling ``R`` and the smoothing ``G`` as bands.
+
+A plan keeps only the canvas pixels that the images' ink reaches *and* that
+lie within the Gaussian's reach ``r`` of the frame, and only the frame pixels
+within ``r`` of those (the rest are the smoothed zero plane, i.e. the
+background).  Its bands (``band.py``) are split into row blocks that skip
+their zero columns; the Gaussian's interior blocks are all one Toeplitz piece
+and go through BLAS in one strided call.  A plan serves one scale (shared by
+a group of images, cached across calls, keyed by the group's ink extent) or a
+stack of per-image matrices, aligned: each image's input, canvas and frame
+pixels start where its own ink does, so that the group's canvas spans its
+largest digit, not the union of the digits' positions.
+
+Canvas rows are counted in frame coordinates throughout: ``p = c - margin`` is
+the frame pixel a canvas pixel sits on (negative in the margin), which lines up
+the Gaussian bands of different scales.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..exactmath import to_grid
+from ..recipe import Recipe
+from .band import Band
+from .geometry import AxisGeometry
+from .grids import _RESAMPLED_BOUND, RAW_BITS, UNIT_BITS, canvas_bound, data_units, split_bits
+from .skimage_weights import TAPS, folded_band, prefilter_matrix
+from .workspace import Workspace
+
+# Row-block heights of the banded products: a block's GEMM reads its rows plus
+# the band's reach (2 r columns for the Gaussian, about 4 + rows / s for the
+# resampling), so short blocks skip more zeros; below 8 rows BLAS slows down.
+# Measured on the development machine (AMD EPYC, AVX-512, OpenBLAS).
+_SMOOTH_BLOCK = 16
+_RESAMPLE_BLOCK = 16
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """The recipe's two linear stages on one axis, for one scale or a stack of scales.
+
+    Each matrix of the stack has its own windows, all of the same lengths: the
+    input pixels it reads, the canvas pixels it forms and the frame pixels it
+    computes.  A shared plan (one matrix) reads the input in place; an
+    aligned stack reads each image from its own ``input_start``, so digits of
+    like size but different positions share tight matrices.
+
+    Attributes
+    ----------
+    size : int
+        Kept canvas pixels ``K`` per matrix: those the input's support reaches
+        (all of them when the clip maps zero to a nonzero value) within the
+        Gaussian's reach of the frame, and zero rows where a matrix needs fewer.
+    rows : int
+        Frame pixels computed per matrix: ``origin .. origin + rows``.  Every
+        other frame pixel is exactly the smoothed zero plane; those past the
+        frame's end are computed but never stored.
+    origin : (k,) ndarray of int
+        Each matrix's first computed frame pixel.
+    input_start : (k,) ndarray of int
+        Each matrix's input column 0, as an input pixel.
+    input_width : int
+        Input pixels each matrix reads (an aligned image is handed in as
+        ``input_width`` pixels from ``input_start``, zeros past the input).
+    resample : Band or None
+        ``R`` (k, K, input_width): on the x axis stored transposed, for
+        right-multiplication of the raw images (exact); on the y axis rounded
+        (``Band.rounded``).
+    smooth : Band or None
+        ``G`` (k, rows, K), rounded; on the x axis (the last stage) applied
+        from the left to the transposed rows.
+    """
+
+    size: int
+    rows: int
+    origin: np.ndarray
+    input_start: np.ndarray
+    input_width: int
+    resample: Band | None
+    smooth: Band | None
+
+    @property
+    def empty(self) -> bool:
+        """True when no frame pixel differs from the background."""
+        return self.size == 0 or self.rows <= 0
+
+
+_EMPTY_PLAN = AxisPlan(0, 0, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), 0, None, None)
+
+
+def plan_axis(
+    scales: np.ndarray,
+    length: int,
+    n_in: int,
+    recipe: Recipe,
+    support: tuple,
+    keep_all: bool,
+    transpose: bool,
+    work: Workspace | None = None,
+    geometry: AxisGeometry | None = None,
+    aligned: bool = False,
+) -> AxisPlan:
+    """Build one axis's matrices for a stack of scales, vectorised over the stack.
+
+    Parameters
+    ----------
+    scales : (k,) ndarray of float64
+        Magnifications s > 0.
+    length : int
+        Output frame pixels on this axis.
+    n_in : int
+        Input pixels on this axis.
+    recipe : Recipe
+    support : (lo, hi), ints or (k,) arrays of int
+        Input pixels ``lo:hi`` hold every nonzero input value: of all the
+        images this plan serves, or of each image.  The others contribute
+        nothing and are left out.
+    keep_all : bool
+        Keep every canvas pixel within reach of the frame, zero or not (needed
+        when the clip maps zero to a nonzero value).
+    transpose : bool
+        The x axis: its resampling band holds transposed blocks (right-
+        multiplication of the raw images, exact, weights in data units).
+        Otherwise the y axis, whose resampling is rounded (``Band.rounded``).
+        Both smoothing bands are rounded.
+    work : Workspace, optional
+        Scratch memory for the intermediate arrays; the plan itself never
+        points into it, so a cached plan may be built with one too.
+    geometry : AxisGeometry, optional
+        ``AxisGeometry.of`` these scales and this axis, when already at hand.
+    aligned : bool
+        Give each matrix its own windows, where its image's ink is (see
+        ``AxisPlan``); the caller hands each image in from its
+        ``input_start``.  Otherwise every matrix has the windows of the whole
+        stack and reads the input in place.  An image without ink on this axis
+        gets zero matrices.
+
+    Returns
+    -------
+    AxisPlan
+    """
+    scratch_name = "plan x" if transpose else "plan y"
+
+    def scratch(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        return np.empty(shape, dtype) if work is None else work.get(f"{scratch_name} {name}", shape, dtype)
+
+    if geometry is None:
+        geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
+    stack = len(scales)
+    kernel, prefilter_kernel, p = geometry.kernel, geometry.prefilter, geometry.p
+    reach = kernel.shape[1] // 2
+    lo = np.broadcast_to(np.asarray(support[0], dtype=np.int64), (stack,))
+    hi = np.broadcast_to(np.asarray(support[1], dtype=np.int64), (stack,))
+    prefilter_reach = prefilter_kernel.shape[1] // 2
+    if prefilter_reach:  # the prefilter spreads the support; zero outside the input
+        lo, hi = np.maximum(0, lo - prefilter_reach), np.minimum(n_in, hi + prefilter_reach)
+    n_taps = TAPS[recipe.order]
+
+    # Canvas pixels k_lo:k_hi (indices into p) have taps that meet the support:
+    # a run in each image, as u grows with p.  Rows offset by more than any tap's
+    # range make first one sorted array: one search finds every run's ends.
+    if keep_all:
+        k_lo, k_hi = np.zeros(stack, dtype=np.int64), np.full(stack, p.size)
+    else:
+        spread = int(geometry.first[:, -1].max() - geometry.first[:, 0].min()) + n_in + n_taps + 1
+        offsets = np.arange(0, stack * spread, spread)
+        keyed = (geometry.first + offsets[:, None]).reshape(-1)
+        ends = np.searchsorted(keyed, np.concatenate([offsets + lo - (n_taps - 1), offsets + hi]))
+        k_lo, k_hi = ends[:stack] - np.arange(0, stack * p.size, p.size), ends[stack:] - np.arange(0, stack * p.size, p.size)
+    inked = k_hi > k_lo
+    if not inked.any():
+        return _EMPTY_PLAN
+    if not aligned:  # one window for the stack: the first and last canvas pixel any image needs
+        k_lo, k_hi = np.full(stack, k_lo[inked].min()), np.full(stack, k_hi[inked].max())
+    p0, size = p[0] + k_lo, k_hi - k_lo
+
+    # Frame pixels within reach of a kept canvas pixel: all of them when the zero
+    # plane itself is not zero after the clip (then p0 = -reach and size = p.size).
+    o0, o1 = np.maximum(0, p0 - reach), np.minimum(length, p0 + size + reach)
+    # Every matrix reads canvas pixels around frame pixel o0 + i at the same index
+    # centre + i (one Gaussian band for all), so its canvas starts at o0 - centre;
+    # centre is -reach unless the frame's edge cuts some image's frame pixels.
+    centre = int((o0 - p0)[inked].max())
+    start = o0 - centre
+    kept = int((p0 + size - start)[inked].max())
+    rows = int((o1 - o0)[inked].max())
+    quantized = geometry.raw_weights if transpose else geometry.data_weights
+    if aligned:
+        # Each image's canvas pixels, as indices into p (never below 0: start >= p0 -
+        # reach >= p[0]).  Those past p lie beyond the frame's reach: zero rows.
+        first, quantized, weights = _canvas_windows(
+            start - p[0], kept, geometry.first, quantized, geometry.weights if prefilter_reach else None
+        )
+        width = int((hi - lo)[inked].max())
+    else:
+        cut = slice(int(k_lo[0]), int(k_lo[0]) + kept)
+        first, quantized, weights = geometry.first[:, cut], quantized[:, :, cut], geometry.weights[:, :, cut]
+        width = int(hi[0] - lo[0])
+
+    # R (k, K, width) over each image's input columns lo:lo + width, scattered in
+    # one assignment into a matrix with one extra column each side: taps off an
+    # image's support are put into those columns, which are then dropped.  (So a
+    # canvas pixel whose taps all miss the support is a zero row.)
+    entries = scratch("entries", (n_taps, stack, kept), np.int64)
+    np.subtract(first, (lo - 1)[:, None], out=entries[0])
+    for t in range(1, n_taps):
+        np.add(entries[0], t, out=entries[t])
+    if aligned:  # past an image's own support (which may end before width): the pad
+        end = (hi - lo + 1)[:, None]
+        np.clip(entries, 0, end, out=entries)
+        np.putmask(entries, entries == end, width + 1)
+    else:
+        np.clip(entries, 0, width + 1, out=entries)
+    entries += np.arange(0, stack * kept * (width + 2), width + 2).reshape(stack, kept)
+
+    def scattered(name: str, part: np.ndarray) -> np.ndarray:
+        padded = scratch(name, (stack, kept, width + 2))
+        padded.fill(0.0)
+        padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
+        return padded[:, :, 1 : 1 + width]
+
+    # The columns' resampling reads the raw integers and takes its weights whole, in
+    # data units; the rows' resampling reads those units (AxisGeometry's grids).
+    row_sum = float(np.abs(quantized).sum(axis=0).max())
+    matrix = scattered("R", quantized)
+    if prefilter_reach:
+        # R P, composed in a fixed order and then rounded to the grid, entry by
+        # entry, each image on its own grid (its prefilter's width, never the
+        # group's widest); an image without a prefilter keeps R as above.
+        composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(prefilter_kernel, width))
+        if transpose:
+            composed = np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)
+        else:
+            bits = split_bits(n_taps + 2 * geometry.prefilter_radius, _RESAMPLED_BOUND)
+            composed = to_grid(composed, bits[:, None, None])
+        filtered = geometry.prefilter_radius > 0
+        matrix[filtered] = composed[filtered]
+        row_sum = max(row_sum, float(np.abs(matrix).sum(axis=2).max()))
+    # Column bounds of R's rows, nondecreasing: so is each image's (first grows with
+    # p, and the bounds are clipped to its support), and so their min and max.
+    span = (hi - lo)[:, None]
+    tap_starts = np.clip(first - (prefilter_reach + lo)[:, None], 0, span).min(axis=0)
+    tap_stops = np.clip(first + (n_taps + prefilter_reach - lo)[:, None], 0, span).max(axis=0)
+    offset = 0 if aligned else int(lo[0])
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=offset)
+    if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
+        resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
+
+    # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
+    # centre + i - reach .. centre + i + reach; rounded to the data grid.
+    smooth = smoothing_band(kernel, o0, start, rows, kept, length, centre, recipe.smooth_boundary)
+    # Folding the edge in only moves weights within a row (constant drops some): the
+    # kernel's width and sum of |weights| bound every row's terms and sum.
+    smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
+    return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
+
+
+def smoothing_band(
+    kernel: np.ndarray, origin: np.ndarray, start: np.ndarray, rows: int, kept: int, length: int, centre: int, boundary: str
+) -> Band:
+    """The smoothing ``G`` (k, rows, kept) of a plan as a band: the kernel's Toeplitz band, with the frame's edge folded in.
+
+    Row ``i`` reads canvas indices ``centre + i - reach .. centre + i + reach``
+    with the kernel's weights.  With a boundary mode (``boundary`` not
+    ``canvas``) the canvas is the frame (``start`` its first kept pixel per
+    matrix, ``origin`` its first computed one), and the row blocks that come
+    within ``reach`` of the frame's edge in any matrix get the weights of
+    ``folded_band`` instead: the taps past the edge moved to the pixels the
+    mode reads, which lie within the same indices.  Each folded weight is a
+    sum of grid weights, so on the kernel's grid; a row of ``reflect`` or
+    ``nearest`` still sums to exactly 1, one of ``constant`` to less near the
+    edge.  The interior (rows whose taps all lie in the frame) keeps the
+    Toeplitz run.
+    """
+    if boundary == "canvas":
+        return Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK)
+    reach = kernel.shape[1] // 2
+    first, last = int(np.min(origin)), int(np.max(origin))
+
+    def folded(a: int, b: int, q0: int, q1: int) -> np.ndarray | None:
+        # rows a:b of every matrix lie at least reach inside the frame: the kernel's own rows
+        if first + a - reach >= 0 and last + b - 1 + reach < length:
+            return None
+        return folded_band(kernel, np.asarray(origin) + a, np.asarray(start) + q0, b - a, q1 - q0, length, boundary)
+
+    return Band.from_kernel(kernel, rows, centre, kept, _SMOOTH_BLOCK, folded)
+
+
+def _canvas_windows(starts: np.ndarray, kept: int, first: np.ndarray, *weights: np.ndarray | None) -> tuple:
+    """Each image's ``kept`` canvas pixels from index ``starts[j]`` of its geometry: ``first`` (k, P) and ``weights`` (taps, k, P) each.
+
+    Never below index 0.  Pixels past P lie beyond the frame's reach: their
+    weights are zero (and their ``first`` that of the last pixel).
+    """
+    stack, size = first.shape
+    rows = np.arange(stack)
+    past = max(0, int(starts.max()) + kept - size)
+    if past:  # rare: pad every array with the pixels past P
+        first = np.concatenate([first, np.repeat(first[:, -1:], past, axis=1)], axis=1)
+        weights = tuple(None if w is None else np.concatenate([w, np.zeros(w.shape[:2] + (past,))], axis=2) for w in weights)
+    # Windows of consecutive pixels are views (the last axis repeated, read-only);
+    # one fancy index copies each image's.
+    def window_view(values: np.ndarray) -> np.ndarray:
+        shape, strides = values.shape, values.strides
+        return as_strided(values, shape[:-1] + (shape[-1] - kept + 1, kept), strides + strides[-1:], writeable=False)
+
+    return (window_view(first)[rows, starts],) + tuple(None if w is None else window_view(w)[:, rows, starts] for w in weights)
+
+
+def compose_prefilter(resample: np.ndarray, prefilter: np.ndarray) -> np.ndarray:
+    """``R P`` for stacks (k, K, n) and (k, n, n), summed in a fixed order with elementwise IEEE operations.
+
+    A matrix product would round differently on different BLAS kernels; these
+    few small products must give the same weights everywhere before the grid.
+    """
+    composed = np.zeros(resample.shape[:2] + prefilter.shape[2:])
+    for a in range(prefilter.shape[1]):
+        composed += resample[:, :, a : a + 1] * prefilter[:, a : a + 1, :]
+    return composed
+
+
+@functools.lru_cache(maxsize=512)
+def shared_plan(
+    scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool
+) -> AxisPlan:
+    """``plan_axis`` for one scale, kept across calls: the writer calls the engine chunk by chunk."""
+    return plan_axis(np.array([scale]), length, n_in, recipe, support, keep_all, transpose)
