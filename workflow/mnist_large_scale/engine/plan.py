@@ -19,6 +19,7 @@ the Gaussian bands of different scales.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,68 +145,145 @@ def plan_axis(
     -------
     AxisPlan
     """
-    scratch_name = "plan x" if transpose else "plan y"
-
-    def scratch(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
-        return np.empty(shape, dtype) if work is None else work.get(f"{scratch_name} {name}", shape, dtype)
-
     if geometry is None:
         geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
-    stack = len(scales)
-    kernel, prefilter_kernel, p = geometry.kernel, geometry.prefilter, geometry.p
-    reach = kernel.shape[1] // 2
-    lo = np.broadcast_to(np.asarray(support[0], dtype=np.int64), (stack,))
-    hi = np.broadcast_to(np.asarray(support[1], dtype=np.int64), (stack,))
-    prefilter_reach = prefilter_kernel.shape[1] // 2
-    if prefilter_reach:  # the prefilter spreads the support; zero outside the input
-        lo, hi = np.maximum(0, lo - prefilter_reach), np.minimum(n_in, hi + prefilter_reach)
+    scratch = _scratch(work, "plan x" if transpose else "plan y")
     n_taps = TAPS[recipe.order]
-
-    # Canvas pixels k_lo:k_hi (indices into p) have taps that meet the support:
-    # a run in each image, as u grows with p.  Rows offset by more than any tap's
-    # range make first one sorted array: one search finds every run's ends.
-    if keep_all:
-        k_lo, k_hi = np.zeros(stack, dtype=np.int64), np.full(stack, p.size)
-    else:
-        spread = int(geometry.first[:, -1].max() - geometry.first[:, 0].min()) + n_in + n_taps + 1
-        offsets = np.arange(0, stack * spread, spread)
-        keyed = (geometry.first + offsets[:, None]).reshape(-1)
-        ends = np.searchsorted(keyed, np.concatenate([offsets + lo - (n_taps - 1), offsets + hi]))
-        k_lo, k_hi = ends[:stack] - np.arange(0, stack * p.size, p.size), ends[stack:] - np.arange(0, stack * p.size, p.size)
+    lo, hi = _input_support(support, len(scales), geometry, n_in)
+    k_lo, k_hi = _kept_canvas_runs(geometry, lo, hi, n_in, n_taps, keep_all)
     inked = k_hi > k_lo
     if not inked.any():
         return _EMPTY_PLAN
     if not aligned:  # one window for the stack: the first and last canvas pixel any image needs
-        k_lo, k_hi = np.full(stack, k_lo[inked].min()), np.full(stack, k_hi[inked].max())
-    p0, size = p[0] + k_lo, k_hi - k_lo
+        k_lo, k_hi = np.full(len(scales), k_lo[inked].min()), np.full(len(scales), k_hi[inked].max())
+    window = _AxisWindow.of(geometry, k_lo, k_hi, lo, hi, inked, length, aligned)
+    first, quantized, weights = _kept_taps(geometry, window, k_lo, transpose, aligned)
+    matrix, row_sum = _resampling_matrix(first, quantized, weights, geometry, window, n_taps, transpose, aligned, scratch)
+    resample = _resampling_band(matrix, row_sum, first, geometry, window, n_taps, transpose, aligned)
+    # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
+    # centre + i - reach .. centre + i + reach; rounded to the data grid.
+    kernel = geometry.kernel
+    smooth = smoothing_band(kernel, window.origin, window.start, window.rows, window.kept, length, window.centre, recipe.smooth_boundary)
+    # Folding the edge in only moves weights within a row (constant drops some): the
+    # kernel's width and sum of |weights| bound every row's terms and sum.
+    smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
+    origin, input_start = (window.origin, lo) if aligned else (window.origin[:1].copy(), lo[:1].copy())
+    return AxisPlan(window.kept, window.rows, origin, input_start, window.width, resample, smooth)
 
-    # Frame pixels within reach of a kept canvas pixel: all of them when the zero
-    # plane itself is not zero after the clip (then p0 = -reach and size = p.size).
-    o0, o1 = np.maximum(0, p0 - reach), np.minimum(length, p0 + size + reach)
-    # Every matrix reads canvas pixels around frame pixel o0 + i at the same index
-    # centre + i (one Gaussian band for all), so its canvas starts at o0 - centre;
-    # centre is -reach unless the frame's edge cuts some image's frame pixels.
-    centre = int((o0 - p0)[inked].max())
-    start = o0 - centre
-    kept = int((p0 + size - start)[inked].max())
-    rows = int((o1 - o0)[inked].max())
+
+def _scratch(work: Workspace | None, prefix: str) -> Callable[..., np.ndarray]:
+    """``scratch(name, shape, dtype)``: an array of ``work`` named ``prefix name``, or a fresh one without ``work``."""
+
+    def scratch(name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        return np.empty(shape, dtype) if work is None else work.get(f"{prefix} {name}", shape, dtype)
+
+    return scratch
+
+
+def _input_support(support: tuple, stack: int, geometry: AxisGeometry, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each matrix's input pixels ``lo:hi`` (k,) that can be nonzero: the ink, spread by the prefilter."""
+    lo = np.broadcast_to(np.asarray(support[0], dtype=np.int64), (stack,))
+    hi = np.broadcast_to(np.asarray(support[1], dtype=np.int64), (stack,))
+    prefilter_reach = geometry.prefilter.shape[1] // 2
+    if prefilter_reach:  # the prefilter spreads the support; zero outside the input
+        lo, hi = np.maximum(0, lo - prefilter_reach), np.minimum(n_in, hi + prefilter_reach)
+    return lo, hi
+
+
+def _kept_canvas_runs(
+    geometry: AxisGeometry, lo: np.ndarray, hi: np.ndarray, n_in: int, n_taps: int, keep_all: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each matrix's canvas pixels ``k_lo:k_hi`` (indices into ``geometry.p``) whose taps meet its support.
+
+    A run in each image, as u grows with p; every canvas pixel with ``keep_all``.
+    """
+    stack, pixels = geometry.first.shape
+    if keep_all:
+        return np.zeros(stack, dtype=np.int64), np.full(stack, pixels)
+    # Rows offset by more than any tap's range make first one sorted array: one
+    # search finds every run's ends.
+    spread = int(geometry.first[:, -1].max() - geometry.first[:, 0].min()) + n_in + n_taps + 1
+    offsets = np.arange(0, stack * spread, spread)
+    keyed = (geometry.first + offsets[:, None]).reshape(-1)
+    ends = np.searchsorted(keyed, np.concatenate([offsets + lo - (n_taps - 1), offsets + hi]))
+    rows = np.arange(0, stack * pixels, pixels)
+    return ends[:stack] - rows, ends[stack:] - rows
+
+
+@dataclass(frozen=True)
+class _AxisWindow:
+    """Where a plan's matrices lie on the input, the canvas and the frame.
+
+    Attributes
+    ----------
+    lo, hi : (k,) ndarrays of int
+        Input pixels ``lo:hi`` of each matrix that can be nonzero.
+    origin : (k,) ndarray of int
+        Each matrix's first computed frame pixel ``o0``.
+    start : (k,) ndarray of int
+        Each matrix's first kept canvas pixel, in frame coordinates.
+    centre : int
+        Frame pixel ``origin + i`` reads canvas indices around ``centre + i``
+        (one Gaussian band for all matrices).
+    kept, rows, width : int
+        Kept canvas pixels, computed frame pixels and input pixels read, per matrix.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    origin: np.ndarray
+    start: np.ndarray
+    centre: int
+    kept: int
+    rows: int
+    width: int
+
+    @classmethod
+    def of(
+        cls, geometry: AxisGeometry, k_lo: np.ndarray, k_hi: np.ndarray, lo: np.ndarray, hi: np.ndarray, inked: np.ndarray, length: int, aligned: bool
+    ) -> _AxisWindow:
+        """The window of kept canvas pixels ``k_lo:k_hi``; ``inked`` marks the matrices with any."""
+        reach = geometry.kernel.shape[1] // 2
+        p0, size = geometry.p[0] + k_lo, k_hi - k_lo
+        # Frame pixels within reach of a kept canvas pixel: all of them when the zero
+        # plane itself is not zero after the clip (then p0 = -reach and size = p.size).
+        o0, o1 = np.maximum(0, p0 - reach), np.minimum(length, p0 + size + reach)
+        # Every matrix reads canvas pixels around frame pixel o0 + i at the same index
+        # centre + i (one Gaussian band for all), so its canvas starts at o0 - centre;
+        # centre is -reach unless the frame's edge cuts some image's frame pixels.
+        centre = int((o0 - p0)[inked].max())
+        start = o0 - centre
+        kept = int((p0 + size - start)[inked].max())
+        rows = int((o1 - o0)[inked].max())
+        width = int((hi - lo)[inked].max()) if aligned else int(hi[0] - lo[0])
+        return cls(lo, hi, o0, start, centre, kept, rows, width)
+
+
+def _kept_taps(geometry: AxisGeometry, window: _AxisWindow, k_lo: np.ndarray, transpose: bool, aligned: bool) -> tuple:
+    """The kept canvas pixels' ``first`` taps (k, K), grid weights and unrounded weights (taps, k, K).
+
+    The unrounded weights are None for an aligned plan without a prefilter
+    (nothing composes them).
+    """
     quantized = geometry.raw_weights if transpose else geometry.data_weights
     if aligned:
         # Each image's canvas pixels, as indices into p (never below 0: start >= p0 -
         # reach >= p[0]).  Those past p lie beyond the frame's reach: zero rows.
-        first, quantized, weights = _canvas_windows(
-            start - p[0], kept, geometry.first, quantized, geometry.weights if prefilter_reach else None
-        )
-        width = int((hi - lo)[inked].max())
-    else:
-        cut = slice(int(k_lo[0]), int(k_lo[0]) + kept)
-        first, quantized, weights = geometry.first[:, cut], quantized[:, :, cut], geometry.weights[:, :, cut]
-        width = int(hi[0] - lo[0])
+        prefiltered = geometry.prefilter.shape[1] > 1
+        unrounded = geometry.weights if prefiltered else None
+        return _canvas_windows(window.start - geometry.p[0], window.kept, geometry.first, quantized, unrounded)
+    cut = slice(int(k_lo[0]), int(k_lo[0]) + window.kept)
+    return geometry.first[:, cut], quantized[:, :, cut], geometry.weights[:, :, cut]
 
-    # R (k, K, width) over each image's input columns lo:lo + width, scattered in
-    # one assignment into a matrix with one extra column each side: taps off an
-    # image's support are put into those columns, which are then dropped.  (So a
-    # canvas pixel whose taps all miss the support is a zero row.)
+
+def _tap_entries(first: np.ndarray, window: _AxisWindow, n_taps: int, aligned: bool, scratch: Callable) -> np.ndarray:
+    """Flat indices (taps, k, K) of each tap's entry in ``R`` padded with one column each side.
+
+    Taps off an image's support go to the pad columns, which are then dropped
+    (so a canvas pixel whose taps all miss the support is a zero row).
+    """
+    stack, kept = first.shape
+    lo, hi, width = window.lo, window.hi, window.width
     entries = scratch("entries", (n_taps, stack, kept), np.int64)
     np.subtract(first, (lo - 1)[:, None], out=entries[0])
     for t in range(1, n_taps):
@@ -217,22 +295,44 @@ def plan_axis(
     else:
         np.clip(entries, 0, width + 1, out=entries)
     entries += np.arange(0, stack * kept * (width + 2), width + 2).reshape(stack, kept)
+    return entries
+
+
+def _resampling_matrix(
+    first: np.ndarray,
+    quantized: np.ndarray,
+    weights: np.ndarray | None,
+    geometry: AxisGeometry,
+    window: _AxisWindow,
+    n_taps: int,
+    transpose: bool,
+    aligned: bool,
+    scratch: Callable,
+) -> tuple[np.ndarray, float]:
+    """``R`` (k, K, width) over each image's input columns ``lo:lo + width``, and the largest row sum of |weights|.
+
+    The columns' resampling reads the raw integers and takes its weights whole,
+    in data units; the rows' resampling reads those units (``AxisGeometry``'s
+    grids).  With a prefilter, ``R P`` is composed in a fixed order and then
+    rounded to the grid, entry by entry, each image on its own grid (its
+    prefilter's width, never the group's widest); an image without a
+    prefilter keeps ``R``.
+    """
+    stack, kept = first.shape
+    width = window.width
+    entries = _tap_entries(first, window, n_taps, aligned, scratch)
 
     def scattered(name: str, part: np.ndarray) -> np.ndarray:
+        # one assignment into a matrix with one extra column each side
         padded = scratch(name, (stack, kept, width + 2))
         padded.fill(0.0)
         padded.reshape(-1)[entries.reshape(-1)] = part.reshape(-1)
         return padded[:, :, 1 : 1 + width]
 
-    # The columns' resampling reads the raw integers and takes its weights whole, in
-    # data units; the rows' resampling reads those units (AxisGeometry's grids).
     row_sum = float(np.abs(quantized).sum(axis=0).max())
     matrix = scattered("R", quantized)
-    if prefilter_reach:
-        # R P, composed in a fixed order and then rounded to the grid, entry by
-        # entry, each image on its own grid (its prefilter's width, never the
-        # group's widest); an image without a prefilter keeps R as above.
-        composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(prefilter_kernel, width))
+    if geometry.prefilter.shape[1] > 1:
+        composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(geometry.prefilter, width))
         if transpose:
             composed = np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)
         else:
@@ -241,6 +341,15 @@ def plan_axis(
         filtered = geometry.prefilter_radius > 0
         matrix[filtered] = composed[filtered]
         row_sum = max(row_sum, float(np.abs(matrix).sum(axis=2).max()))
+    return matrix, row_sum
+
+
+def _resampling_band(
+    matrix: np.ndarray, row_sum: float, first: np.ndarray, geometry: AxisGeometry, window: _AxisWindow, n_taps: int, transpose: bool, aligned: bool
+) -> Band:
+    """``R`` as a band: on the x axis stored transposed (exact), on the y axis rounded and checked."""
+    prefilter_reach = geometry.prefilter.shape[1] // 2
+    lo, hi = window.lo, window.hi
     # Column bounds of R's rows, nondecreasing: so is each image's (first grows with
     # p, and the bounds are clipped to its support), and so their min and max.
     span = (hi - lo)[:, None]
@@ -250,14 +359,7 @@ def plan_axis(
     resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=offset)
     if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
         resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
-
-    # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
-    # centre + i - reach .. centre + i + reach; rounded to the data grid.
-    smooth = smoothing_band(kernel, o0, start, rows, kept, length, centre, recipe.smooth_boundary)
-    # Folding the edge in only moves weights within a row (constant drops some): the
-    # kernel's width and sum of |weights| bound every row's terms and sum.
-    smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
-    return AxisPlan(kept, rows, o0 if aligned else o0[:1].copy(), lo if aligned else lo[:1].copy(), width, resample, smooth)
+    return resample
 
 
 def smoothing_band(

@@ -272,6 +272,38 @@ def transform_images(
         pixel: scratch and matrices take up to about 15 MB per thread at
         112 x 112 (measured with per-sample scales in [0.5, 8]).
     """
+    images, scales, (height, width), threads = checked_arguments(images, scales, out_shape, recipe, threads, out)
+    # np.clip's image of zero: when it is not zero the whole canvas matters.
+    zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
+    table = threshold_table(recipe)
+    background = table.scalar(0.0)
+    # An array of its own starts as the background: one sequential pass, which also
+    # takes the fresh memory's page faults faster than the scattered frame writes would.
+    filled = out is None
+    if filled:
+        out = np.full((len(images), height, width), background)
+    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background, table, filled)
+    _run_tasks(job, _tasks(images, scales, (height, width), recipe), threads)
+    if recipe.round_to_float32:
+        out[...] = out.astype(np.float32)
+    return out
+
+
+def checked_arguments(
+    images, scales, out_shape: tuple[int, int], recipe: Recipe, threads: int, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int]:
+    """``transform_images``'s arguments, checked: the images and scales as arrays, the frame, the thread count.
+
+    Raises
+    ------
+    ValueError
+        Images not (n, h, w) or not integer grey levels in [0, ``RAW_MAX``]; scales
+        not finite and positive; a negative sigma or truncate; threads below 1;
+        ``out`` not float64 of the result's shape; a clip range too wide for
+        the exact grids.
+    NotImplementedError
+        An interpolation order the engine does not reproduce.
+    """
     images = np.asarray(images)
     if images.ndim != 3:
         raise ValueError(f"images must be (n, h, w), got shape {images.shape}")
@@ -290,7 +322,6 @@ def transform_images(
         raise ValueError("scales must be finite and > 0")
     if out is not None and (out.shape != (n, height, width) or out.dtype != np.float64):
         raise ValueError(f"out must be float64 of shape {(n, height, width)}, got {out.dtype} {out.shape}")
-
     if images.size and images.dtype != np.uint8:
         low, high = images.min(), images.max()
         if low < 0 or high > RAW_MAX or not np.array_equal(images, np.rint(images)):
@@ -300,18 +331,11 @@ def transform_images(
             f"recipe: the clip range [{recipe.clip_min:g}, {recipe.clip_max:g}] is too wide for the engine's exact grids "
             f"(magnitudes up to {2.0 ** (53 - UNIT_BITS - HI_BITS) / _KEYS_ABS_SUM:g})"
         )
+    return images, scales, (height, width), int(threads)
 
-    # np.clip's image of zero: when it is not zero the whole canvas matters.
-    zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
-    table = threshold_table(recipe)
-    background = table.scalar(0.0)
-    # An array of its own starts as the background: one sequential pass, which also
-    # takes the fresh memory's page faults faster than the scattered frame writes would.
-    filled = out is None
-    if filled:
-        out = np.full((n, height, width), background)
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background, table, filled)
-    tasks = _tasks(images, scales, (height, width), recipe)
+
+def _run_tasks(job: _Job, tasks: list[tuple[bool, slice | np.ndarray]], threads: int) -> None:
+    """Every group of ``tasks`` through ``job``, on up to ``threads`` worker threads, BLAS held to one thread."""
 
     def worker(share: list) -> None:
         work = Workspace()
@@ -321,7 +345,7 @@ def transform_images(
             else:
                 job.run_sorted(index, work)
 
-    threads = min(int(threads), max(1, len(tasks)))
+    threads = min(threads, max(1, len(tasks)))
     with blas_threads_limited(1):
         if threads == 1:
             worker(tasks)
@@ -330,6 +354,3 @@ def transform_images(
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 for future in [pool.submit(worker, tasks[t::threads]) for t in range(threads)]:
                     future.result()
-    if recipe.round_to_float32:
-        out[...] = out.astype(np.float32)
-    return out
