@@ -354,14 +354,14 @@ def test_a_rounded_product_rounds_as_the_exact_two_parts(scales, stage):
     k = len(scales)
     # (input rows, output rows): input pixels to canvas pixels, or canvas pixels to frame pixels
     width, columns = (28, plan.size) if stage == "resample" else (plan.size, plan.rows)
-    bound = grids._RESAMPLED_BOUND if stage == "resample" else grids.canvas_bound(rcp)
+    bound = grids.RESAMPLED_BOUND if stage == "resample" else grids.canvas_bound(rcp)
     rng = np.random.default_rng(7)
     x = np.rint(rng.uniform(-1, 1, (k, width, 40)) ** 3 * math.ldexp(bound, grids.UNIT_BITS))
     expected = exact_rounded_product(band, x, np.arange(k), columns)
     work = workspace.Workspace()
     got = band.left_rounded(x, np.empty((k, columns, 40)), slice(None), work)
     np.testing.assert_array_equal(got, expected)
-    forced = replace(band, rounding=0.49)  # nearly every element goes through the exact repair
+    forced = replace(band, error_bound=0.49)  # nearly every element goes through the exact repair
     np.testing.assert_array_equal(forced.left_rounded(x, np.empty((k, columns, 40)), slice(None), work), expected)
 
 
@@ -371,15 +371,15 @@ def test_repairing_every_element_changes_no_byte(synthetic, scales, monkeypatch)
     trusted) gives the bytes of the engine as it runs."""
     if scales == "mixed":
         scales = log_uniform(len(synthetic), 0.5, 8.0, seed=9)
-    rounded = Band.rounded
+    attach_bound = Band.with_error_bound
 
     def distrusted(band, *args):
-        return replace(rounded(band, *args), rounding=0.49)
+        return replace(attach_bound(band, *args), error_bound=0.49)
 
     for rcp in (Recipe(), Recipe(antialias=True, centre_shift=[0.2, -0.1])):
         shared_plan.cache_clear()
         as_run = transform_images(synthetic, scales, OUT, rcp)
-        monkeypatch.setattr(Band, "rounded", distrusted)
+        monkeypatch.setattr(Band, "with_error_bound", distrusted)
         shared_plan.cache_clear()
         repaired = transform_images(synthetic, scales, OUT, rcp)
         monkeypatch.undo()

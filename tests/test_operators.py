@@ -139,7 +139,7 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
         expected = expected[margin : margin + LENGTH]
         np.testing.assert_allclose(engine_smoothing(kernel, j, margin), expected, rtol=0, atol=KERNEL_GRID)
         # on the grid: within half a step (and the kernel's error) of scipy's, the largest tap aside
-        bits = int(grids.split_bits(2 * radius[j] + 1, grids.canvas_bound(rcp)))
+        bits = int(grids.weight_grid_bits(2 * radius[j] + 1, grids.canvas_bound(rcp)))
         rounded = engine_smoothing(geometry.kernel, j, margin)
         assert np.array_equal(to_grid(rounded, bits), rounded)
         largest = rounded == rounded.max(axis=1, keepdims=True)
@@ -170,7 +170,7 @@ def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step:
 def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes):
     rcp = replace(Recipe(), **changes)
     geometry = AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[0])
-    data_bits = int(grids.split_bits(skimage_weights.TAPS[rcp.order], grids._RESAMPLED_BOUND))
+    data_bits = int(grids.weight_grid_bits(skimage_weights.TAPS[rcp.order], grids.RESAMPLED_BOUND))
     filtered = geometry.prefilter_radius > 0
     # the tap weights of every image that the prefilter leaves alone (all of them without antialias)
     raw = geometry.raw_weights[:, ~filtered] / 2.0**grids.UNIT_BITS
@@ -178,6 +178,6 @@ def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes)
     assert_sets_within_half_a_step(geometry.data_weights[:, ~filtered], geometry.weights[:, ~filtered], math.ldexp(1.0, -data_bits))
     if filtered.any():  # R P is rounded entry by entry (plan_axis): each within half a step
         exact = engine_resampling(geometry, rcp)[filtered]
-        bits = grids.split_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], grids._RESAMPLED_BOUND)
+        bits = grids.weight_grid_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], grids.RESAMPLED_BOUND)
         for rounded, step in ((to_grid(exact, grids.RAW_BITS), np.full(len(bits), math.ldexp(1.0, -grids.RAW_BITS))), (to_grid(exact, bits[:, None, None]), np.ldexp(1.0, -bits))):
             assert np.all(np.abs(rounded - exact) <= (step / 2)[:, None, None] + ULPS)

@@ -77,7 +77,7 @@ def test_the_fits_float_model_equals_the_reference(digits, mode, scales):
 def test_the_folded_band_is_scipys_correlation_with_that_boundary(mode, length, sigma):
     """Kernels wider than the line reflect (or repeat) more than once; on the engine's grid, rows sum exactly."""
     radius, kernel = gaussian_weights(np.array([sigma]), 4.0)
-    kernel = grids.quantize_weights(kernel, grids.split_bits(2 * radius + 1, 255.0)[:, None], axis=1)
+    kernel = grids.quantize_weights(kernel, grids.weight_grid_bits(2 * radius + 1, 255.0)[:, None], axis=1)
     line = np.random.default_rng(length).uniform(-1, 1, (length, 3))
     band = folded_band(kernel, 0, 0, length, length, length, mode)[0]
     expected = ndimage.correlate1d(line, kernel[0], axis=0, mode=mode, cval=0.0)
@@ -272,7 +272,7 @@ def test_a_folded_product_rounds_as_the_exact_two_parts(mode, scales, axis):
     expected = exact_rounded_product(band, x, np.arange(k), plan.rows)
     work = workspace.Workspace()
     np.testing.assert_array_equal(band.left_rounded(x, np.empty((k, plan.rows, 40)), slice(None), work), expected)
-    forced = replace(band, rounding=0.49)
+    forced = replace(band, error_bound=0.49)
     np.testing.assert_array_equal(forced.left_rounded(x, np.empty((k, plan.rows, 40)), slice(None), work), expected)
 
 

@@ -25,7 +25,7 @@ sum stays below 2**53 of its grid.  So:
   exact, their sum rounded once).  Their results are rounded to the data grid
   at once, so they take one product of the unsplit weights instead, which may
   round but lies within a proven bound of the two-part sum
-  (``Band.rounded``); every result farther than that bound from a
+  (``Band.with_error_bound``); every result farther than that bound from a
   half-integer rounds as the two-part sum does, and the rare others are
   recomputed exactly from the two parts (``Band.left_rounded``).  So these
   stages give the exact method's integers at half its multiply-adds;
@@ -36,8 +36,8 @@ sum stays below 2**53 of its grid.  So:
   total at most 1, so it is exact and on the same grid; a row still has at
   most ``2 r + 1`` nonzero weights of total magnitude at most 1 (exactly 1
   for ``reflect`` and ``nearest``, less near the edge for ``constant``), which
-  is all that the grid bits (``split_bits``) and the rounding bound
-  (``Band.rounded``) assume;
+  is all that the grid bits (``weight_grid_bits``) and the rounding bound
+  (``Band.with_error_bound``) assume;
 * the soft threshold is ``threshold.SoftThreshold``, a table with a Taylor
   polynomial, built from ``exactmath.arctan``;
 * each image's result depends only on that image and its scale, never on the
@@ -97,8 +97,8 @@ class Band:
     method's result.  A band whose products are rounded to integers
     afterwards (``left_rounded``) takes one product of the unsplit weights
     instead, which may round: it costs half the multiply-adds, and
-    ``rounding`` bounds how far it can lie from the two-part result (see
-    ``rounded``); the rare results that bound leaves in doubt are computed
+    ``error_bound`` bounds how far it can lie from the two-part result (see
+    ``with_error_bound``); the rare results that bound leaves in doubt are computed
     again from the two parts.
 
     Attributes
@@ -106,7 +106,7 @@ class Band:
     blocks : tuple of (a, b, q0, q1, block)
         ``A[:, a:b, q0:q1]`` holds every nonzero of rows ``a:b``.  ``block`` is
         that slice, shape (k, b-a, q1-q0), or, for a band built for
-        right-multiplication (``from_matrix`` with ``transpose``), its
+        right-multiplication (``from_matrix`` with ``transposed``), its
         transpose (k, q1-q0, b-a).
     zero_rows : tuple of (a, b)
         Row ranges that are zero in every matrix.
@@ -114,7 +114,7 @@ class Band:
         ``count`` further blocks of equal height ``h`` and equal content
         ``piece`` (as a block above), at rows ``a + i h`` and columns
         ``q0 + i h ..``: the interior of a Toeplitz band, done in one call.
-    rounding : float
+    error_bound : float
         The largest distance between the product, as any BLAS computes it,
         and the two-part result, in data units; 0 when the product is exact.
     """
@@ -122,7 +122,7 @@ class Band:
     blocks: tuple[tuple[int, int, int, int, np.ndarray], ...]
     zero_rows: tuple[tuple[int, int], ...]
     run: tuple[int, int, int, np.ndarray] | None = None
-    rounding: float = 0.0
+    error_bound: float = 0.0
 
     @classmethod
     def from_matrix(
@@ -131,7 +131,7 @@ class Band:
         starts: np.ndarray,
         stops: np.ndarray,
         block: int,
-        transpose: bool,
+        transposed: bool,
         column_offset: int = 0,
     ) -> Band:
         """Cut ``matrix`` (k, P, Q) into row blocks of ``block`` rows, copying each.
@@ -139,7 +139,7 @@ class Band:
         ``starts`` and ``stops`` (P,) bound the columns that may be nonzero in
         each row (of any of the k matrices); both must be nondecreasing, as in a
         band.  The matrix holds columns ``column_offset ..`` of ``A``.
-        ``transpose``: store the blocks transposed, for ``right``.
+        ``transposed``: store the blocks transposed, for ``right``.
         """
         blocks, zero_rows = [], []
         for a in range(0, matrix.shape[1], block):
@@ -149,7 +149,7 @@ class Band:
                 zero_rows.append((a, b))
                 continue
             piece = matrix[:, a:b, q0:q1]
-            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(piece.transpose(0, 2, 1) if transpose else piece)))
+            blocks.append((a, b, q0 + column_offset, q1 + column_offset, np.ascontiguousarray(piece.transpose(0, 2, 1) if transposed else piece)))
         return cls(tuple(blocks), tuple(zero_rows))
 
     @classmethod
@@ -231,8 +231,8 @@ class Band:
         """Every stored block and the run's piece."""
         return [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
 
-    def rounded(self, terms: int, row_sum: float, data_bound: float) -> Band:
-        """This band, with ``rounding`` set for its products with data up to ``data_bound`` units.
+    def with_error_bound(self, terms: int, row_sum: float, data_bound: float) -> Band:
+        """This band, with ``error_bound`` set for its products with data up to ``data_bound`` units.
 
         ``terms`` bounds the nonzero weights in a row and ``row_sum`` the sum
         of their magnitudes.  A product of a row with ``K`` nonzero weights,
@@ -247,7 +247,7 @@ class Band:
 
         A shared matrix whose weights all lie on a grid coarse enough that
         every product and partial sum is exact (the resampling at scales that
-        are powers of two, say) gets ``rounding`` 0.
+        are powers of two, say) gets ``error_bound`` 0.
         """
         pieces = self._weights()
         if not pieces:  # every row is zero: nothing to round
@@ -255,24 +255,24 @@ class Band:
         largest = row_sum * data_bound
         if all(piece.shape[0] == 1 for piece in pieces):
             if largest < math.ldexp(1.0, 53 - max(grid_bits(piece) for piece in pieces)):
-                return replace(self, rounding=0.0)
+                return replace(self, error_bound=0.0)
         inner = min(terms, max(piece.shape[2] for piece in pieces))
         unit = math.ldexp(1.0, -53)
         gamma = inner * unit / (1.0 - inner * unit)
         # A hair above the bound, so that its own evaluation cannot make it smaller.
-        return replace(self, rounding=(gamma + unit) * largest * (1.0 + 2.0**-20))
+        return replace(self, error_bound=(gamma + unit) * largest * (1.0 + 2.0**-20))
 
     def left_rounded(
         self, x: np.ndarray, out: np.ndarray, images: slice = slice(None), work: Workspace | None = None
     ) -> np.ndarray:
         """``out = rint(A @ x)``, equal to the rounded two-part (exact) result.
 
-        Where the product may round (``rounding`` > 0) every element farther
-        than ``rounding`` from a half-integer rounds as the two-part result
-        does, and the rare others (about one in ``1 / (2 rounding)``) are
+        Where the product may round (``error_bound`` > 0) every element farther
+        than ``error_bound`` from a half-integer rounds as the two-part result
+        does, and the rare others (about one in ``1 / (2 error_bound)``) are
         computed again exactly, as the two parts would.
         """
-        if not self.rounding:
+        if not self.error_bound:
             return np.rint(self.left(x, out, images), out=out)
         product = self.left(x, work.get("unrounded", out.shape), images)
         np.rint(product, out=out)
@@ -282,7 +282,7 @@ class Band:
         # images (reducing the leading axis is the fast one) finds their
         # positions, then the images there that need it.
         distance = np.abs(np.subtract(product, out, out=product), out=product)
-        limit = 0.5 - self.rounding
+        limit = 0.5 - self.error_bound
         row, column = np.nonzero(distance.max(axis=0) >= limit)
         if row.size:
             image, which = np.nonzero(distance[:, row, column] >= limit)
@@ -347,7 +347,7 @@ class Band:
         return kind
 
     def right(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
-        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built with ``transpose``.
+        """``out = x @ A^T``: x (m, N, Q) -> out (m, N, P), for a band built ``transposed``.
 
         A shared matrix turns the whole group into one GEMM of m N rows.
         """

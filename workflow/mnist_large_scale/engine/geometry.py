@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..recipe import Recipe
-from .grids import _RESAMPLED_BOUND, RAW_BITS, UNIT_BITS, canvas_bound, quantize_weights, split_bits
+from .grids import RAW_BITS, RESAMPLED_BOUND, UNIT_BITS, canvas_bound, quantize_weights, weight_grid_bits
 from .skimage_weights import TAPS, gaussian_radius, gaussian_weights, largest_tap, tap_positions, tap_weights
 
 
@@ -71,7 +71,7 @@ class AxisGeometry:
         margin = radius + 1 if recipe.on_canvas else np.zeros_like(radius)
         _, kernel = gaussian_weights(sigma, recipe.truncate)
         # Each scale's kernel on the grid its own width allows (2 radius + 1 taps).
-        kernel = quantize_weights(kernel, split_bits(2 * radius + 1, canvas_bound(recipe))[:, None], axis=1)
+        kernel = quantize_weights(kernel, weight_grid_bits(2 * radius + 1, canvas_bound(recipe))[:, None], axis=1)
         reach = kernel.shape[1] // 2
         # The warp's matrix as scikit-image evaluates it: u = (1/s) c + t with c = p + margin.
         p = np.arange(-reach, length + reach) if recipe.on_canvas else np.arange(length)
@@ -82,7 +82,7 @@ class AxisGeometry:
         # Rounded to their grids so that each set of taps still sums to 1.
         largest = largest_tap(weights, recipe.order)
         raw_weights = quantize_weights(weights, RAW_BITS, 0, largest) * math.ldexp(1.0, UNIT_BITS)
-        data_weights = quantize_weights(weights, int(split_bits(TAPS[recipe.order], _RESAMPLED_BOUND)), 0, largest)
+        data_weights = quantize_weights(weights, int(weight_grid_bits(TAPS[recipe.order], RESAMPLED_BOUND)), 0, largest)
         return cls(radius, kernel, *antialias_kernels(scales, recipe), p, first, fraction, weights, raw_weights, data_weights, not recipe.on_canvas)
 
     def subset(self, images: slice) -> AxisGeometry:

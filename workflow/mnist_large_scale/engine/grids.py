@@ -33,12 +33,24 @@ RAW_MAX = 255
 
 # The largest sum of |weights| of one interpolation (Keys' cubic at fraction 1/2),
 # and so the largest magnitude of a pixel resampled along one axis.
-_KEYS_ABS_SUM = 1.25
-_RESAMPLED_BOUND = RAW_MAX * _KEYS_ABS_SUM
+KEYS_ABS_SUM = 1.25
+RESAMPLED_BOUND = RAW_MAX * KEYS_ABS_SUM
 
 
-def split_bits(taps, bound: float):
-    """Grid bits of weights whose fine part stays exact on data of magnitude ``bound`` grey levels.
+def weight_grid_bits(taps, bound: float):
+    """The number of bits ``g`` of the finest grid ``2**-g`` that weights may take, for a split that stays exact.
+
+    Parameters
+    ----------
+    taps : int or ndarray of int
+        Nonzero weights in a row (one count per image, for a stack of kernels).
+    bound : float
+        Largest magnitude of the data, in grey levels.
+
+    Returns
+    -------
+    int64 or ndarray of int64
+        ``g``, at most ``RAW_BITS``.
 
     The fine part of a split weight is below ``2**-(HI_BITS+1)``; ``taps`` of them
     times data up to ``bound * 2**UNIT_BITS`` units sum to at most
@@ -96,10 +108,10 @@ def grid_bits(weights: np.ndarray, finest: int = 64) -> int:
     return low
 
 
-def data_units(grey: float) -> float:
-    """A bound, in data units (``2**-UNIT_BITS`` grey), of data whose nominal bound is ``grey`` grey levels.
+def padded_data_bound(grey: float) -> float:
+    """The bound ``grey`` grey levels in data units (``2**-UNIT_BITS`` grey), padded so that it bounds the data computed.
 
-    The margin covers the rounding of every stage's result to the grid (half
+    The padding covers the rounding of every stage's result to the grid (half
     a unit) and row sums of quantised weights a few ``2**-40`` above nominal.
     """
     return math.ldexp(grey, UNIT_BITS) * (1.0 + 2.0**-20) + 1.0
@@ -109,4 +121,4 @@ def canvas_bound(recipe: Recipe) -> float:
     """The largest magnitude, in grey levels, of a canvas pixel (after the clip, if any)."""
     if recipe.clip:
         return max(abs(recipe.clip_min), abs(recipe.clip_max))
-    return _RESAMPLED_BOUND * _KEYS_ABS_SUM
+    return RESAMPLED_BOUND * KEYS_ABS_SUM

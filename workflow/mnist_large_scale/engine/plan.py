@@ -29,7 +29,7 @@ from ..exactmath import to_grid
 from ..recipe import Recipe
 from .band import Band
 from .geometry import AxisGeometry
-from .grids import _RESAMPLED_BOUND, RAW_BITS, UNIT_BITS, canvas_bound, data_units, split_bits
+from .grids import RAW_BITS, RESAMPLED_BOUND, UNIT_BITS, canvas_bound, padded_data_bound, weight_grid_bits
 from .skimage_weights import TAPS, folded_band, prefilter_matrix
 from .workspace import Workspace
 
@@ -71,7 +71,7 @@ class AxisPlan:
     resample : Band or None
         ``R`` (k, K, input_width): on the x axis stored transposed, for
         right-multiplication of the raw images (exact); on the y axis rounded
-        (``Band.rounded``).
+        (``Band.with_error_bound``).
     smooth : Band or None
         ``G`` (k, rows, K), rounded; on the x axis (the last stage) applied
         from the left to the transposed rows.
@@ -100,8 +100,8 @@ def plan_axis(
     n_in: int,
     recipe: Recipe,
     support: tuple,
-    keep_all: bool,
-    transpose: bool,
+    clip_moves_zero: bool,
+    x_axis: bool,
     work: Workspace | None = None,
     geometry: AxisGeometry | None = None,
     aligned: bool = False,
@@ -121,14 +121,15 @@ def plan_axis(
         Input pixels ``lo:hi`` hold every nonzero input value: of all the
         images this plan serves, or of each image.  The others contribute
         nothing and are left out.
-    keep_all : bool
-        Keep every canvas pixel within reach of the frame, zero or not (needed
-        when the clip maps zero to a nonzero value).
-    transpose : bool
-        The x axis: its resampling band holds transposed blocks (right-
-        multiplication of the raw images, exact, weights in data units).
-        Otherwise the y axis, whose resampling is rounded (``Band.rounded``).
-        Both smoothing bands are rounded.
+    clip_moves_zero : bool
+        The clip maps 0 to a nonzero value: every canvas pixel within reach
+        of the frame matters, ink or not, and is kept.
+    x_axis : bool
+        The x axis, the raw-integer stage: its resampling reads the raw
+        images (right-multiplication, exact, weights in data units) and its
+        band holds transposed blocks.  Otherwise the y axis, whose resampling
+        reads data units and is checked (``Band.with_error_bound``).  Both
+        smoothing bands are checked.
     work : Workspace, optional
         Scratch memory for the intermediate arrays; the plan itself never
         points into it, so a cached plan may be built with one too.
@@ -146,27 +147,27 @@ def plan_axis(
     AxisPlan
     """
     if geometry is None:
-        geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if transpose else 0])
-    scratch = _scratch(work, "plan x" if transpose else "plan y")
+        geometry = AxisGeometry.of(scales, length, n_in, recipe, recipe.centre_shift[1 if x_axis else 0])
+    scratch = _scratch(work, "plan x" if x_axis else "plan y")
     n_taps = TAPS[recipe.order]
     lo, hi = _input_support(support, len(scales), geometry, n_in)
-    k_lo, k_hi = _kept_canvas_runs(geometry, lo, hi, n_in, n_taps, keep_all)
+    k_lo, k_hi = _kept_canvas_runs(geometry, lo, hi, n_in, n_taps, clip_moves_zero)
     inked = k_hi > k_lo
     if not inked.any():
         return _EMPTY_PLAN
     if not aligned:  # one window for the stack: the first and last canvas pixel any image needs
         k_lo, k_hi = np.full(len(scales), k_lo[inked].min()), np.full(len(scales), k_hi[inked].max())
     window = _AxisWindow.of(geometry, k_lo, k_hi, lo, hi, inked, length, aligned)
-    first, quantized, weights = _kept_taps(geometry, window, k_lo, transpose, aligned)
-    matrix, row_sum = _resampling_matrix(first, quantized, weights, geometry, window, n_taps, transpose, aligned, scratch)
-    resample = _resampling_band(matrix, row_sum, first, geometry, window, n_taps, transpose, aligned)
+    first, quantized, weights = _kept_taps(geometry, window, k_lo, x_axis, aligned)
+    matrix, row_sum = _resampling_matrix(first, quantized, weights, geometry, window, n_taps, x_axis, aligned, scratch)
+    resample = _resampling_band(matrix, row_sum, first, geometry, window, n_taps, x_axis, aligned)
     # G (k, rows, K): output row i (frame pixel o0 + i) reads canvas indices
     # centre + i - reach .. centre + i + reach; rounded to the data grid.
     kernel = geometry.kernel
     smooth = smoothing_band(kernel, window.origin, window.start, window.rows, window.kept, length, window.centre, recipe.smooth_boundary)
     # Folding the edge in only moves weights within a row (constant drops some): the
     # kernel's width and sum of |weights| bound every row's terms and sum.
-    smooth = smooth.rounded(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), data_units(canvas_bound(recipe)))
+    smooth = smooth.with_error_bound(kernel.shape[1], float(np.abs(kernel).sum(axis=1).max()), padded_data_bound(canvas_bound(recipe)))
     origin, input_start = (window.origin, lo) if aligned else (window.origin[:1].copy(), lo[:1].copy())
     return AxisPlan(window.kept, window.rows, origin, input_start, window.width, resample, smooth)
 
@@ -191,14 +192,14 @@ def _input_support(support: tuple, stack: int, geometry: AxisGeometry, n_in: int
 
 
 def _kept_canvas_runs(
-    geometry: AxisGeometry, lo: np.ndarray, hi: np.ndarray, n_in: int, n_taps: int, keep_all: bool
+    geometry: AxisGeometry, lo: np.ndarray, hi: np.ndarray, n_in: int, n_taps: int, clip_moves_zero: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each matrix's canvas pixels ``k_lo:k_hi`` (indices into ``geometry.p``) whose taps meet its support.
 
-    A run in each image, as u grows with p; every canvas pixel with ``keep_all``.
+    A run in each image, as u grows with p; every canvas pixel with ``clip_moves_zero``.
     """
     stack, pixels = geometry.first.shape
-    if keep_all:
+    if clip_moves_zero:
         return np.zeros(stack, dtype=np.int64), np.full(stack, pixels)
     # Rows offset by more than any tap's range make first one sorted array: one
     # search finds every run's ends.
@@ -259,13 +260,13 @@ class _AxisWindow:
         return cls(lo, hi, o0, start, centre, kept, rows, width)
 
 
-def _kept_taps(geometry: AxisGeometry, window: _AxisWindow, k_lo: np.ndarray, transpose: bool, aligned: bool) -> tuple:
+def _kept_taps(geometry: AxisGeometry, window: _AxisWindow, k_lo: np.ndarray, x_axis: bool, aligned: bool) -> tuple:
     """The kept canvas pixels' ``first`` taps (k, K), grid weights and unrounded weights (taps, k, K).
 
     The unrounded weights are None for an aligned plan without a prefilter
     (nothing composes them).
     """
-    quantized = geometry.raw_weights if transpose else geometry.data_weights
+    quantized = geometry.raw_weights if x_axis else geometry.data_weights
     if aligned:
         # Each image's canvas pixels, as indices into p (never below 0: start >= p0 -
         # reach >= p[0]).  Those past p lie beyond the frame's reach: zero rows.
@@ -305,7 +306,7 @@ def _resampling_matrix(
     geometry: AxisGeometry,
     window: _AxisWindow,
     n_taps: int,
-    transpose: bool,
+    x_axis: bool,
     aligned: bool,
     scratch: Callable,
 ) -> tuple[np.ndarray, float]:
@@ -333,10 +334,10 @@ def _resampling_matrix(
     matrix = scattered("R", quantized)
     if geometry.prefilter.shape[1] > 1:
         composed = compose_prefilter(scattered("R raw", weights), prefilter_matrix(geometry.prefilter, width))
-        if transpose:
+        if x_axis:
             composed = np.ldexp(to_grid(composed, RAW_BITS), UNIT_BITS)
         else:
-            bits = split_bits(n_taps + 2 * geometry.prefilter_radius, _RESAMPLED_BOUND)
+            bits = weight_grid_bits(n_taps + 2 * geometry.prefilter_radius, RESAMPLED_BOUND)
             composed = to_grid(composed, bits[:, None, None])
         filtered = geometry.prefilter_radius > 0
         matrix[filtered] = composed[filtered]
@@ -345,7 +346,7 @@ def _resampling_matrix(
 
 
 def _resampling_band(
-    matrix: np.ndarray, row_sum: float, first: np.ndarray, geometry: AxisGeometry, window: _AxisWindow, n_taps: int, transpose: bool, aligned: bool
+    matrix: np.ndarray, row_sum: float, first: np.ndarray, geometry: AxisGeometry, window: _AxisWindow, n_taps: int, x_axis: bool, aligned: bool
 ) -> Band:
     """``R`` as a band: on the x axis stored transposed (exact), on the y axis rounded and checked."""
     prefilter_reach = geometry.prefilter.shape[1] // 2
@@ -356,9 +357,9 @@ def _resampling_band(
     tap_starts = np.clip(first - (prefilter_reach + lo)[:, None], 0, span).min(axis=0)
     tap_stops = np.clip(first + (n_taps + prefilter_reach - lo)[:, None], 0, span).max(axis=0)
     offset = 0 if aligned else int(lo[0])
-    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, transpose, column_offset=offset)
-    if not transpose:  # the rows' resampling is rounded to the data grid: one part, checked
-        resample = resample.rounded(n_taps + 2 * prefilter_reach, row_sum, data_units(_RESAMPLED_BOUND))
+    resample = Band.from_matrix(matrix, tap_starts, tap_stops, _RESAMPLE_BLOCK, x_axis, column_offset=offset)
+    if not x_axis:  # the rows' resampling is rounded to the data grid: one part, checked
+        resample = resample.with_error_bound(n_taps + 2 * prefilter_reach, row_sum, padded_data_bound(RESAMPLED_BOUND))
     return resample
 
 
@@ -428,7 +429,7 @@ def compose_prefilter(resample: np.ndarray, prefilter: np.ndarray) -> np.ndarray
 
 @functools.lru_cache(maxsize=512)
 def shared_plan(
-    scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], keep_all: bool, transpose: bool
+    scale: float, length: int, n_in: int, recipe: Recipe, support: tuple[int, int], clip_moves_zero: bool, x_axis: bool
 ) -> AxisPlan:
     """``plan_axis`` for one scale, kept across calls: the writer calls the engine chunk by chunk."""
-    return plan_axis(np.array([scale]), length, n_in, recipe, support, keep_all, transpose)
+    return plan_axis(np.array([scale]), length, n_in, recipe, support, clip_moves_zero, x_axis)

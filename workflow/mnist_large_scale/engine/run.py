@@ -23,7 +23,7 @@ from threadpoolctl import ThreadpoolController
 from .. import threshold
 from ..recipe import Recipe
 from .geometry import AxisGeometry
-from .grids import _KEYS_ABS_SUM, HI_BITS, RAW_MAX, UNIT_BITS, canvas_bound
+from .grids import HI_BITS, KEYS_ABS_SUM, RAW_MAX, UNIT_BITS, canvas_bound
 from .plan import AxisPlan, plan_axis, shared_plan
 from .skimage_weights import SUPPORTED_ORDERS
 from .stages import (
@@ -94,18 +94,21 @@ def _images_per_pass(ky: int, kx: int, most: int) -> int:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """The call's inputs and constants, shared by the workers.
+class _CallState:
+    """The state one ``transform_images`` call shares with its worker threads: inputs, output, constants.
 
-    ``filled``: ``out`` holds the background everywhere already (an array the
-    engine allocated itself), so frames need only their regions written.
+    Workers only read it and write their own groups' frames of ``out``.
+    ``clip_moves_zero``: the clip maps 0 to a nonzero value, so every canvas
+    pixel within reach of the frame is kept.  ``filled``: ``out`` holds the
+    background everywhere already (an array the engine allocated itself), so
+    frames need only their regions written.
     """
 
     images: np.ndarray
     scales: np.ndarray
     out: np.ndarray
     recipe: Recipe
-    keep_all: bool
+    clip_moves_zero: bool
     background: float
     table: threshold.SoftThreshold
     filled: bool = False
@@ -113,10 +116,10 @@ class _Job:
     def plans(self, scale: float, images: np.ndarray) -> tuple[AxisPlan, AxisPlan]:
         """Shared row and column plans for ``images`` at one ``scale`` (cached across calls, by ink extent)."""
         (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
-        support_y, support_x = ((0, h), (0, w)) if self.keep_all else input_support(images)
+        support_y, support_x = ((0, h), (0, w)) if self.clip_moves_zero else input_support(images)
         return (
-            shared_plan(scale, height, h, self.recipe, support_y, self.keep_all, False),
-            shared_plan(scale, width, w, self.recipe, support_x, self.keep_all, True),
+            shared_plan(scale, height, h, self.recipe, support_y, self.clip_moves_zero, False),
+            shared_plan(scale, width, w, self.recipe, support_x, self.clip_moves_zero, True),
         )
 
     def aligned_plans(
@@ -124,13 +127,13 @@ class _Job:
     ) -> tuple[AxisPlan, AxisPlan]:
         """Aligned row and column plans (one matrix per image) for images of ``ink_extents`` ``extents``."""
         (h, w), (height, width) = self.images.shape[1:], self.out.shape[1:]
-        if self.keep_all:
+        if self.clip_moves_zero:
             extents = np.broadcast_to(np.array([0, h, 0, w]), extents.shape)
         y, x = (extents[:, 0], extents[:, 1]), (extents[:, 2], extents[:, 3])
         geometry_y, geometry_x = geometries
         return (
-            plan_axis(scales, height, h, self.recipe, y, self.keep_all, False, work, geometry_y, aligned=True),
-            plan_axis(scales, width, w, self.recipe, x, self.keep_all, True, work, geometry_x, aligned=True),
+            plan_axis(scales, height, h, self.recipe, y, self.clip_moves_zero, False, work, geometry_y, aligned=True),
+            plan_axis(scales, width, w, self.recipe, x, self.clip_moves_zero, True, work, geometry_x, aligned=True),
         )
 
     def geometries(self, scales: np.ndarray) -> tuple[AxisGeometry, AxisGeometry]:
@@ -189,7 +192,7 @@ class _Job:
         images are the background.
         """
         extents = ink_extents(self.images[window])
-        if not self.keep_all:
+        if not self.clip_moves_zero:
             blank = extents[:, 1] == 0
             self.out[window[blank]] = self.background
             window, extents = window[~blank], extents[~blank]
@@ -219,7 +222,7 @@ def _tasks(images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe) ->
 
     One scale: consecutive images, or at larger scales groups of like ink
     extent, sized for the cache.  Per-sample scales: windows of
-    ``_SCALE_WINDOW`` scale-sorted neighbours (``_Job.run_sorted`` splits
+    ``_SCALE_WINDOW`` scale-sorted neighbours (``_CallState.run_sorted`` splits
     each into plan groups).
     """
     n = len(scales)
@@ -282,8 +285,8 @@ def transform_images(
     filled = out is None
     if filled:
         out = np.full((len(images), height, width), background)
-    job = _Job(images, scales, out, recipe, zero_after_clip != 0.0, background, table, filled)
-    _run_tasks(job, _tasks(images, scales, (height, width), recipe), threads)
+    state = _CallState(images, scales, out, recipe, zero_after_clip != 0.0, background, table, filled)
+    _run_tasks(state, _tasks(images, scales, (height, width), recipe), threads)
     if recipe.round_to_float32:
         out[...] = out.astype(np.float32)
     return out
@@ -326,24 +329,24 @@ def checked_arguments(
         low, high = images.min(), images.max()
         if low < 0 or high > RAW_MAX or not np.array_equal(images, np.rint(images)):
             raise ValueError(f"images must hold integer grey levels in [0, {RAW_MAX}] (the engine computes on exact grids)")
-    if canvas_bound(recipe) * 2.0 ** (UNIT_BITS + HI_BITS) * _KEYS_ABS_SUM >= 2.0**53:
+    if canvas_bound(recipe) * 2.0 ** (UNIT_BITS + HI_BITS) * KEYS_ABS_SUM >= 2.0**53:
         raise ValueError(
             f"recipe: the clip range [{recipe.clip_min:g}, {recipe.clip_max:g}] is too wide for the engine's exact grids "
-            f"(magnitudes up to {2.0 ** (53 - UNIT_BITS - HI_BITS) / _KEYS_ABS_SUM:g})"
+            f"(magnitudes up to {2.0 ** (53 - UNIT_BITS - HI_BITS) / KEYS_ABS_SUM:g})"
         )
     return images, scales, (height, width), int(threads)
 
 
-def _run_tasks(job: _Job, tasks: list[tuple[bool, slice | np.ndarray]], threads: int) -> None:
-    """Every group of ``tasks`` through ``job``, on up to ``threads`` worker threads, BLAS held to one thread."""
+def _run_tasks(state: _CallState, tasks: list[tuple[bool, slice | np.ndarray]], threads: int) -> None:
+    """Every group of ``tasks`` through ``state``, on up to ``threads`` worker threads, BLAS held to one thread."""
 
     def worker(share: list) -> None:
         work = Workspace()
         for shared, index in share:
             if shared:
-                job.run_shared(index, work)
+                state.run_shared(index, work)
             else:
-                job.run_sorted(index, work)
+                state.run_sorted(index, work)
 
     threads = min(threads, max(1, len(tasks)))
     with blas_threads_limited(1):
