@@ -82,7 +82,7 @@ def warped_impulses(scale: float, rcp: Recipe, margin: int, axis: int) -> np.nda
         impulse = np.zeros((N_IN, N_IN))
         impulse[(a, 13) if axis == 0 else (13, a)] = 1.0
         if rcp.antialias:
-            impulse = reference.prefilter(impulse, reference.antialias_sigma(scale), rcp.truncate)
+            impulse = reference.prefilter(impulse, float(skimage_weights.antialias_sigma(scale)), rcp.truncate)
         responses.append(reference.resample(impulse, scale, (LENGTH, LENGTH), margin, rcp.order, rcp.centre_shift))
     return np.stack(responses)
 

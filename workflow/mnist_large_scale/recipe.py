@@ -34,14 +34,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 # scikit-image and scipy.ndimage are imported where the reference uses them: the production
-# engine needs only Recipe, and a build job starts 0.3 s sooner without them.
+# engine needs only Recipe, and a build job starts 0.3 s sooner without them.  So is
+# engine.skimage_weights, which holds the libraries' rules (the kernel radius, the
+# anti-aliasing sigma) once for both: the engine package imports this module.
 
 __all__ = [
     "Recipe",
     "SMOOTH_BOUNDARIES",
     "RECORDED_WHEN_SET",
     "recorded",
-    "antialias_sigma",
     "canvas_margin",
     "prefilter",
     "resample",
@@ -100,8 +101,8 @@ class Recipe:
     gain, offset : float
         Soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
     antialias : bool
-        Below scale 1, prefilter the input with a Gaussian of ``antialias_sigma(s)``
-        input pixels before resampling.
+        Below scale 1, prefilter the input with a Gaussian of
+        ``engine.skimage_weights.antialias_sigma(s)`` input pixels before resampling.
     centre_shift : (float, float)
         Output pixels ``(down, right)`` by which the digit's centre moves from the
         frame's centre.
@@ -161,18 +162,16 @@ class Recipe:
         return self.sigma_per_scale * scale
 
 
-def antialias_sigma(scale: float) -> float:
-    """Sigma of the anti-aliasing prefilter in input pixels: ``max(0, (1/s - 1) / 2)``, scikit-image's rule."""
-    return max(0.0, (1.0 / scale - 1.0) / 2.0)
-
-
 def canvas_margin(sigma: float, truncate: float) -> int:
     """Pixels of margin around the frame so that smoothing sees an infinite plane.
 
-    scipy's Gaussian kernel has radius ``int(truncate * sigma + 0.5)``; one more
-    pixel keeps the frame clear of the canvas edge.
+    scipy's Gaussian kernel has radius ``int(truncate * sigma + 0.5)``
+    (``engine.skimage_weights.gaussian_radius``); one more pixel keeps the
+    frame clear of the canvas edge.
     """
-    return int(truncate * sigma + 0.5) + 1
+    from .engine.skimage_weights import gaussian_radius
+
+    return int(gaussian_radius(sigma, truncate)) + 1
 
 
 def prefilter(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
@@ -279,7 +278,9 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     # On the frame itself (a boundary mode) the canvas is the frame: no margin.
     margin = canvas_margin(sigma, recipe.truncate) if recipe.on_canvas else 0
     if recipe.antialias:
-        image = prefilter(image, antialias_sigma(scale), recipe.truncate)
+        from .engine.skimage_weights import antialias_sigma
+
+        image = prefilter(image, float(antialias_sigma(scale)), recipe.truncate)
     canvas = resample(image, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)

@@ -202,8 +202,7 @@ class Band:
     @property
     def shared(self) -> bool:
         """True when one matrix serves every image."""
-        pieces = [block for *_, block in self.blocks] + ([self.run[3]] if self.run else [])
-        return all(piece.shape[0] == 1 for piece in pieces)
+        return all(piece.shape[0] == 1 for piece in self._weights())
 
     def left(self, x: np.ndarray, out: np.ndarray, images: slice = slice(None)) -> np.ndarray:
         """``out = A @ x``: x (m, Q, N) -> out (m, P, N).
@@ -253,7 +252,7 @@ class Band:
         if not pieces:  # every row is zero: nothing to round
             return self
         largest = row_sum * data_bound
-        if all(piece.shape[0] == 1 for piece in pieces):
+        if self.shared:
             if largest < math.ldexp(1.0, 53 - max(grid_bits(piece) for piece in pieces)):
                 return replace(self, error_bound=0.0)
         inner = min(terms, max(piece.shape[2] for piece in pieces))

@@ -16,7 +16,15 @@ import numpy as np
 
 from ..recipe import Recipe
 from .grids import RAW_BITS, RESAMPLED_BOUND, UNIT_BITS, canvas_bound, quantize_weights, weight_grid_bits
-from .skimage_weights import TAPS, gaussian_radius, gaussian_weights, largest_tap, tap_positions, tap_weights
+from .skimage_weights import (
+    TAPS,
+    antialias_sigma,
+    gaussian_radius,
+    gaussian_weights,
+    largest_tap,
+    tap_positions,
+    tap_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -114,5 +122,4 @@ def antialias_kernels(scales: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, n
     """The anti-aliasing prefilter's kernels (``gaussian_weights``), identities when it is off or s >= 1."""
     if not recipe.antialias:
         return np.zeros(len(scales), dtype=np.int64), np.ones((len(scales), 1))
-    # recipe.antialias_sigma, elementwise: max(0, (1/s - 1) / 2)
-    return gaussian_weights(np.maximum(0.0, (1.0 / scales - 1.0) / 2.0), recipe.truncate)
+    return gaussian_weights(antialias_sigma(scales), recipe.truncate)

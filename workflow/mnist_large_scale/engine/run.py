@@ -25,8 +25,9 @@ from ..recipe import Recipe
 from .geometry import AxisGeometry
 from .grids import HI_BITS, KEYS_ABS_SUM, RAW_MAX, UNIT_BITS, canvas_bound
 from .plan import AxisPlan, plan_axis, shared_plan
-from .skimage_weights import SUPPORTED_ORDERS
+from .skimage_weights import SUPPORTED_ORDERS, gaussian_radius
 from .stages import (
+    background_value,
     frame_windows,
     ink_extents,
     ink_order,
@@ -84,7 +85,7 @@ def blas_threads_limited(n_threads: int = 1):
 
 def _canvas_extent(scale: float, length: int, n_in: int, recipe: Recipe) -> int:
     """Rough count of kept canvas pixels on one axis at one scale (sizes the groups)."""
-    radius = int(recipe.truncate * recipe.sigma(scale) + 0.5) if recipe.on_canvas else 0  # a boundary mode: the frame
+    radius = int(gaussian_radius(recipe.sigma(scale), recipe.truncate)) if recipe.on_canvas else 0  # a boundary mode: the frame
     return max(1, min(int(n_in * scale) + 4, length + 2 * radius))
 
 
@@ -279,7 +280,7 @@ def transform_images(
     # np.clip's image of zero: when it is not zero the whole canvas matters.
     zero_after_clip = min(max(0.0, recipe.clip_min), recipe.clip_max) if recipe.clip else 0.0
     table = threshold_table(recipe)
-    background = table.scalar(0.0)
+    background = background_value(recipe, table)
     # An array of its own starts as the background: one sequential pass, which also
     # takes the fresh memory's page faults faster than the scattered frame writes would.
     filled = out is None

@@ -16,16 +16,19 @@ filters of unit impulses).
   written in Horner form over four neighbours), each reading pixels outside
   the image as ``cval``.  Separable: one axis at a time gives the same
   weights.
+* Anti-aliasing (``antialias_sigma``): the prefilter's sigma of scikit-image's
+  ``resize``, ``skimage/transform/_warps.py``.
 * Gaussian (``gaussian_radius``, ``gaussian_weights``): scipy's
   ``gaussian_filter``, ``scipy/ndimage/_filters.py``: the radius
   ``int(truncate * sigma + 0.5)`` of ``gaussian_filter1d``, the sampled and
   normalised kernel of ``_gaussian_kernel1d`` (order 0), and axes whose sigma
   is at most 1e-15 left alone.
 * Boundaries and matrices (``boundary_index``, ``folded_band``,
-  ``kernel_band``, ``prefilter_matrix``): the pixel that scipy.ndimage's
+  ``kernel_band``, ``prefilter_matrix``, ``resampling_matrix``): the pixel that scipy.ndimage's
   boundary modes read past a line's end (``scipy/ndimage/src/ni_support.c``,
   ``NI_ExtendLine``), and a filter on a line as the dense matrix of its
-  correlation, in mode ``constant`` or with the edge folded in.
+  correlation, in mode ``constant`` or with the edge folded in, and the warp
+  along a line as the dense matrix of its taps.
 
 The exponentials come from ``exactmath.exp`` and the kernel's sum is taken on
 a grid, so that the weights are the same on every machine; they equal scipy's
@@ -42,6 +45,7 @@ __all__ = [
     "SUPPORTED_ORDERS",
     "TAPS",
     "gaussian_radius",
+    "antialias_sigma",
     "gaussian_weights",
     "tap_positions",
     "tap_weights",
@@ -49,6 +53,7 @@ __all__ = [
     "boundary_index",
     "folded_band",
     "kernel_band",
+    "resampling_matrix",
     "prefilter_matrix",
 ]
 
@@ -65,9 +70,30 @@ SIGMA_SKIP = 1e-15
 def gaussian_radius(sigma: np.ndarray, truncate: float) -> np.ndarray:
     """scipy's kernel radius ``int(truncate * sigma + 0.5)``, elementwise, as int64.
 
-    The canvas margin of the recipe is this plus one, for any sigma.
+    The canvas margin of the recipe is this plus one, for any sigma
+    (``recipe.canvas_margin``).
     """
     return np.trunc(truncate * np.asarray(sigma, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def antialias_sigma(scale):
+    """scikit-image's anti-aliasing sigma in input pixels, ``max(0, (1/s - 1) / 2)``, elementwise.
+
+    ``skimage/transform/_warps.py``: ``resize`` (which ``rescale`` calls) with
+    ``anti_aliasing=True`` and no ``anti_aliasing_sigma`` takes
+    ``max(0, (factors - 1) / 2)``, the factors being input over output size,
+    ``1/s``; zero at scales s >= 1.
+
+    Parameters
+    ----------
+    scale : float or ndarray of float64
+        Magnifications s > 0.
+
+    Returns
+    -------
+    float64 or ndarray of float64
+    """
+    return np.maximum(0.0, (1.0 / np.asarray(scale, dtype=np.float64) - 1.0) / 2.0)
 
 
 def gaussian_weights(sigma: np.ndarray, truncate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +263,30 @@ def folded_band(kernel: np.ndarray, origin, start, rows: int, columns: int, leng
     flat = (np.arange(stack * rows).reshape(stack, rows, 1) * columns + column)[valid]
     weights = np.broadcast_to(kernel[:, None, :], valid.shape)[valid]
     return np.bincount(flat, weights=weights, minlength=stack * rows * columns).reshape(stack, rows, columns)
+
+
+def resampling_matrix(first: np.ndarray, weights: np.ndarray, n_in: int) -> np.ndarray:
+    """The warp along one axis as dense matrices (k, K, n_in), from ``tap_positions`` and ``tap_weights``.
+
+    Row ``c`` of matrix ``j`` holds weight ``weights[t, j, c]`` at column
+    ``first[j, c] + t``; taps off the input (columns outside ``0 .. n_in-1``)
+    read zero, as the warp's mode constant with cval 0 does.
+
+    Parameters
+    ----------
+    first : (k, K) ndarray of int
+    weights : (taps, k, K) ndarray of float64
+    n_in : int
+        Input pixels.
+    """
+    stack, pixels = first.shape
+    matrix = np.zeros((stack, pixels, n_in))
+    image, row = np.indices((stack, pixels))
+    for t in range(weights.shape[0]):
+        column = first + t
+        inside = (column >= 0) & (column < n_in)
+        matrix[image[inside], row[inside], column[inside]] = weights[t][inside]
+    return matrix
 
 
 def kernel_band(kernel: np.ndarray, rows: int, columns: int, first_centre: int = 0) -> np.ndarray:

@@ -30,12 +30,9 @@ def input_support(images: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     rows, cols : (lo, hi) pairs
         ``(0, 0)`` on both axes when every pixel is zero.
     """
-    inked = (images != 0).any(axis=0)  # (h, w): reducing the stack first is cheapest
-    rows = np.flatnonzero(inked.any(axis=1))
-    if rows.size == 0:
-        return (0, 0), (0, 0)
-    cols = np.flatnonzero(inked.any(axis=0))
-    return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+    union = (images != 0).any(axis=0)  # (h, w): reducing the stack first is cheapest
+    row_lo, row_hi, col_lo, col_hi = ink_extents(union[None])[0].tolist()
+    return (row_lo, row_hi), (col_lo, col_hi)
 
 
 def ink_extents(images: np.ndarray) -> np.ndarray:
@@ -151,9 +148,13 @@ def threshold_table(recipe: Recipe) -> threshold.SoftThreshold:
     return threshold.soft_threshold_table(recipe.gain, recipe.offset, low, high)
 
 
-def background_value(recipe: Recipe) -> float:
-    """The output value of a zero frame pixel, computed as the threshold computes any pixel."""
-    value = threshold_table(recipe).scalar(0.0)
+def background_value(recipe: Recipe, table: threshold.SoftThreshold | None = None) -> float:
+    """The output value of a zero frame pixel, computed as the threshold computes any pixel.
+
+    ``table`` is the recipe's ``threshold_table``, when at hand.  With
+    ``round_to_float32`` the value is rounded to float32, as every output value.
+    """
+    value = (threshold_table(recipe) if table is None else table).scalar(0.0)
     return float(np.float32(value)) if recipe.round_to_float32 else value
 
 
