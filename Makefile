@@ -7,7 +7,8 @@
 # make lock       resolve envs/requirements.txt into envs/requirements.lock (every package, with hashes)
 # make dag        draw the rule graph and the job DAG (needs graphviz's dot)
 # make bench      measure engine, disk and build speed (writes benchmarks/results.json), then the
-#                 loader's shuffled epoch (benchmarks/loader.json; builds a 5 GB training file)
+#                 loader's shuffled epoch (benchmarks/loader.json; builds a 5 GB training file), then
+#                 the evaluation's reading rate (benchmarks/evaluate.json; builds a 1 GB and a 0.5 GB test file)
 # make bench-storage  the 21 files stored as float32, gzip, lzf: size, build time, loader speed
 #                 (benchmarks/storage.json; builds up to 45 GB per variant, one at a time, deleted after)
 # make experiment train a CNN on the scale-2 training file, test it on the 17 test-only files
@@ -47,6 +48,7 @@ test-slurm: $(VENV)/.installed
 bench: $(VENV)/.torch-installed
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.loader_speed
+	$(BIN)/python -m benchmarks.evaluate_speed
 
 bench-storage: $(VENV)/.torch-installed
 	$(BIN)/python -m benchmarks.storage

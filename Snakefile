@@ -11,7 +11,10 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The workflow's own config.yaml, found beside this file whatever the working directory (a run
+# with --directory, the smoke test of .test/); --configfile merges a user's values over it. Used
+# as a module, the using workflow's config (module ... config:) takes its place.
+configfile: workflow.source_path("config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -26,6 +29,7 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/experiment.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -47,6 +47,34 @@ def applicable_lock():
     return {name: version for name, version, marker, _ in lock_entries() if marker is None or Marker(marker).evaluate()}
 
 
+def lock_closure(roots):
+    """``{name: version}`` of the lock entries that the requirements ``roots`` need, transitively, on this machine.
+
+    Each locked package's own requirements (with their markers and the extras asked for) come from
+    this environment's metadata, which holds exactly the lock (tests/test_envs.py checks that); a
+    requirement that the lock does not hold fails.
+    """
+    locked = applicable_lock()
+    seen, pending = set(), []
+    for text in roots:
+        requirement = Requirement(text)
+        pending += [(canonicalize_name(requirement.name), extra) for extra in ("", *requirement.extras)]
+    while pending:
+        name, extra = pending.pop()
+        if (name, extra) in seen:
+            continue
+        assert name in locked, f"{name} is needed, the lock does not hold it"
+        seen.add((name, extra))
+        for text in metadata.requires(name) or ():
+            requirement = Requirement(text)
+            marker_holds = requirement.marker is None or requirement.marker.evaluate({**default_environment(), "extra": extra})
+            # a package's own requirements once (extra ""), and those of each extra asked for
+            if marker_holds and (extra == "" or "extra" in str(requirement.marker)):
+                dependency = canonicalize_name(requirement.name)
+                pending += [(dependency, wanted) for wanted in ("", *requirement.extras)]
+    return {name: locked[name] for name, _ in seen}
+
+
 def test_every_lock_entry_is_an_exact_version_with_sha256_hashes():
     entries = lock_entries()
     assert len(entries) > len(top_level_pins()), "the lock holds no transitive packages"
@@ -86,19 +114,40 @@ def test_the_environment_holds_exactly_the_locked_versions():
         assert metadata.version(name) == version, f"{name} {metadata.version(name)} installed, {version} locked: run make"
 
 
-def test_conda_env_pins_equal_the_requirements_and_the_lock():
+def conda_pip_pins(env_file):
+    """``{name: version}`` of the pip section of a conda environment file in envs/."""
+    env = yaml.safe_load((REPO / "envs" / env_file).read_text())
+    return pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict)))
+
+
+def run_time_requirements():
+    """The package's own dependencies (pyproject.toml): what the rules' scripts import."""
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def test_conda_env_pins_exactly_the_locks_closure_of_the_run_time_packages():
+    """Every package a rule's job imports, transitive ones included, at the lock's version, and nothing else."""
+    conda_pins = conda_pip_pins("mnist_large_scale.yaml")
+    closure = lock_closure(run_time_requirements())
+    assert conda_pins == closure, (
+        f"envs/mnist_large_scale.yaml lacks {sorted(closure.keys() - conda_pins.keys())}, has beyond the lock's closure "
+        f"{sorted(conda_pins.keys() - closure.keys())}, differs in {sorted(n for n in closure.keys() & conda_pins.keys() if closure[n] != conda_pins[n])}"
+    )
     required = top_level_pins()
-    locked = applicable_lock()
+    for package in map(canonicalize_name, (Requirement(text).name for text in run_time_requirements())):
+        assert conda_pins[package] == required[package], f"{package}: conda env {conda_pins[package]}, requirements.txt {required[package]}"
     env = yaml.safe_load((REPO / "envs/mnist_large_scale.yaml").read_text())
-    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
-    conda_pins = pins(pip_section)
-    assert conda_pins, "the conda env pins nothing"
-    for package, version in conda_pins.items():
-        assert required.get(package) == version, f"{package}: conda env pins {version}, requirements.txt {required.get(package)}"
-        assert locked.get(package) == version, f"{package}: conda env pins {version}, the lock {locked.get(package)}"
     python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python="))
     resolved_for = re.search(r"--python-version (\S+)", (REPO / "Makefile").read_text())[1]
     assert python == f"python={resolved_for}", f"the conda env has {python}, make lock resolves for Python {resolved_for}"
+
+
+def test_the_closure_follows_requirements_and_their_extras():
+    """lock_closure itself: snakemake[reports] brings pygments, plain snakemake does not; numpy needs nothing."""
+    assert "pygments" in lock_closure(["snakemake[reports]"]) and "pygments" not in lock_closure(["snakemake"])
+    assert lock_closure(["numpy"]) == {"numpy": applicable_lock()["numpy"]}
 
 
 def _requirement_lines():
@@ -136,11 +185,11 @@ def test_pyproject_declares_the_torch_extra():
 
 
 def test_the_experiment_conda_env_pins_the_main_env_and_the_torch_lock():
-    main = pins(next(item["pip"] for item in yaml.safe_load((REPO / "envs/mnist_large_scale.yaml").read_text())["dependencies"] if isinstance(item, dict)))
+    """envs/experiment.yaml: the main env's pins and the torch lock's (its +cpu label left out), nothing else."""
+    main = conda_pip_pins("mnist_large_scale.yaml")
     env = yaml.safe_load((REPO / "envs/experiment.yaml").read_text())
-    experiment = pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict)))
+    experiment = conda_pip_pins("experiment.yaml")
     assert "python=3.11" in env["dependencies"]
-    assert all(experiment.get(name) == version for name, version in main.items()), "envs/experiment.yaml differs from envs/mnist_large_scale.yaml"
     torch_lock = {name: version.split("+")[0] for name, version, _, _ in lock_entries("envs/requirements-torch.lock")}
-    extra = {name: version for name, version in experiment.items() if name not in main}
-    assert extra == torch_lock, f"envs/experiment.yaml beyond the main env {extra}, the torch lock {torch_lock} (its +cpu label left out)"
+    assert all(main.get(name, version) == version for name, version in torch_lock.items()), "the torch lock and the main env disagree"
+    assert experiment == {**main, **torch_lock}, f"envs/experiment.yaml: {experiment}, expected the main env and {torch_lock}"

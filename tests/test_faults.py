@@ -462,6 +462,13 @@ BAD_INPUTS = {
         _config(experiment={"train_file": "mnist_large_scale_tr10_vl10_te10_outsize32-32_sctr1p000-4p000_scte1p000.h5"}),
         "must be a training file with a single training scale",
     ),
+    # the evaluation (snakemake evaluate): its config is checked whatever the target; its model when it runs
+    "evaluate: an unknown device": (_config(evaluate={"device": "tpu"}), "'tpu' is not one of ['cpu', 'cuda', 'mps']"),
+    "evaluate: a test file with a range of scales": (
+        _config(evaluate={"test_files": ["mnist_large_scale_te10_outsize32-32_scte1p000-4p000.h5"]}),
+        "has a range of test scales, not one",
+    ),
+    "evaluate: no model": ({**_config(evaluate={"model": None}), "args": ["evaluate"]}, "config: evaluate.model is not set"),
     "config: shuffle a word": (_config(output={"shuffle": "yes"}), "'yes' is not of type 'boolean'"),
     "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
 }

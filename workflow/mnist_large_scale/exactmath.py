@@ -12,10 +12,11 @@ units in the last place of the true values.
 
 from __future__ import annotations
 
-import decimal
 import math
 
 import numpy as np
+
+from .exactscalar import log_decimal, quarter_octave
 
 __all__ = ["to_grid", "exp", "arctan", "log_decimal", "quarter_octave", "uniform_from_raw"]
 
@@ -87,19 +88,6 @@ def arctan(x: np.ndarray) -> np.ndarray:
     atan_a = np.where(middle, _PI_4 + atan_t, atan_t)
     atan_a = np.where(large, _PI_2 - atan_a, atan_a)
     return np.where(x < 0, -atan_a, atan_a)
-
-
-def log_decimal(value: float) -> float:
-    """The natural logarithm of a positive float, correctly rounded (``decimal``, 40 digits)."""
-    if not value > 0:
-        raise ValueError(f"log of {value!r}: the value must be positive")
-    with decimal.localcontext(decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)):
-        return float(decimal.Decimal(value).ln())
-
-
-def quarter_octave(k: int) -> float:
-    """``2**(k/4)`` as ``sqrt(sqrt(2**k))``: two correctly rounded square roots of an exact power."""
-    return math.sqrt(math.sqrt(math.ldexp(1.0, int(k))))
 
 
 def uniform_from_raw(raw: np.ndarray) -> np.ndarray:

@@ -3,9 +3,11 @@
 A plain CNN (``build_cnn``) is trained on the training split of one file (the
 scale-2 training file in ``make experiment``) and tested on the test split of
 each test-only file; the accuracy against the test scale shows how far an
-ordinary CNN generalises to scales it was not trained on.  Images come
-through ``MNISTLargeScale`` and a PyTorch ``DataLoader``; scales come from the
-files' attributes, never from their names.
+ordinary CNN generalises to scales it was not trained on.  Training images
+come through ``MNISTLargeScale`` and a PyTorch ``DataLoader``, test images
+through the evaluation's ordered reader (``evaluate``), which also gives the
+intervals, confusion matrices and summary measures of ``summary.json``;
+scales come from the files' attributes, never from their names.
 
 PyTorch is an optional dependency (the ``torch`` extra): it is imported only
 inside the functions that need it, so that the package imports without it.
@@ -20,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .evaluate.measures import generalisation_summary
 from .loader import MNISTLargeScale
-from .names import scale_tag
 
 __all__ = ["ExperimentSettings", "build_cnn", "train", "evaluate", "run_experiment", "write_accuracy_table", "read_accuracy_table", "plot_accuracy"]
 
@@ -160,6 +162,11 @@ def train(train_path: str | os.PathLike, settings: ExperimentSettings, log=print
 def evaluate(model, test_path: str | os.PathLike, settings: ExperimentSettings) -> dict:
     """Accuracy of ``model`` on the test split of ``test_path``, and the split's scale (from the file's attributes).
 
+    The images go through the evaluation's reader and model loop
+    (``evaluate.run``): in file order, in blocks of 500 converted in reading
+    threads; the row is ``evaluate.run.scale_result``'s (with its Wilson
+    interval and confusion matrix), of which the table keeps ``TABLE_COLUMNS``.
+
     Raises
     ------
     ValueError
@@ -167,19 +174,13 @@ def evaluate(model, test_path: str | os.PathLike, settings: ExperimentSettings) 
         attributes: its scale would have to come from its name, which this
         experiment does not read).
     """
-    import torch
-    from torch.utils.data import DataLoader
+    from .evaluate.run import EvaluationSettings, predict, scale_result
 
     dataset = MNISTLargeScale(test_path, "test")
     if dataset.scale is None:
         raise ValueError(f"{test_path} states no single test scale in its attributes (scale_test); the experiment needs rebuilt files")
-    loader = DataLoader(_subset(dataset, settings.test_images), batch_size=500, num_workers=settings.loader_workers)
-    correct, seen = 0, 0
-    with torch.no_grad():
-        for images, labels in loader:
-            correct += int((model(images).argmax(1) == labels).sum())
-            seen += len(labels)
-    return {"test_scale": dataset.scale, "scale_tag": scale_tag(dataset.scale), "accuracy": correct / seen, "correct": correct, "images": seen, "file": Path(test_path).name}
+    reading = EvaluationSettings(batch_size=500, workers=max(1, settings.loader_workers), limit=settings.test_images)
+    return scale_result(predict(model, test_path, settings=reading), dataset.scale)
 
 
 def write_accuracy_table(rows: list[dict], path: str | os.PathLike) -> None:
@@ -204,29 +205,10 @@ def read_accuracy_table(path: str | os.PathLike) -> list[dict]:
 
 
 def plot_accuracy(rows: list[dict], train_scale: float, path: str | os.PathLike, title: str = "") -> None:
-    """Accuracy against test scale (log axis), the training scale marked; a PNG."""
-    import matplotlib
+    """Accuracy against test scale (log axis) with 95 % Wilson intervals, the training scale marked; a 700 x 400 PNG (``evaluate.report.plot_accuracy``)."""
+    from .evaluate.report import plot_accuracy as plot_evaluation
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    rows = sorted(rows, key=lambda row: row["test_scale"])
-    scales = [row["test_scale"] for row in rows]
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
-    axes.plot(scales, [100 * row["accuracy"] for row in rows], "o-", color="tab:blue", label="test accuracy")
-    axes.axvline(train_scale, color="tab:red", linestyle="--", label=f"training scale {train_scale:g}")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks(scales[::2] if len(scales) > 9 else scales)
-    axes.set_xticklabels([f"{scale:.3g}" for scale in (scales[::2] if len(scales) > 9 else scales)])
-    axes.set_ylim(0, 100)
-    axes.set_xlabel("test scale s (log axis)")
-    axes.set_ylabel("accuracy (%)")
-    axes.set_title(title or "CNN trained at one scale, tested at each")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(loc="lower center")
-    figure.tight_layout()
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
+    plot_evaluation(rows, train_scale, path, title=title or "CNN trained at one scale, tested at each")
 
 
 def run_experiment(train_path, test_paths, settings: ExperimentSettings, table, figure, summary, log=print) -> list[dict]:
@@ -264,6 +246,8 @@ def run_experiment(train_path, test_paths, settings: ExperimentSettings, table, 
                 "test_seconds": tested - trained,
                 "best_scale": best["test_scale"] if best else math.nan,
                 "accuracy_at_training_scale": next((row["accuracy"] for row in rows if math.isclose(row["test_scale"], train_set.scale)), None),
+                "scale_generalisation": generalisation_summary([row["test_scale"] for row in rows], [row["accuracy"] for row in rows], train_set.scale) if rows else None,
+                "rows": [{key: row[key] for key in ("test_scale", "accuracy", "ci_low", "ci_high", "correct", "images", "confusion")} for row in rows],
             },
             indent=2,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .exactmath import quarter_octave
+from .exactscalar import quarter_octave
 
 __all__ = [
     "InvalidName",

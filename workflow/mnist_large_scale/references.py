@@ -34,44 +34,14 @@ from pathlib import Path
 
 import h5py
 
-from . import NUMERICS_VERSION
 from .digest import dataset_sha256s, file_sha256, values_sha256
-from .recipe import RECORDED_WHEN_SET, recorded
-from .writer import COMPRESSED_LAYOUT, write_text_atomically
+from .recipe_constants import RECORDED_WHEN_SET
+from .reference_config import TABLE_NAME, reference_configuration
+from .writer import write_text_atomically
 
 __all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
 
-TABLE_NAME = "reference_checksums.tsv"
-
 MATCH, VALUES_MATCH, DIFFERS, NO_REFERENCE = "match", "values match", "DIFFERS", "no reference"
-
-
-def reference_configuration(config: dict, base_key: str = "mnist") -> dict:
-    """What a file's bytes depend on besides its name: the part of ``config`` references hold for.
-
-    The recipe, the seed of per-sample scales, the stored dtype and compression,
-    the base data's pinned raw files, splits, citation and licence (the last two
-    are attributes of every file), and the package's numerics version.  Mirrors,
-    time limits, memory and I/O settings do not change bytes and are left out.
-    """
-    base = config["base_data"][base_key]
-    configuration = {
-        "numerics_version": NUMERICS_VERSION,
-        "recipe": dict(sorted(recorded(config["recipe"]).items())),
-        "scale_seed": config["scale_seed"],
-        "dtype": config["output"]["dtype"],
-        "compression": config["output"]["compression"],
-        "base_data": base_key,
-        "raw_sha256": {raw["name"]: raw.get("sha256") or f"gz-sha256:{raw['gz_sha256']}" for raw in sorted(base["files"].values(), key=lambda raw: raw["name"])},
-        "splits": {name: dict(sorted(split.items())) for name, split in sorted(base["splits"].items())},
-        # stored in every file's attributes, so they are part of its bytes
-        "citation": base.get("citation"),
-        "license": base.get("license"),
-    }
-    if config["output"]["compression"]:  # and the chunk layout: no key is added for the published layout
-        configuration["shuffle"] = config["output"].get("shuffle", True)
-        configuration["compressed_layout"] = COMPRESSED_LAYOUT
-    return configuration
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ __all__ = [
     "raw_file_problem",
     "verify_raw_files",
     "fetch_raw_file",
+    "route_pooch_log",
     "download",
     "mirror_url_problem",
     "npm_spec_problem",
@@ -461,6 +462,20 @@ def download(url: str, folder: str | os.PathLike, fname: str, *, timeout: float,
             raise ValueError(f"{url}: md5 of the .gz is {downloader.md5.hexdigest()}, expected {md5}") from error
         raise
     return Path(path)
+
+
+def route_pooch_log(handlers: list[logging.Handler]) -> None:
+    """Send pooch's log lines ("Downloading data from ...") to ``handlers``, less one piece of advice.
+
+    pooch's logger has no parent and a stderr handler of its own, so a job's
+    log would miss its lines.  Without a pinned md5 of the .gz, pooch advises
+    pinning the .gz's sha256; the uncompressed file's sha256 is pinned, so that
+    line is left out.
+    """
+    import pooch  # imported here: only the mirrors need it
+
+    pooch.get_logger().handlers = handlers
+    pooch.get_logger().addFilter(lambda record: not record.getMessage().startswith("SHA256 hash of downloaded file"))
 
 
 def _from_mirror(raw: RawFile, mirror: str, timeout: float, time_limit: float, workdir: str) -> tuple[bytes, str]:

@@ -28,13 +28,10 @@ import numpy as np
 
 from .direct_io import ALIGNMENT, DirectWriter, aligned_empty
 from .disk import disk_full, no_space
+from .layout import COMPRESSED_LAYOUT, SPLITS
 
 __all__ = ["SPLITS", "COMPRESSED_LAYOUT", "OutputOptions", "part_path", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
 
-SPLITS = ("train", "val", "test")
-#: The HDF5 chunk shape of compressed image datasets.  The build rule's params carry it for
-#: compressed files, so that a file of another chunk shape (64 images before) is rebuilt.
-COMPRESSED_LAYOUT = "one image per chunk"
 
 
 @dataclass(frozen=True)

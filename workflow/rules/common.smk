@@ -5,8 +5,33 @@ import os
 import sys
 from pathlib import Path
 
+
+def _workflow_dir():
+    """This workflow's own workflow/ folder, the one that holds rules/ and the package.
+
+    workflow.current_basedir, not workflow.basedir: used as a module, the
+    workflow's basedir is that of the workflow using it.
+    """
+    try:
+        return Path(workflow.current_basedir).parent
+    except TypeError:  # a remote source (github(...)): its files are not on this disk
+        raise ValueError(
+            f"this workflow imports its package from its own files, which {workflow.current_basedir} "
+            "does not give: use it from a local clone (module snakefile: a path)"
+        ) from None
+
+
+# The package comes from the workflow's own folder, ahead of any installed copy, so that a
+# stock Snakemake reads the workflow, and the rules' scripts (Snakemake passes this process's
+# sys.path on to them) run this workflow's code.  What is imported here needs only the standard
+# library (tests/test_stock_snakemake.py checks it): reading the workflow needs Snakemake alone.
+WORKFLOW_DIR = _workflow_dir()
+if str(WORKFLOW_DIR) not in sys.path:
+    sys.path.insert(0, str(WORKFLOW_DIR))
+
 from mnist_large_scale import NUMERICS_VERSION
-from mnist_large_scale.build import job_memory_mb, job_runtime_min
+from mnist_large_scale.job_resources import job_memory_mb, job_runtime_min
+from mnist_large_scale.layout import COMPRESSED_LAYOUT
 from mnist_large_scale.names import (
     PUBLISHED_TEST_SCALES,
     InvalidName,
@@ -15,18 +40,15 @@ from mnist_large_scale.names import (
     published_names,
     scale_tag,
 )
-from mnist_large_scale.recipe import Recipe, recorded
-from mnist_large_scale.references import TABLE_NAME, reference_configuration
+from mnist_large_scale.recipe_constants import Recipe, recorded
+from mnist_large_scale.reference_config import TABLE_NAME, reference_configuration
 from mnist_large_scale.sources import BaseData, expected_sha256, raw_file_problem
-from mnist_large_scale.writer import COMPRESSED_LAYOUT
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
 }
 BASE_BY_PREFIX = {base.prefix: base for base in BASES.values()}
-REFERENCE_TABLE = str(
-    Path(workflow.basedir) / "workflow" / "mnist_large_scale" / TABLE_NAME
-)
+REFERENCE_TABLE = str(WORKFLOW_DIR / "mnist_large_scale" / TABLE_NAME)
 RAW_NAMES = sorted({raw.name for base in BASES.values() for raw in base.files.values()})
 # The recipe as the rules' params carry it: a key added with a default that gives the
 # files built before it (smooth_boundary: canvas) is left out while it holds that default,
@@ -59,6 +81,11 @@ def _check_config():
                 )
     for name in config["targets"]:
         file_spec(name)
+    for name in config["evaluate"]["test_files"] or []:
+        if file_spec(name).test_scale.is_range:
+            raise ValueError(
+                f"config: evaluate.test_files: {name} has a range of test scales, not one"
+            )
     train = file_spec(config["experiment"]["train_file"])
     if train.test_only or train.train_scale.is_range:
         raise ValueError(
@@ -137,6 +164,38 @@ def experiment_test_files():
     return [
         f"results/{name}" for name in config["targets"] if file_spec(name).test_only
     ]
+
+
+def evaluate_test_files():
+    """The files `snakemake evaluate` tests on: config evaluate.test_files, or the 17 published test-only files."""
+    names = config["evaluate"]["test_files"] or [
+        name
+        for name in published_names("mnist_large_scale")
+        if file_spec(name).test_only
+    ]
+    return [f"results/{name}" for name in names]
+
+
+def evaluate_inputs(wildcards):
+    """What `snakemake evaluate` reads: the test files, and the model, state dict, model module and
+    published counts where they are files (so that a changed one reruns the evaluation).
+    """
+    settings = config["evaluate"]
+    if not settings["model"]:
+        raise ValueError(
+            "config: evaluate.model is not set (a TorchScript file, or module:callable): --config evaluate='{model: ...}'"
+        )
+    inputs = {"tests": evaluate_test_files()}
+    model = settings["model"]
+    model_module = model.rpartition(":")[0] if ":" in model else ""
+    if model_module.endswith(".py"):
+        inputs["model_module"] = model_module
+    elif not model_module:
+        inputs["model"] = model
+    for key in ("state_dict", "published_counts"):
+        if settings[key]:
+            inputs[key] = settings[key]
+    return inputs
 
 
 def family(key):

@@ -3,6 +3,7 @@
 import functools
 import logging
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.build import build_file
 from mnist_large_scale.engine import transform_images

@@ -2,17 +2,12 @@
 
 import logging
 
-import pooch
-
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
-from mnist_large_scale.sources import BaseData, fetch_raw_file
+from mnist_large_scale.sources import BaseData, fetch_raw_file, route_pooch_log
 
 logs.setup(snakemake)
-# pooch's logger ("Downloading data from ...") has no parent and a stderr handler of its own:
-# its lines go to this log instead.
-pooch.get_logger().handlers = logging.getLogger().handlers
-# Without a pinned .gz md5 pooch advises pinning the sha256 of the .gz; the uncompressed sha256 is pinned.
-pooch.get_logger().addFilter(lambda record: not record.getMessage().startswith("SHA256 hash of downloaded file"))
+route_pooch_log(logging.getLogger().handlers)  # pooch's lines go to this log too
 # The sources come from the config, not params: a new mirror or timeout must not fetch again.
 base = BaseData.from_config(snakemake.wildcards.base, snakemake.config["base_data"][snakemake.wildcards.base])
 fetch_raw_file(base, snakemake.wildcards.file, snakemake.output[0])

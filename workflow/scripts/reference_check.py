@@ -9,6 +9,7 @@ Writes one row per file (status, sha256, reference) and prints the verdicts, so 
 import logging
 from pathlib import Path
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.references import MATCH, VALUES_MATCH, compare, load_references
 from mnist_large_scale.writer import write_text_atomically

@@ -2,6 +2,7 @@
 
 import logging
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.figures import file_scale_histogram, save_figure
 

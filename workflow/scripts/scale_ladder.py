@@ -2,6 +2,7 @@
 
 import logging
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.build import load_split
 from mnist_large_scale.figures import first_of_each_class, ladder_columns, save_figure, scale_ladder_figure

@@ -6,6 +6,7 @@ Each line was computed by the validation job of its file and written only after 
 import logging
 from pathlib import Path
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.writer import write_text_atomically
 

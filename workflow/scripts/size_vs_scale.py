@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.figures import save_figure, size_series, size_vs_scale_figure
 

@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.validate import summary_html, summary_rows, summary_tsv
 from mnist_large_scale.writer import write_text_atomically
