@@ -154,6 +154,17 @@ def test_a_clip_range_too_wide_for_exact_grids_is_refused(synthetic):
         transform_images(synthetic, 2.0, OUT, Recipe(clip_max=1000.0))
 
 
+def test_a_groups_support_spans_the_ink_extents_of_its_images(synthetic):
+    """The shared plans' input window is the union of the images' own ink boxes; blank is (0, 0)."""
+    images = np.concatenate([np.roll(synthetic, (3, -4), axis=(1, 2))[2:6], np.zeros((2, 28, 28), np.uint8)])
+    extents = stages.ink_extents(images)
+    inked = extents[:, 1] > 0
+    union = ((extents[inked, 0].min(), extents[inked, 1].max()), (extents[inked, 2].min(), extents[inked, 3].max()))
+    assert stages.input_support(images) == union
+    assert stages.input_support(images[inked][:1]) == ((extents[0, 0], extents[0, 1]), (extents[0, 2], extents[0, 3]))
+    assert stages.input_support(images[~inked]) == ((0, 0), (0, 0)) and not stages.ink_extents(images[~inked]).any()
+
+
 def test_blank_images_give_the_background(synthetic):
     blank = np.zeros((3, 28, 28), np.uint8)
     got = transform_images(blank, 2.0, OUT)

@@ -50,21 +50,12 @@ VARIANTS = [
 SCALES = [pytest.param(np.array([s]), id=f"s{s:.3f}") for s in PUBLISHED_TEST_SCALES] + [pytest.param(PER_SAMPLE, id="per-sample")]
 
 
-def resampling_matrices(geometry: AxisGeometry, weights: np.ndarray) -> np.ndarray:
-    """Dense ``R`` (k, K, N_IN) from a geometry's tap positions and ``weights`` (taps, k, K); taps off the input read zero."""
-    taps, stack, size = weights.shape
-    matrix = np.zeros((stack, size, N_IN))
-    for t in range(taps):
-        column = geometry.first + t
-        inside = (column >= 0) & (column < N_IN)
-        image, pixel = np.nonzero(inside)
-        matrix[image, pixel, column[inside]] += weights[t][inside]
-    return matrix
-
-
 def engine_resampling(geometry: AxisGeometry, rcp: Recipe) -> np.ndarray:
-    """The engine's ``R`` (or ``R P`` with the prefilter) before the grid, as ``plan_axis`` forms it."""
-    matrix = resampling_matrices(geometry, geometry.weights)
+    """The engine's ``R`` (or ``R P`` with the prefilter) before the grid, as ``plan_axis`` forms it.
+
+    ``skimage_weights.resampling_matrix`` (also the fit's float model) scatters the taps.
+    """
+    matrix = skimage_weights.resampling_matrix(geometry.first, geometry.weights, N_IN)
     if rcp.antialias:
         matrix = compose_prefilter(matrix, skimage_weights.prefilter_matrix(geometry.prefilter, N_IN))
     return matrix
