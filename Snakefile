@@ -11,12 +11,16 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+include: "workflow/rules/config.smk"
+
+
 # The workflow's own config.yaml, found beside this file whatever the working directory (a run
 # with --directory, the smoke test of .test/); --configfile merges a user's values over it. Used
 # as a module, the using workflow's config (module ... config:) takes its place.
 configfile: workflow.source_path("config.yaml")
 
 
+check_config(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -30,6 +34,10 @@ include: "workflow/rules/check.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/experiment.smk"
 include: "workflow/rules/evaluate.smk"
+
+
+onstart:
+    keep_symlinked_folders()
 
 
 rule all:

@@ -32,6 +32,7 @@ from pathlib import Path
 import h5py
 
 from benchmarks.loader_speed import cached_fraction, drop_from_cache
+from benchmarks.provenance import machine
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work"
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
     best = max(row["images_per_s"] for row in files["float64"]["trivial_model"])
     result = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m benchmarks.evaluate_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "machine": {**machine(), "load_average_at_end": os.getloadavg()},
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__, "h5py": h5py.__version__, "torch": torch.__version__},
         "block_images": 500,
         "files": files,

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow"))
+sys.path[:0] = [str(REPO / "workflow"), str(REPO)]
 
+from benchmarks.provenance import machine  # noqa: E402
 from mnist_large_scale import engine  # noqa: E402
 from mnist_large_scale.engine.plan import shared_plan  # noqa: E402
 from mnist_large_scale.idx import read_idx  # noqa: E402
@@ -82,7 +81,7 @@ def main(argv=None) -> None:
         "what": "engine microseconds per image, one thread, 112 x 112, smooth_boundary canvas against reflect",
         "command": "python benchmarks/smooth_boundary_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__},
+        "machine": machine(),
         "images": args.images,
         "repeats": args.repeats,
         "clock": "thread CPU time (time.thread_time), fastest of the repeats; cold: one call with the plan cache cleared",

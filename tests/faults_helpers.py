@@ -37,7 +37,7 @@ PHASE_OF_RULE = {
     "scale_histogram": "figures",
 }
 
-#: Names that are temporary by design: the writers' ``.<name>.part``, fetch's
+#: Names that are temporary by design: the writers' ``.<name>.<host>.<pid>.<token>.part``, fetch's
 #: ``.<name>.XXXXXXXX`` files and ``.fetch-*`` folders.
 TEMP_NAME = re.compile(r"^\.(fetch-.*|.+\.part|.+\.[A-Za-z0-9_]{8})$")
 

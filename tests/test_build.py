@@ -3,11 +3,13 @@
 import hashlib
 import json
 import os
+import subprocess
 
 import h5py
 import numpy as np
 import pytest
 
+from mnist_large_scale.atomic import parse_temporary, temporary_path, write_text_atomically
 from mnist_large_scale.build import build_file, draw_scales, split_scales
 from mnist_large_scale.names import ScaleSpec, parse_name
 from mnist_large_scale.recipe import Recipe, transform_image, transform_images
@@ -115,6 +117,50 @@ def test_atomic_path_renames_only_on_success(tmp_path):
     assert target.read_bytes() == b"x"
 
 
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_two_writers_of_one_name_write_and_rename_only_their_own_temporary_files(tmp_path):
+    target = tmp_path / "a.bin"
+    with atomic_path(target) as first, atomic_path(target) as second:
+        assert first != second and first.parent == second.parent == tmp_path
+        first.write_bytes(b"first")
+        second.write_bytes(b"second")
+    assert target.read_bytes() == b"first"  # the outer block ends last
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_temporary_file_replaced_by_someone_else_is_not_renamed(tmp_path):
+    target = tmp_path / "a.bin"
+    with pytest.raises(RuntimeError, match="no longer the file this process wrote"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"mine")
+            other = tmp.with_name("other")
+            other.write_bytes(b"theirs")
+            os.replace(other, tmp)
+    assert not target.exists()
+
+
+def test_a_dead_writers_temporary_file_is_removed_by_the_next_writer_and_a_live_ones_kept(tmp_path):
+    target = tmp_path / "a.txt"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        stale, live = temporary_path(target, pid=_dead_pid()), temporary_path(target, pid=sleeper.pid)
+        elsewhere = stale.with_name(stale.name.replace(f".{parse_temporary(stale)[1]}.", ".another-host.", 1))
+        for path in (stale, live, elsewhere):
+            path.write_text("half")
+        assert parse_temporary(live)[::2] == ("a.txt", sleeper.pid)
+        write_text_atomically(target, "whole")
+        assert target.read_text() == "whole"
+        assert not stale.exists() and live.read_text() == "half" and elsewhere.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 @pytest.mark.parametrize(
     "name, options, mostly_direct",
     [
@@ -198,3 +244,17 @@ def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist
                 assert h5["x_test"].chunks == (1, 56, 56, 1) and h5["x_test"].shuffle
         files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]
+
+
+def test_a_fetch_removes_the_download_folders_of_dead_fetches_only(tmp_path):
+    from mnist_large_scale.atomic import host_name
+    from mnist_large_scale.sources import _stale_fetch_folders
+
+    name = "t10k-labels-idx1-ubyte"
+    dead = tmp_path / f".fetch-{name}-{host_name()}.{_dead_pid()}-abc123"
+    live = tmp_path / f".fetch-{name}-{host_name()}.{os.getpid()}-def456"
+    elsewhere = tmp_path / f".fetch-{name}-another-host.{_dead_pid()}-ghi789"
+    earlier = tmp_path / f".fetch-{name}-x1y2z3"  # the earlier form names no writer
+    for folder in (dead, live, elsewhere, earlier):
+        folder.mkdir()
+    assert sorted(_stale_fetch_folders(tmp_path, name)) == sorted([dead, earlier])

@@ -37,6 +37,18 @@ def fails(capsys, argv, *needles):
     return lines[0]
 
 
+def damaged(capsys, argv, *needles):
+    """Run ``main(argv)`` on a file that is not a readable file of the layout: exit status 1, one line, no traceback."""
+    status = main(argv)
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert status == 1, output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    assert "DAMAGED" in output or "is damaged" in output, output
+    for needle in needles:
+        assert needle in output, output
+
+
 def write_config(tmp_path, change) -> Path:
     """The repository's config with ``change(config)`` applied, written to tmp_path/config.yaml."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -104,24 +116,26 @@ def test_a_missing_file_is_named(capsys, tmp_path, command):
     fails(capsys, [command, str(missing)], str(missing), "no such file")
 
 
-@pytest.mark.parametrize("command", ["inspect", "verify", "compare"])
-def test_a_file_that_is_not_hdf5_is_named(capsys, tmp_path, command):
+def test_a_file_that_is_not_hdf5_is_named(capsys, tmp_path):
     text = tmp_path / SMALL
     text.write_text("not HDF5\n")
-    fails(capsys, [command, str(text)], str(text), "not an HDF5 file")
+    fails(capsys, ["compare", str(text)], str(text), "not an HDF5 file")
+    # for the readers that check files, such a file is damaged: a verdict, exit status 1
+    damaged(capsys, ["inspect", str(text)], "not an HDF5 file")
+    damaged(capsys, ["verify", str(text)], "not an HDF5 file")
 
 
-@pytest.mark.parametrize("command", ["verify", "compare"])
-def test_a_file_of_another_layout_is_named(capsys, wrong_layout, command):
-    fails(capsys, [command, str(wrong_layout)], str(wrong_layout), "no dataset x_train", "not an MNIST Large Scale file")
+def test_a_file_of_another_layout_is_named(capsys, wrong_layout):
+    fails(capsys, ["compare", str(wrong_layout)], str(wrong_layout), "no dataset x_train", "not an MNIST Large Scale file")
+    damaged(capsys, ["verify", str(wrong_layout)], "not the MNIST Large Scale layout")
 
 
 def test_inspect_summarises_the_splits_there_but_not_a_file_without_images(capsys, wrong_layout, tmp_path):
-    fails(capsys, ["inspect", str(wrong_layout)], "no dataset y_test")  # the one split there must be whole
+    damaged(capsys, ["inspect", str(wrong_layout)], "no x_test and y_test")  # the one split there must be whole
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as h5:
         h5["images"] = np.zeros((2, 32, 32))
-    fails(capsys, ["inspect", str(other)], "no dataset x_train, x_val or x_test", "not an MNIST Large Scale file")
+    damaged(capsys, ["inspect", str(other)], "not the MNIST Large Scale layout")
 
 
 def test_images_of_the_wrong_shape_are_named(capsys, tmp_path):
@@ -130,7 +144,7 @@ def test_images_of_the_wrong_shape_are_named(capsys, tmp_path):
         for split in ("train", "val", "test"):
             h5[f"x_{split}"] = np.zeros((2, 32, 32))
             h5[f"y_{split}"] = np.zeros(2, dtype=np.uint8)
-    fails(capsys, ["inspect", str(path)], "x_train has shape [2, 32, 32], not [n, H, W, 1]")
+    damaged(capsys, ["inspect", str(path)], "x_train has shape (2, 32, 32), not (n, H, W, 1)")
 
 
 def test_compare_names_report_places_it_cannot_write_before_the_work(capsys, built, tmp_path):

@@ -140,6 +140,58 @@ def test_a_hidden_change_is_named_and_recovered(tmp_path, config, mnist_base, mn
     assert Recipe.from_config(yaml.safe_load(recipe_snippet(result.fit.recipe))["recipe"]) == result.fit.recipe
 
 
+# Every constant the fit can change, each alone, through the command: a verdict, a JSON report
+# and a figure each time (a fitted offset once came back a numpy float, which the report's
+# config snippet could not hold, and the command died with neither).
+EVERY_CONSTANT = [
+    {"offset": 100.0},
+    {"gain": 0.03},
+    {"sigma_per_scale": 1.0},
+    {"centre_shift": (0.5, 0.5)},
+    {"order": 1},
+    {"clip": False},
+    {"stretch": True},
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hidden", EVERY_CONSTANT, ids=[next(iter(hidden)) for hidden in EVERY_CONSTANT])
+def test_the_command_writes_verdict_report_and_figure_for_every_changed_constant(tmp_path, config, mnist_base, mnist_paths, mnist_dir, capsys, hidden):
+    path = make_published_like(tmp_path, config, mnist_base, mnist_paths, "2p000", count=24, **hidden)
+    report, figure = tmp_path / "report.json", tmp_path / "figure.png"
+    code = main(["compare", path, "--raw-dir", str(mnist_dir), "--report", str(report), "--figure", str(figure), "--fit-images", "24"])
+    out = capsys.readouterr().out
+    assert code == 1
+    key = next(iter(hidden))
+    assert out.splitlines()[-1].startswith(f"{published_name('2p000')}: differs") and key in out.splitlines()[-1]
+    data = json.loads(report.read_text())
+    assert data["verdict"] == DIFFERS and key in data["fit"]["changes"]
+    assert Recipe.from_config(yaml.safe_load(data["fit"]["config_snippet"])["recipe"]) == Recipe.from_config(data["fit"]["recipe"])
+    assert figure.stat().st_size > 10_000
+    assert "different scales" not in data["line"]
+
+
+def test_a_file_at_another_scale_than_its_name_says_is_named_so(tmp_path, config, mnist_base, mnist_paths, mnist_dir, capsys):
+    """Built at 2^(5/4), compared as the name's 2p000 (a wrong --name): the command says the scales differ."""
+    built = make_published_like(tmp_path, config, mnist_base, mnist_paths, "2p378", count=8)
+    report, figure = tmp_path / "report.json", tmp_path / "figure.png"
+    args = ["compare", built, "--name", published_name("2p000"), "--raw-dir", str(mnist_dir), "--report", str(report), "--figure", str(figure)]
+    assert main([*args, "--fit-images", "8"]) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "looks to be at another scale (about 2.3" in line and "--name" in line
+    assert "another scale" in " ".join(json.loads(report.read_text())["notes"]) and figure.is_file()
+
+
+def test_a_rebuilt_file_of_another_scale_is_named_so(tmp_path, config, mnist_base, mnist_paths, mnist_dir):
+    path = make_published_like(tmp_path, config, mnist_base, mnist_paths, "2p000", count=8)
+    (tmp_path / "ours").mkdir()
+    rebuilt = make_published_like(tmp_path / "ours", config, mnist_base, mnist_paths, "1p000", count=8)
+    result = run_compare(path, config, mnist_dir, rebuilt_path=rebuilt, fit_images=0)
+    assert result.verdict == DIFFERS
+    assert "the rebuilt file's name says scale 1p000, the published file's 2p000" in result.line
+    assert "two different scales are compared" in " ".join(result.notes)
+
+
 # --------------------------------------------------------------------------- #
 # Labels
 # --------------------------------------------------------------------------- #

@@ -145,6 +145,8 @@ def benchmark_records():
         data = json.loads(path.read_text())
         if "command" in data:
             yield path.name, data
+        elif isinstance(data.get("runs"), list):  # one record per run
+            yield from ((f"{path.name}: run {number}", record) for number, record in enumerate(data["runs"], 1))
         else:  # named records (storage variants, test targets); null: not measured yet
             yield from ((f"{path.name}: {name}", record) for name, record in data.items() if record is not None)
 

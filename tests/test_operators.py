@@ -10,10 +10,12 @@ and 3, with and without the anti-aliasing prefilter and a centre shift:
   28 x 28 input, column by column, within a few units in the last place;
 * its smoothing matrices before the grid equal scipy's ``gaussian_filter`` of
   each unit impulse of the canvas, within the 2**-45 grid of the kernel's sum;
-* on their grids, each weight lies within half a grid step of those, except
-  the largest of each set of taps, which takes the set's rounding so that the
-  set sums to exactly 1 (so it lies within half a step per other tap of the set).
-  With the prefilter, the Gaussian's 2**-45 grid adds to each tolerance.
+* on their grids (the resampling read from the engine's own plans,
+  ``plan_axis``; the smoothing kernels from ``AxisGeometry``), each weight lies
+  within half a grid step of those, except the largest of each set of taps,
+  which takes the others' rounding so that the set sums to exactly 1 (it lies
+  within the sum of their errors).  With the prefilter, the Gaussian's 2**-45
+  grid adds to each tolerance.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from mnist_large_scale import recipe as reference
 from mnist_large_scale.build import draw_scales
 from mnist_large_scale.engine import grids, skimage_weights
 from mnist_large_scale.engine.geometry import AxisGeometry
-from mnist_large_scale.engine.plan import compose_prefilter
+from mnist_large_scale.engine.plan import compose_prefilter, plan_axis
 from mnist_large_scale.engine.skimage_weights import gaussian_weights
 from mnist_large_scale.exactmath import to_grid
 from mnist_large_scale.names import PUBLISHED_TEST_SCALES, ScaleSpec
@@ -139,6 +141,20 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
         np.testing.assert_array_equal(rounded.sum(axis=1), 1.0)
 
 
+def planned_resampling(scales: np.ndarray, rcp: Recipe, x_axis: bool) -> np.ndarray:
+    """The resampling matrices (k, K, N_IN) of the engine's own plan (``plan_axis``), in grey levels.
+
+    Every canvas pixel within reach of the frame is kept (``clip_moves_zero``), so the
+    rows are the geometry's canvas pixels; the x axis's blocks are stored
+    transposed, in data units.
+    """
+    plan = plan_axis(scales, LENGTH, N_IN, rcp, (0, N_IN), True, x_axis)
+    matrix = np.zeros((len(scales), plan.size, plan.input_width))
+    for a, b, q0, q1, block in plan.resample.blocks:
+        matrix[:, a:b, q0:q1] = block.transpose(0, 2, 1) if x_axis else block
+    return matrix / 2.0**grids.UNIT_BITS if x_axis else matrix
+
+
 def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step: float) -> None:
     """Tap weights (taps, k, K) on a grid of ``step`` against the weights before it.
 
@@ -167,8 +183,15 @@ def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes)
     raw = geometry.raw_weights[:, ~filtered] / 2.0**grids.UNIT_BITS
     assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -grids.RAW_BITS))
     assert_sets_within_half_a_step(geometry.data_weights[:, ~filtered], geometry.weights[:, ~filtered], math.ldexp(1.0, -data_bits))
-    if filtered.any():  # R P is rounded entry by entry (plan_axis): each within half a step
-        exact = engine_resampling(geometry, rcp)[filtered]
-        bits = grids.weight_grid_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius[filtered], grids.RESAMPLED_BOUND)
-        for rounded, step in ((to_grid(exact, grids.RAW_BITS), np.full(len(bits), math.ldexp(1.0, -grids.RAW_BITS))), (to_grid(exact, bits[:, None, None]), np.ldexp(1.0, -bits))):
-            assert np.all(np.abs(rounded - exact) <= (step / 2)[:, None, None] + ULPS)
+    # the engine's own planned matrices, on each axis (its own centre shift): these tap weights where
+    # there is no prefilter, and R P rounded entry by entry where there is, within half a step of it
+    bits = grids.weight_grid_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius, grids.RESAMPLED_BOUND)
+    for x_axis, shift in ((False, rcp.centre_shift[0]), (True, rcp.centre_shift[1])):
+        axis = AxisGeometry.of(scales, LENGTH, N_IN, rcp, shift)
+        quantized = axis.raw_weights / 2.0**grids.UNIT_BITS if x_axis else axis.data_weights
+        grid = np.where(filtered, bits, grids.RAW_BITS if x_axis else data_bits)
+        planned = planned_resampling(scales, rcp, x_axis)
+        np.testing.assert_array_equal(planned[~filtered], skimage_weights.resampling_matrix(axis.first, quantized, N_IN)[~filtered])
+        step = np.ldexp(1.0, -grid)[filtered][:, None, None]
+        exact = engine_resampling(axis, rcp)[filtered]
+        assert np.all(np.abs(planned[filtered] - exact) <= step / 2 + ULPS), "a prefiltered weight past half a grid step"

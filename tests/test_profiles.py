@@ -39,8 +39,9 @@ def test_the_slurm_profile_asks_for_the_declared_resources_and_the_partition_and
     spec = parse_name(RANGE_FILE)
     for rule, resources in jobs:
         if rule in ("build_file", "validate_file"):
-            assert resources["mem_mb"] == str(job_memory_mb((224, 224), 1000)) == "1258"
-            assert resources["runtime"] == str(job_runtime_min(spec.out_shape, 400)) == "3"
+            # the block is the largest split (200 images), at the top of the range, s = 4
+            assert resources["mem_mb"] == str(job_memory_mb((224, 224), 1000, scale=4.0, images=200)) == "348"
+            assert resources["runtime"] == str(job_runtime_min(spec.out_shape, 400, scale=4.0)) == "3"
             assert resources["cpus_per_task"] == "1"
         elif rule != "fetch_raw":  # the profile's defaults for a rule that declares nothing
             assert (resources["mem_mb"], resources["runtime"]) == ("1000", "10"), rule
@@ -48,15 +49,16 @@ def test_the_slurm_profile_asks_for_the_declared_resources_and_the_partition_and
         assert resources.get("slurm_account") == environment.get("SBATCH_ACCOUNT"), rule
 
 
-def test_runtimes_grow_with_the_pixels_of_a_file():
-    assert job_runtime_min((112, 112), 202) == 3  # the tests' small files
-    assert job_runtime_min((112, 112), 10_002) == 4  # a published test-only file
-    assert job_runtime_min((112, 112), 70_000) == 10  # a published training file
-    assert job_runtime_min((448, 448), 70_000) == 120
+def test_runtimes_grow_with_the_pixels_and_the_scale_of_a_file():
+    assert job_runtime_min((112, 112), 202, scale=2.0) == 3  # the tests' small files
+    assert job_runtime_min((112, 112), 10_002, scale=0.5) == 5  # a published test-only file
+    assert job_runtime_min((112, 112), 10_002, scale=8.0) == 6
+    assert job_runtime_min((112, 112), 70_000, scale=4.0) == 26  # a published training file
+    assert job_runtime_min((448, 448), 70_000, scale=4.0) == 201
 
 
 def test_a_cluster_job_reading_the_workflow_does_not_hash_the_raw_files(tmp_path, mnist_dir):
-    """The main process names a damaged raw file; a job (--mode remote, as the SLURM plugin runs it) skips the hashing."""
+    """The main process names a damaged raw file (and stops); a job (--mode remote, as the SLURM plugin runs it) skips the hashing."""
     work = make_workdir(tmp_path, mnist_dir)
     raw = work / "resources" / "mnist" / "t10k-labels-idx1-ubyte"
     data = bytearray(raw.read_bytes())
@@ -65,7 +67,8 @@ def test_a_cluster_job_reading_the_workflow_does_not_hash_the_raw_files(tmp_path
     raw.write_bytes(bytes(data))
     target = "results/mnist_large_scale_te20_outsize32-32_scte2p000.h5"
     main = run_snakemake(work, "-n", target)
-    assert main.returncode == 0 and "t10k-labels-idx1-ubyte is damaged" in main.stderr, main.stderr[-3000:]
+    # the main process names it, and stops while planning the jobs that would read it
+    assert main.returncode != 0 and "t10k-labels-idx1-ubyte is damaged" in main.stderr, main.stderr[-3000:]
     job = run_snakemake(work, "-n", "--mode", "remote", target)
     assert job.returncode == 0, job.stderr[-3000:]
     assert "damaged" not in job.stderr + job.stdout

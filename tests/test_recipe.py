@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from mnist_large_scale.recipe import Recipe, canvas_margin, soft_threshold, transform_image
+from mnist_large_scale.recipe import (
+    Recipe,
+    canvas_margin,
+    recorded,
+    soft_threshold,
+    transform_image,
+    transform_images,
+)
 
 BACKGROUND = -0.76292
 RECIPE = Recipe()
@@ -88,3 +95,27 @@ def test_clip_off_lets_bicubic_overshoot_through(mnist_train_images):
     raw = transform_image(mnist_train_images[0], 2**0.25, (112, 112), Recipe(sigma_per_scale=0, clip=False))
     assert raw.min() < clipped.min() == soft_threshold(0.0, 0.02, 128)
     assert raw.max() > clipped.max()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"antialias": True}, {"order": 1}, {"stretch": True}, {"clip": False}, {"centre_shift": (0.5, -0.25)}, {"round_to_float32": True}, {"sigma_per_scale": 0.0}, {"smooth_boundary": "reflect"}, {"smooth_boundary": "nearest", "stretch": True}],
+)
+def test_the_batched_transform_gives_each_image_its_values_alone(mnist_test_images, changes):
+    """recipe.transform_images (the scikit-image build): batches of one scale, threads, the bytes of transform_image."""
+    images = mnist_test_images[:70]
+    rng = np.random.default_rng(1)
+    recipe = Recipe(**changes)
+    for scales in (np.full(70, 0.6), np.where(rng.random(70) < 0.5, 2.0, 5.657), rng.uniform(0.5, 8.0, 70)):
+        batched = transform_images(images, scales, (64, 48), recipe, threads=2)
+        alone = np.stack([transform_image(image, float(scale), (64, 48), recipe) for image, scale in zip(images, scales, strict=True)])
+        np.testing.assert_array_equal(batched, alone)
+
+
+def test_transform_is_recorded_only_when_not_exact():
+    assert "transform" not in Recipe().recorded() and Recipe().as_dict()["transform"] == "exact"
+    assert Recipe(transform="scikit-image").recorded()["transform"] == "scikit-image"
+    assert recorded({"order": 3, "transform": "exact"}) == {"order": 3}
+    assert recorded({"order": 3, "transform": "scikit-image"}) == {"order": 3, "transform": "scikit-image"}
+    with pytest.raises(ValueError, match="transform must be one of exact, scikit-image"):
+        Recipe(transform="scipy")

@@ -4,13 +4,14 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 
 import h5py
 import numpy as np
 import pytest
 
 from mnist_large_scale import NUMERICS_VERSION
-from mnist_large_scale.build import build_file
+from mnist_large_scale.build import build_file, transform_for
 from mnist_large_scale.engine import transform_images
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.recipe import Recipe
@@ -100,8 +101,13 @@ def test_verify_command_prints_a_verdict_per_file_and_fails_on_a_difference(buil
     write_references(paths, table.configuration, table_path)
     changed = tmp_path / paths[0].name
     shutil.copy(paths[0], changed)
+    damaged = tmp_path / "damaged" / paths[0].name
+    damaged.parent.mkdir()
     with h5py.File(changed, "r+") as h5:
         h5["x_test"][0, 0, 0, 0] = 0.5
+    shutil.copy(changed, damaged)  # the changed value, under the old CRC-32: damage
+    with h5py.File(changed, "r+") as h5:  # with its own CRC-32: another build's values
+        h5["x_test"].attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(h5["x_test"][()])))
     script = (
         "import sys, mnist_large_scale.references as r, mnist_large_scale.__main__ as m;"
         f"r.load_references = lambda path=None, _l=r.load_references: _l({str(table_path)!r});"
@@ -112,3 +118,22 @@ def test_verify_command_prints_a_verdict_per_file_and_fails_on_a_difference(buil
     differs = subprocess.run([sys.executable, "-c", script, "verify", str(changed), str(paths[1])], capture_output=True, text=True)
     assert differs.returncode == 1
     assert differs.stdout.splitlines()[0].startswith("DIFFERS") and differs.stdout.splitlines()[1].startswith("match")
+    broken = subprocess.run([sys.executable, "-c", script, "verify", str(damaged)], capture_output=True, text=True)
+    assert broken.returncode == 1 and broken.stdout.startswith("DAMAGED") and "CRC-32" in broken.stdout
+
+
+def test_a_file_of_the_scikit_image_transform_has_no_reference(built, mnist_base, mnist_paths, config, tmp_path):
+    paths, table = built
+    recipe = Recipe(transform="scikit-image")
+    path = tmp_path / NAMES[0]
+    build_file(parse_name(NAMES[0]), mnist_base, mnist_paths, path, recipe, transform_for(recipe), seed=config["scale_seed"])
+    for configuration in (None, reference_configuration({**config, "recipe": {**config["recipe"], "transform": "scikit-image"}})):
+        verdict = compare(path, table, configuration)
+        assert verdict.status == NO_REFERENCE and "scikit-image transform" in verdict.reason, verdict
+
+
+def test_transform_exact_is_the_configuration_without_the_key(config):
+    without = {**config, "recipe": {key: value for key, value in config["recipe"].items() if key != "transform"}}
+    assert config["recipe"]["transform"] == "exact"
+    assert reference_configuration(config) == reference_configuration(without)
+    assert "transform" not in reference_configuration(config)["recipe"]

@@ -142,13 +142,15 @@ def declared(rule: str, name: str) -> dict[str, str]:
     """What a build or validation job of ``name`` must have asked SLURM for, as sacct prints it."""
     spec = parse_name(name)
     images = sum(spec.split_count(split) for split in ("train", "val", "test"))
+    largest = max(spec.split_scale(split).high for split in ("train", "val", "test"))
+    block = max(spec.split_count(split) for split in ("train", "val", "test"))
     return {
         "Partition": PARTITION,
         "Account": ACCOUNT,
-        "ReqMem": f"{job_memory_mb(spec.out_shape, CHUNK_IMAGES)}M",
+        "ReqMem": f"{job_memory_mb(spec.out_shape, CHUNK_IMAGES, scale=largest, images=block)}M",
         "ReqCPUS": "1",
         "AllocCPUS": "1",
-        "Timelimit": timelimit(job_runtime_min(spec.out_shape, images)),
+        "Timelimit": timelimit(job_runtime_min(spec.out_shape, images, scale=largest)),
         "NodeList": NODE,
     }
 
@@ -283,20 +285,21 @@ def stall_the_build_once_it_writes(cluster: SlurmCluster, work: Path, process: s
     A stalled job (a hung file system, say) is what a time limit is for; stopping it
     also keeps the .part half-written until SLURM kills the job, whatever the timing.
     """
-    part = work / "results" / f".{KILLED}.part"
+    def parts() -> list[Path]:
+        return list((work / "results").glob(f".{KILLED}.*.part"))  # the writer's own temporary name
 
     def written() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"snakemake ended before the build wrote {part.name}")
-        return part.exists()
+            raise AssertionError(f"snakemake ended before the build wrote .{KILLED}.*.part")
+        return bool(parts()) and parts()[0].stat().st_size > 0
 
-    wait_until(written, 300, f"{part.name} to appear", interval=0.005)
+    wait_until(written, 300, f".{KILLED}.*.part to appear", interval=0.005)
     processes = cluster.job_processes()
     for pid in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGSTOP)
     assert len(set(processes.values())) == 1, processes
-    assert part.exists() and part.stat().st_size > 0
+    assert parts() and parts()[0].stat().st_size > 0
     return next(iter(processes.values()))
 
 

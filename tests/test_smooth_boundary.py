@@ -97,9 +97,9 @@ def test_boundary_index_reflects_about_the_edge_repeatedly():
 
 
 def test_the_default_is_recorded_without_the_key_and_the_others_with_it():
-    assert RECORDED_WHEN_SET == {"smooth_boundary": "canvas"}
+    assert RECORDED_WHEN_SET == {"smooth_boundary": "canvas", "transform": "exact"}
     assert "smooth_boundary" not in Recipe().recorded()
-    assert Recipe().recorded() == {key: value for key, value in Recipe().as_dict().items() if key != "smooth_boundary"}
+    assert Recipe().recorded() == {key: value for key, value in Recipe().as_dict().items() if key not in RECORDED_WHEN_SET}
     assert Recipe(smooth_boundary="reflect").recorded()["smooth_boundary"] == "reflect"
     assert recorded({"order": 3, "smooth_boundary": "canvas"}) == {"order": 3}
     assert Recipe.from_config(Recipe().recorded()) == Recipe()

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,21 @@ def test_the_import_check_fails_for_a_module_that_needs_numpy(tmp_path):
     assert run.returncode != 0 and "reading the workflow imported numpy" in run.stderr
 
 
+def test_the_config_check_read_before_the_config_imports_only_the_standard_library_and_yaml(tmp_path):
+    """config.smk runs before `configfile:` (to name a broken config.yaml's line): the one other importer."""
+    statements = re.findall(r"^\s*(from mnist_large_scale[.\w]* import \([^)]*\))", (REPO / "workflow/rules/config.smk").read_text(), re.M)
+    assert statements
+    smk = tmp_path / "config_imports.smk"
+    smk.write_text("\n".join(textwrap.dedent(statement) for statement in statements) + "\n")
+    run = _import_as_the_workflow_does(smk)
+    assert run.returncode == 0, run.stderr
+    assert set(ast.literal_eval(run.stdout)) == {"mnist_large_scale", "mnist_large_scale.config_check"}
+
+
 def test_every_rule_file_imports_the_package_only_in_common_smk():
-    """The other rule files and the Snakefile use what common.smk imported: one place to check."""
+    """The other rule files and the Snakefile use what common.smk (and, before the config, config.smk) imported."""
     for path in [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]:
-        if path.name != "common.smk":
+        if path.name not in ("common.smk", "config.smk"):
             assert not re.search(r"^\s*(from|import) ", path.read_text(), re.M) or path.name == "Snakefile", path
     snakefile_imports = re.findall(r"^(?:from|import) (\S+)", (REPO / "Snakefile").read_text(), re.M)
     assert all(name.startswith("snakemake") for name in snakefile_imports), snakefile_imports

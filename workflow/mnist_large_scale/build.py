@@ -12,13 +12,13 @@ import numpy as np
 from . import NUMERICS_VERSION
 from .exactmath import exp, log_decimal, uniform_from_raw
 from .idx import read_idx
-from .job_resources import job_memory_mb, job_runtime_min
+from .job_resources import job_memory_mb, job_runtime_min, scale_problem
 from .names import FileSpec, ScaleSpec
 from .recipe import Recipe
 from .sources import BaseData, verify_raw_files
 from .writer import SPLITS, OutputOptions, SplitData, write_file
 
-__all__ = ["CITATION", "job_memory_mb", "job_runtime_min", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
+__all__ = ["CITATION", "transform_for", "job_memory_mb", "job_runtime_min", "draw_scales", "split_scales", "load_split", "provenance", "build_file"]
 
 CITATION = (
     "Jansson, Y. and Lindeberg, T. (2022). Scale-invariant scale-channel networks: deep networks that "
@@ -29,6 +29,23 @@ CITATION = (
 )  # the base data set's own citation (MNIST: LeCun et al. 1998) follows it in each file
 #: The derived data set's terms, after the base data's licence in each file's ``license`` attribute.
 DATA_SET_TERMS = "MNIST Large Scale: the terms of its Zenodo record 3820247 (doi:10.5281/zenodo.3820247) apply."
+
+
+def transform_for(recipe: Recipe, threads: int = 1) -> Callable:
+    """The transform ``build_file`` calls for ``recipe.transform``, on ``threads`` worker threads.
+
+    ``exact``: the engine (``engine.transform_images``), the same bytes on
+    every machine.  ``scikit-image``: the reference recipe itself
+    (``recipe.transform_images``: scikit-image's warp and scipy's
+    gaussian_filter), whose last bits depend on the machine's libraries.
+    """
+    if recipe.transform == "scikit-image":
+        from . import recipe as reference
+
+        return functools.partial(reference.transform_images, threads=threads)
+    from . import engine
+
+    return functools.partial(engine.transform_images, threads=threads)
 
 
 def draw_scales(spec: ScaleSpec, n: int, seed: int, split: str) -> np.ndarray:
@@ -148,6 +165,9 @@ def build_file(
     progress : callable, optional
         Called with the number of images just written.
     """
+    largest = max(spec.split_scale(split).high for split in ("train", "val", "test"))
+    if problem := scale_problem(spec.name, largest):  # outside Snakemake too (python -m mnist_large_scale build)
+        raise ValueError(problem)
     verify_raw_files(base, raw_paths)  # a damaged cache must not become a wrong file
     splits = {}
     for name in SPLITS:

@@ -21,6 +21,7 @@ never written.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .bases import base_for_name, bases_by_prefix
 from .build import draw_scales, load_split
 from .engine import transform_images
 from .idx import read_idx
-from .names import FileSpec, ScaleSpec
+from .names import FileSpec, InvalidName, ScaleSpec, parse_name
 from .recipe import Recipe
 from .recipe_fit import ROUNDING, Fit, changes, fit_recipe, is_float32
 from .sources import BaseData, verify_raw_files
@@ -135,6 +136,7 @@ class SplitComparison:
     correlation_min: float | None = None
     mean_image_difference: float | None = None
     float32_values: bool | None = None
+    support_ratio: float | None = None
     notes: list[str] = field(default_factory=list)
     sample: dict = field(default_factory=dict, repr=False)
 
@@ -149,6 +151,32 @@ def _correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     dot = (a * b).sum(axis=1)
     return np.where(norm > 0, dot / np.where(norm > 0, norm, 1.0), np.where(np.all(a == b, axis=1), 1.0, 0.0))
+
+
+#: Output values farther than this from an image's corner value count as the digit's support.
+_SUPPORT_EPSILON = 1e-6
+#: The images' linear extent may differ by this fraction before the scales are called different:
+#: below a step of the published ladder (2^(1/4); measured 14-21 % at s = 0.5..4 on 112 x 112,
+#: where the frame crops the larger digits), above what a changed recipe constant does to the
+#: support (measured on 16 test images: at most 8.4 %, sigma_per_scale 0.7 against 0.875; offset,
+#: gain, order, clip, stretch and a half-pixel shift 0.1-5 %).
+_SCALE_TOLERANCE = 0.1
+
+
+def _support_sizes(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's support in pixels, and whether its four corners show the background.
+
+    The support is where a value differs from the corner value: the resampled
+    digit widened by the truncated smoothing kernel.  Both scale with ``s``,
+    and neither depends on the threshold's gain and offset or on the stretch,
+    so the square root of the ratio of two files' supports estimates the ratio
+    of their scales.
+    """
+    corners = images[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    background = corners[:, :1]
+    usable = np.all(corners == background, axis=1)
+    support = np.abs(images - background[:, :, None]) > _SUPPORT_EPSILON
+    return support.reshape(len(images), -1).sum(axis=1), usable
 
 
 def compare_split(
@@ -177,11 +205,14 @@ def compare_split(
     dict
         ``compared``, ``max_abs_difference``, ``identical_images`` (fraction),
         ``correlation_mean`` and ``_min``, ``mean_image_difference``,
-        ``float32_values`` (every published value is a float32) and, under
-        ``sample``, the kept images.
+        ``float32_values`` (every published value is a float32),
+        ``support_ratio`` (the published digits' linear extent over the
+        rebuilt ones', about the ratio of their scales; None when no image
+        shows its background) and, under ``sample``, the kept images.
     """
     n = len(published) if max_images is None else min(len(published), max_images)
     worst, identical, corr_sum, corr_min, float32 = 0.0, 0, 0.0, 1.0, True
+    support_published = support_rebuilt = 0
     sum_published = sum_rebuilt = None
     kept_published, kept_rebuilt = [], []
     for a in range(0, n, block):
@@ -194,6 +225,10 @@ def compare_split(
         corr = _correlations(theirs, ours)
         corr_sum, corr_min = corr_sum + float(corr.sum()), min(corr_min, float(corr.min()))
         float32 = float32 and is_float32(theirs)
+        (size_theirs, usable_theirs), (size_ours, usable_ours) = _support_sizes(theirs), _support_sizes(ours)
+        usable = usable_theirs & usable_ours
+        support_published += int(size_theirs[usable].sum())
+        support_rebuilt += int(size_ours[usable].sum())
         sum_published = theirs.sum(axis=0) if sum_published is None else sum_published + theirs.sum(axis=0)
         sum_rebuilt = ours.sum(axis=0) if sum_rebuilt is None else sum_rebuilt + ours.sum(axis=0)
         if a < keep:
@@ -209,6 +244,7 @@ def compare_split(
         "correlation_min": corr_min,
         "mean_image_difference": float(np.abs(sum_published - sum_rebuilt).max() / n),
         "float32_values": float32,
+        "support_ratio": math.sqrt(support_published / support_rebuilt) if support_published and support_rebuilt else None,
         "sample": {
             "published": np.concatenate(kept_published) if kept_published else np.empty((0, *sum_published.shape)),
             "rebuilt": np.concatenate(kept_rebuilt) if kept_rebuilt else np.empty((0, *sum_published.shape)),
@@ -255,9 +291,16 @@ class Comparison:
         }
 
 
+def _plain(value):
+    """``value`` with numpy scalars (in lists too) as Python ones, which YAML's safe dumper takes."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def recipe_snippet(recipe: Recipe) -> str:
     """The ``recipe:`` section of ``config.yaml`` that builds with ``recipe``, ready to paste."""
-    values = recipe.as_dict()
+    values = {key: _plain(value) for key, value in recipe.as_dict().items()}
     lines = ["recipe:"]
     for key, value in values.items():
         text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
@@ -328,7 +371,8 @@ def compare_file(
         raise ValueError(f"fit_images must be >= 0 and max_images >= 1, got {fit_images} and {max_images}")
     published_path = Path(published_path)
     name = name or published_path.name
-    spec, base = base_for_name(name, bases_by_prefix(config["base_data"]))
+    by_prefix = bases_by_prefix(config["base_data"])
+    spec, base = base_for_name(name, by_prefix)
     overrides = {}
     for which, tag in (("train", scale_train), ("test", scale_test)):
         if tag:
@@ -343,7 +387,7 @@ def compare_file(
         if source.labels not in raw_labels:
             raw_labels[source.labels] = read_idx(raw_paths[source.labels], ndim=1)
     rebuilt_file = h5py.File(rebuilt_path, "r") if rebuilt_path else None
-    notes, comparisons = [], []
+    notes, comparisons, scale_warnings = [], [], []
     fit_images_all, fit_scales, fit_published = [], [], []
     try:
         with h5py.File(published_path, "r") as h5:
@@ -386,6 +430,7 @@ def compare_file(
                 result.sample = stats.pop("sample")
                 for key, value in stats.items():
                     setattr(result, key, value)
+                scale_warnings.extend(_scale_warnings(result, scale, rebuilt_path, list(by_prefix.values())))
                 k = min(fit_images, n)
                 if k:
                     fit_images_all.append(images[:k])
@@ -398,8 +443,31 @@ def compare_file(
     fit = None
     if fit_published:
         fit = fit_recipe(np.concatenate(fit_images_all), np.concatenate(fit_scales), out_shape, np.concatenate(fit_published), configured)
-    verdict, line = _verdict(published_path.name, comparisons, fit, configured)
-    return Comparison(str(published_path), name, comparisons, fit, configured, verdict, line, notes)
+    verdict, line = _verdict(published_path.name, comparisons, fit, configured, scale_warnings)
+    return Comparison(str(published_path), name, comparisons, fit, configured, verdict, line, notes + scale_warnings)
+
+
+def _scale_warnings(result: SplitComparison, scale: ScaleSpec, rebuilt_path, bases: list[BaseData]) -> list[str]:
+    """Why the two sides of a split may be at different scales: the rebuilt file's name, or the digits' extent."""
+    warnings = []
+    if rebuilt_path is not None:
+        try:
+            rebuilt_spec = parse_name(Path(rebuilt_path).name, prefixes=tuple(base.prefix for base in bases))
+        except InvalidName:
+            rebuilt_spec = None
+        if rebuilt_spec is not None and _split_scale(rebuilt_spec, result.split, {}).tag != scale.tag:
+            warnings.append(
+                f"{result.split}: the rebuilt file's name says scale {_split_scale(rebuilt_spec, result.split, {}).tag}, "
+                f"the published file's {scale.tag}: two different scales are compared"
+            )
+    ratio = result.support_ratio
+    if ratio is not None and abs(ratio - 1) > _SCALE_TOLERANCE:
+        looks = f" (about {scale.low * ratio:.3g})" if not scale.is_range else ""
+        warnings.append(
+            f"{result.split}: the published digits are {ratio:.2f} times as large as the rebuilt ones at scale {scale.tag}: "
+            f"the file looks to be at another scale{looks}; check its name (--name, --scale-train, --scale-test)"
+        )
+    return warnings
 
 
 def _images_of(base: BaseData, raw_paths: dict[str, str], labels_name: str) -> str:
@@ -424,8 +492,8 @@ def _scales(h5, rebuilt_file, split: str, spec: FileSpec, scale: ScaleSpec, n: i
     return draw_scales(scale, n, config["scale_seed"], split)
 
 
-def _verdict(file: str, splits: list[SplitComparison], fit: Fit | None, configured: Recipe) -> tuple[str, str]:
-    """The verdict and its one-line statement."""
+def _verdict(file: str, splits: list[SplitComparison], fit: Fit | None, configured: Recipe, scale_warnings: list[str] = ()) -> tuple[str, str]:
+    """The verdict and its one-line statement (which names any sign of two different scales)."""
     compared = [split for split in splits if split.compared]
     unpaired = [split for split in splits if split.label_status not in ("match",)]
     if not compared:
@@ -438,6 +506,8 @@ def _verdict(file: str, splits: list[SplitComparison], fit: Fit | None, configur
     if not unpaired and worst <= ROUNDING and not found:
         return WITHIN_ROUNDING, f"{file}: equal within float rounding (max |diff| {worst:.1e} over {images} images)"
     what = f"{file}: differs (max |diff| {worst:.2g} over {images} images)"
+    if scale_warnings:
+        what += "; different scales? " + "; ".join(scale_warnings)
     if unpaired:
         what += "; " + "; ".join(split.labels for split in unpaired)
     if fit:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .integrity import VALUE_RANGE, DamagedFile, open_checked, require_intact, stored_crc_problem
+from .layout import SPLITS
 from .names import InvalidName, parse_name
-from .writer import SPLITS
 
-__all__ = ["read_images", "scan_values", "summarize_file", "format_summary"]
+__all__ = ["read_images", "scan_values", "summarize_file", "format_summary", "DamagedFile"]
 
 
 def read_images(path: str | os.PathLike, split: str, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -70,15 +72,22 @@ def scan_values(x: h5py.Dataset, chunk_images: int = 500, max_images: int | None
     Returns
     -------
     dict
-        ``{'scanned', 'min', 'max', 'mean', 'nonfinite'}`` over the finite values;
-        min, max and mean are None when there is none.
+        ``{'scanned', 'min', 'max', 'mean', 'nonfinite', 'outside_range', 'crc32'}``:
+        min, max and mean over the finite values (None when there is none);
+        ``outside_range`` the values outside the threshold's ``[-1, 1]`` or not
+        finite; ``crc32`` that of the stored values (as the writer's ``crc32``
+        attribute), None when only part of the dataset was scanned.
     """
     single = x.ndim == 3
     n = 1 if single else x.shape[0]
+    whole = max_images is None or max_images >= n
     n = n if max_images is None else min(n, max_images)
-    low, high, total, count, nonfinite = math.inf, -math.inf, 0.0, 0, 0
+    low, high, total, count, nonfinite, outside, crc = math.inf, -math.inf, 0.0, 0, 0, 0, 0
     for start in range(0, n, chunk_images):
-        block = np.asarray(x[()] if single else x[start : min(start + chunk_images, n)], dtype=np.float64)
+        stored = x[()] if single else x[start : min(start + chunk_images, n)]
+        crc = zlib.crc32(np.ascontiguousarray(stored), crc)
+        block = np.asarray(stored, dtype=np.float64)
+        outside += int(np.count_nonzero(~((block >= VALUE_RANGE[0]) & (block <= VALUE_RANGE[1]))))
         finite = block[np.isfinite(block)]
         nonfinite += block.size - finite.size
         if finite.size:
@@ -92,6 +101,8 @@ def scan_values(x: h5py.Dataset, chunk_images: int = 500, max_images: int | None
         "max": high if count else None,
         "mean": total / count if count else None,
         "nonfinite": int(nonfinite),
+        "outside_range": outside,
+        "crc32": crc if whole else None,
     }
 
 
@@ -111,14 +122,26 @@ def _attribute(value):
     return value
 
 
-def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
-    """What an MNIST Large Scale file holds.
+def summarize_file(
+    path: str | os.PathLike, chunk_images: int = 500, max_images: int | None = None, progress: Callable[[int], None] | None = None, check: str = "values"
+) -> dict:
+    """What an MNIST Large Scale file holds, and whether it is intact.
 
     Parameters
     ----------
     path : path
     chunk_images, max_images, progress
         As in ``scan_values``; the scan of each split's images.
+    check : {'layout', 'crc', 'values'}
+        What the file must pass (``integrity.CHECKS``).  The layout is checked
+        first and a file that fails it raises ``integrity.DamagedFile``; the
+        stored CRC-32 and the value range come from the scan itself (no second
+        read), and only where the whole dataset is scanned for the CRC.
+
+    Raises
+    ------
+    integrity.DamagedFile
+        Not HDF5, truncated, or not the layout.
 
     Returns
     -------
@@ -130,7 +153,9 @@ def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images:
         caller adds them (the command line takes them from the config).
     """
     path = Path(path)
+    require_intact(path, "layout")
     summary = {"file": path.name, "bytes": path.stat().st_size, "splits": {}}
+    problems, notes = [], []
     try:
         spec = parse_name(path.name)
         summary["name"] = {
@@ -141,7 +166,7 @@ def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images:
         }
     except InvalidName as error:
         summary["name_error"] = str(error)
-    with h5py.File(path, "r") as h5:
+    with open_checked(path) as h5:
         summary["attributes"] = {key: _attribute(h5.attrs[key]) for key in sorted(h5.attrs)}
         known = set()
         for split in SPLITS:
@@ -170,8 +195,31 @@ def summarize_file(path: str | os.PathLike, chunk_images: int = 500, max_images:
                 s = np.atleast_1d(h5[f"s_{split}"][()]).astype(np.float64)
                 entry["scales"] = {"count": int(s.size), "min": float(s.min()), "max": float(s.max()), "geometric_mean": float(np.exp(np.log(s).mean()))}
             summary["splits"][split] = entry
+            problems += _split_problems(h5, split, entry["values"], check, notes)
         summary["other_datasets"] = sorted(set(h5) - known)
+    summary["integrity"] = {"check": check, "ok": not problems, "problems": problems, "notes": notes}
     return summary
+
+
+def _split_problems(h5: h5py.File, split: str, values: dict, check: str, notes: list[str]) -> list[str]:
+    """A split's problems at the level ``check``: stored CRC-32s (from the scan for the images), the value range."""
+    if check == "layout":
+        return []
+    problems = []
+    for name in (f"x_{split}", f"y_{split}", f"s_{split}"):
+        if name not in h5:
+            continue
+        if "crc32" not in h5[name].attrs:
+            notes.append(f"{name}: no stored CRC-32 (a published file has none)")
+            continue
+        crc = values["crc32"] if name.startswith("x_") else zlib.crc32(np.ascontiguousarray(h5[name][()]))
+        if crc is None:
+            notes.append(f"{name}: CRC-32 not checked (only part of it was scanned)")
+        elif problem := stored_crc_problem(name, h5[name], crc):
+            problems.append(problem)
+    if check == "values" and values["outside_range"]:
+        problems.append(f"x_{split}: {values['outside_range']} values outside [{VALUE_RANGE[0]:g}, {VALUE_RANGE[1]:g}] or not finite")
+    return problems
 
 
 def _format_value(value) -> str:
@@ -220,6 +268,11 @@ def format_summary(summary: dict) -> str:
             lines.append(f"scales {split:5} per sample (s_{split}): {scales['count']} in [{scales['min']:.4f}, {scales['max']:.4f}], geometric mean {scales['geometric_mean']:.4f}")
     if summary["other_datasets"]:
         lines.append(f"other datasets: {', '.join(summary['other_datasets'])}")
+    integrity = summary.get("integrity")
+    if integrity:
+        verdict = "intact" if integrity["ok"] else "DAMAGED: " + "; ".join(integrity["problems"])
+        lines.append(f"integrity   {verdict} ({integrity['check']} check)")
+        lines += [f"  note: {note}" for note in integrity["notes"]]
     lines.append("")
     if summary["attributes"]:
         lines.append("attributes (provenance):")

@@ -22,11 +22,13 @@ requested dtype one batch at a time.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .integrity import CHECKS, DamagedFile, open_checked, range_problem, require_intact, stored_crc_problem
 from .names import ScaleSpec
 
 __all__ = ["SPLITS", "load", "MNISTLargeScale", "split_sizes"]
@@ -85,7 +87,7 @@ def _scale_attribute(h5: h5py.File, split: str) -> float | None:
 
 
 def load(
-    path: str | os.PathLike, split: str = "train", dtype: str | np.dtype = "float32", channels_first: bool = False
+    path: str | os.PathLike, split: str = "train", dtype: str | np.dtype = "float32", channels_first: bool = False, check: str = "crc"
 ) -> tuple[np.ndarray, ...]:
     """One split of a file as NumPy arrays: ``(x, y)``, or ``(x, y, s)`` where it has per-sample scales.
 
@@ -103,6 +105,11 @@ def load(
         Of the returned images (float32 by default; 'float64' gives the stored values).
     channels_first : bool
         Return ``(n, 1, H, W)`` instead of the stored ``(n, H, W, 1)``.
+    check : {'layout', 'crc', 'values'}
+        What the file must pass (``integrity.CHECKS``): its layout (always),
+        the CRC-32 the writer stored for each of the split's datasets (the
+        default: summed over the blocks as they are read, a few per cent of
+        the read's time), and the images' value range.
 
     Returns
     -------
@@ -117,19 +124,40 @@ def load(
     ValueError
         An unknown split, one the file does not have, or the single-sample
         train or val split of a test-only file.
+    integrity.DamagedFile
+        (a ValueError) The file is not HDF5, is truncated, is not the layout,
+        or fails ``check``.
     """
-    with h5py.File(path, "r") as h5:
+    if check not in CHECKS:
+        raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
+    level = CHECKS.index(check)
+    require_intact(path, "layout")
+    with open_checked(path) as h5:
         x = _check_split(h5, path, split)
         n, height, width, channels = x.shape
         images = np.empty((n, channels, height, width) if channels_first else x.shape, dtype=dtype)
-        for start in range(0, n, LOAD_BLOCK_IMAGES):
-            stop = min(start + LOAD_BLOCK_IMAGES, n)
-            block = x[start:stop]
-            images[start:stop] = np.moveaxis(block, -1, 1) if channels_first else block
-        labels = h5[f"y_{split}"][()]
-        if f"s_{split}" in h5:
-            return images, labels, h5[f"s_{split}"][()].astype(np.float64)
-    return images, labels
+        crc, problems = 0, []
+        try:
+            for start in range(0, n, LOAD_BLOCK_IMAGES):
+                stop = min(start + LOAD_BLOCK_IMAGES, n)
+                block = x[start:stop]
+                if level >= 1:
+                    crc = zlib.crc32(np.ascontiguousarray(block), crc)
+                if level >= 2 and (problem := range_problem(f"x_{split}", block)):
+                    problems.append(problem)
+                images[start:stop] = np.moveaxis(block, -1, 1) if channels_first else block
+            labels = h5[f"y_{split}"][()]
+            scales = h5[f"s_{split}"][()].astype(np.float64) if f"s_{split}" in h5 else None
+        except OSError as error:  # HDF5 cannot read what its metadata promises
+            raise DamagedFile(path, f"HDF5 cannot read x_{split} ({str(error).strip().splitlines()[0]})") from None
+        if level >= 1:
+            problems.append(stored_crc_problem(f"x_{split}", x, crc))
+            problems.append(stored_crc_problem(f"y_{split}", h5[f"y_{split}"], zlib.crc32(np.ascontiguousarray(labels))))
+            if scales is not None:
+                problems.append(stored_crc_problem(f"s_{split}", h5[f"s_{split}"], zlib.crc32(np.ascontiguousarray(h5[f"s_{split}"][()]))))
+        if problems := [problem for problem in problems if problem]:
+            raise DamagedFile(path, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return (images, labels) if scales is None else (images, labels, scales)
 
 
 class MNISTLargeScale:
@@ -161,6 +189,11 @@ class MNISTLargeScale:
         Applied to each image (after conversion), as torchvision's ``transform``.
     channels_first : bool
         Images as ``(1, H, W)`` (default) or as stored, ``(H, W, 1)``.
+    check : {'layout', 'crc', 'values'}
+        What the file must pass when the dataset is made (``integrity.CHECKS``):
+        its layout, in milliseconds (the default), or also the stored CRC-32
+        of the split's datasets and the images' value range, which read the
+        split once.  A file that fails raises ``integrity.DamagedFile``.
 
     Attributes
     ----------
@@ -184,13 +217,15 @@ class MNISTLargeScale:
         dtype: str | np.dtype = "float32",
         transform=None,
         channels_first: bool = True,
+        check: str = "layout",
     ) -> None:
+        require_intact(path, check, splits=(split,) if split in SPLITS else SPLITS)
         self.path = Path(path)
         self.split = split
         self.dtype = np.dtype(dtype)
         self.transform = transform
         self.channels_first = channels_first
-        with h5py.File(self.path, "r") as h5:
+        with open_checked(self.path) as h5:
             x = _check_split(h5, self.path, split)
             self._stored_shape = x.shape
             self._stored_dtype = x.dtype

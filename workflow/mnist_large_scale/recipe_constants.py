@@ -11,17 +11,21 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["RECORDED_WHEN_SET", "Recipe", "SMOOTH_BOUNDARIES", "recorded"]
+__all__ = ["RECORDED_WHEN_SET", "Recipe", "SMOOTH_BOUNDARIES", "TRANSFORMS", "recorded"]
 
 #: How the smoothing treats the frame's edge: ``canvas`` (as if the frame did not
 #: end) or a boundary mode of scipy.ndimage on the frame itself.
 SMOOTH_BOUNDARIES = ("canvas", "reflect", "constant", "nearest")
 
+#: What computes the recipe in a build: ``exact``, the engine (the same bytes on every
+#: machine), or ``scikit-image``, warp and gaussian_filter themselves (``recipe.transform_images``).
+TRANSFORMS = ("exact", "scikit-image")
+
 #: Keys added after files were first recorded, with the value that gives those
 #: files' bytes: a recipe is recorded (file attributes, the references'
 #: configuration, the build rules' parameters) without such a key while it has
 #: this value, so that files built with the defaults keep their bytes.
-RECORDED_WHEN_SET = {"smooth_boundary": "canvas"}
+RECORDED_WHEN_SET = {"smooth_boundary": "canvas", "transform": "exact"}
 
 
 def recorded(values: dict) -> dict:
@@ -73,6 +77,10 @@ class Recipe:
         end, then crop.  Otherwise resample onto the H x W frame only and
         smooth it with scipy.ndimage's boundary mode of that name
         (``constant`` with 0 grey levels outside).
+    transform : {"exact", "scikit-image"}
+        What computes the recipe in a build (``TRANSFORMS``); like
+        ``smooth_boundary``, recorded only when it is not the value that files
+        built before the key existed have.
     """
 
     order: int = 3
@@ -88,6 +96,7 @@ class Recipe:
     centre_shift: tuple[float, float] = (0.0, 0.0)
     round_to_float32: bool = False
     smooth_boundary: str = "canvas"
+    transform: str = "exact"
 
     def __post_init__(self) -> None:
         if self.clip_min > self.clip_max:
@@ -96,6 +105,8 @@ class Recipe:
         if len(shift) != 2 or not all(math.isfinite(v) for v in shift):
             raise ValueError(f"recipe: centre_shift must be two finite numbers (down, right), got {self.centre_shift!r}")
         object.__setattr__(self, "centre_shift", shift)  # a list from YAML, stored hashable
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"recipe: transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
         if self.smooth_boundary not in SMOOTH_BOUNDARIES:
             raise ValueError(f"recipe: smooth_boundary must be one of {', '.join(SMOOTH_BOUNDARIES)}, got {self.smooth_boundary!r}")
 
@@ -109,7 +120,7 @@ class Recipe:
         return {**asdict(self), "centre_shift": list(self.centre_shift)}
 
     def recorded(self) -> dict:
-        """``as_dict`` as files record it (``recorded``): ``smooth_boundary`` only when it is not ``canvas``."""
+        """``as_dict`` as files record it (``recorded``): ``smooth_boundary`` and ``transform`` only when not ``canvas`` and ``exact``."""
         return recorded(self.as_dict())
 
     @property

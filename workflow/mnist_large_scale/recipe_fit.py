@@ -179,7 +179,7 @@ def _threshold_fit(x: np.ndarray, target_z: np.ndarray) -> tuple[float, float, f
     if gain <= 0:
         return math.nan, math.nan, math.inf
     residual = math.sqrt(float(np.mean((dz - gain * dx) ** 2)))
-    return gain, xm - zm / gain, residual
+    return gain, float(xm - zm / gain), residual
 
 
 @dataclass
@@ -368,13 +368,17 @@ def _snap(fitted: Recipe, configured: Recipe, float32: bool) -> Recipe:
 
 
 def _rounded(recipe: Recipe) -> Recipe:
-    """Fitted constants at the precision a fit on a few hundred images supports (short enough to quote)."""
+    """Fitted constants at the precision a fit on a few hundred images supports (short enough to quote).
+
+    Every constant comes back a Python float: ``round`` keeps a numpy float a
+    numpy float, which YAML's safe dumper (the config snippet) refuses.
+    """
     return dataclasses.replace(
         recipe,
         sigma_per_scale=float(f"{recipe.sigma_per_scale:.4g}"),
         gain=float(f"{recipe.gain:.4g}"),
-        offset=round(recipe.offset, 2),
-        centre_shift=tuple(round(v, 3) for v in recipe.centre_shift),
+        offset=float(round(float(recipe.offset), 2)),
+        centre_shift=tuple(float(round(float(v), 3)) for v in recipe.centre_shift),
     )
 
 

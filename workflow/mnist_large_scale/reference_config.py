@@ -11,10 +11,14 @@ from . import NUMERICS_VERSION
 from .layout import COMPRESSED_LAYOUT
 from .recipe_constants import recorded
 
-__all__ = ["TABLE_NAME", "reference_configuration"]
+__all__ = ["EARLIER_TABLES", "TABLE_NAME", "reference_configuration"]
 
 #: The table's file name, beside this module.
 TABLE_NAME = "reference_checksums.tsv"
+
+#: The tables of earlier defaults, beside it: files built under one of them are still
+#: recognised (``references.table_for``).
+EARLIER_TABLES: tuple[str, ...] = ()
 
 
 def reference_configuration(config: dict, base_key: str = "mnist") -> dict:

@@ -36,10 +36,10 @@ import h5py
 
 from .digest import dataset_sha256s, file_sha256, values_sha256
 from .recipe_constants import RECORDED_WHEN_SET
-from .reference_config import TABLE_NAME, reference_configuration
+from .reference_config import EARLIER_TABLES, TABLE_NAME, reference_configuration
 from .writer import write_text_atomically
 
-__all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "compare", "write_references"]
+__all__ = ["ReferenceTable", "Verdict", "reference_configuration", "load_references", "load_reference_tables", "table_for", "compare", "write_references"]
 
 MATCH, VALUES_MATCH, DIFFERS, NO_REFERENCE = "match", "values match", "DIFFERS", "no reference"
 
@@ -103,6 +103,34 @@ def load_references(path: str | os.PathLike | None = None) -> ReferenceTable:
     return ReferenceTable(configuration, rows)
 
 
+def load_reference_tables() -> list[ReferenceTable]:
+    """The package's tables: the current one first (``TABLE_NAME``), then those of earlier defaults.
+
+    A table of an earlier default (``EARLIER_TABLES``: a numerics version or a
+    default recipe that has since changed) is kept so that files built under it
+    are still recognised; ``table_for`` picks the table a file was built for.
+    """
+    return [load_references(), *(load_references(resources.files(__package__).joinpath(name)) for name in EARLIER_TABLES)]
+
+
+def table_for(path: str | os.PathLike, tables: list[ReferenceTable]) -> ReferenceTable:
+    """The table whose numerics version and recipe are those the file records; the first table otherwise.
+
+    A file without provenance attributes (a published file, or one written by
+    another program) is compared with the first, the current, table.
+    """
+    with h5py.File(path, "r") as h5:
+        attrs = dict(h5.attrs)
+    if "numerics_version" not in attrs or "recipe" not in attrs:
+        return tables[0]
+    recipe = {**RECORDED_WHEN_SET, **json.loads(attrs["recipe"])}
+    for table in tables:
+        configuration = table.configuration
+        if int(attrs["numerics_version"]) == configuration["numerics_version"] and recipe == {**RECORDED_WHEN_SET, **configuration["recipe"]}:
+            return table
+    return tables[0]
+
+
 def compare(
     path: str | os.PathLike,
     table: ReferenceTable,
@@ -136,6 +164,9 @@ def compare(
     sha256 = sha256 or file_sha256(path)
     if name not in table.rows:
         return Verdict(name, NO_REFERENCE, sha256, reason="not one of the published names")
+    transform = recorded_transform(path)
+    if transform != "exact":
+        return Verdict(name, NO_REFERENCE, sha256, reason=f"built by the {transform} transform, whose last bits depend on the machine")
     if configuration is not None and not table.applies_to(configuration):
         changed = sorted(key for key in table.configuration if table.configuration.get(key) != configuration.get(key))
         return Verdict(name, NO_REFERENCE, sha256, reason=f"built under another configuration: {', '.join(changed)}")
@@ -148,6 +179,21 @@ def compare(
         return Verdict(name, VALUES_MATCH, sha256, reference, values, reference_values, "other container bytes: another HDF5 library or other attributes")
     differ = sorted(key for key in datasets.keys() | reference_datasets.keys() if datasets.get(key) != reference_datasets.get(key))
     return Verdict(name, DIFFERS, sha256, reference, values, reference_values, f"other values than the reference build in {', '.join(differ)}")
+
+
+def recorded_transform(path: str | os.PathLike) -> str:
+    """The transform a file says it was built by (``recipe.transform``): ``exact`` when its recipe names none.
+
+    Files without a ``recipe`` attribute (the published files, files from
+    elsewhere) count as ``exact``: their bytes decide.
+    """
+    with h5py.File(path, "r") as h5:
+        text = h5.attrs.get("recipe")
+    try:
+        recipe = json.loads(text) if text is not None else {}
+    except (TypeError, ValueError):
+        recipe = {}
+    return str(recipe.get("transform", "exact")) if isinstance(recipe, dict) else "exact"
 
 
 def attribute_hint(path: str | os.PathLike, table: ReferenceTable) -> str:

@@ -48,6 +48,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_path, host_name, process_alive, remove_stale_temporaries
 from .disk import disk_full
 
 __all__ = [
@@ -60,6 +61,9 @@ __all__ = [
     "expected_sha256",
     "raw_file_problem",
     "verify_raw_files",
+    "cache_path",
+    "split_overlap_problem",
+    "damaged_raw_message",
     "fetch_raw_file",
     "route_pooch_log",
     "download",
@@ -116,6 +120,26 @@ class Split:
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+
+def split_overlap_problem(key: str, splits: dict[str, Split]) -> str | None:
+    """Why two splits of a base share images (leakage: one image in training and in testing); None when none do.
+
+    Two splits overlap when they take ranges that meet from the same images
+    file or from the same labels file.
+    """
+    names = sorted(splits)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            a, b = splits[first], splits[second]
+            low, high = max(a.start, b.start), min(a.stop, b.stop)
+            shared = [name for name in dict.fromkeys((a.images, a.labels)) if name in (b.images, b.labels)]
+            if shared and low < high:
+                return (
+                    f"config: base_data.{key}.splits.{first} [{a.start}, {a.stop}) and splits.{second} [{b.start}, {b.stop}) "
+                    f"overlap in {shared[0]} ([{low}, {high}), {high - low} images): an image may be in one split only"
+                )
+    return None
 
 
 @dataclass(frozen=True)
@@ -220,13 +244,39 @@ def raw_file_problem(raw: RawFile, path: str | os.PathLike) -> str | None:
     return None
 
 
+def cache_path(base: BaseData, raw: RawFile) -> Path:
+    """Where the workflow keeps ``raw``, relative to its working folder: ``resources/<base key>/<name>``."""
+    return Path("resources") / base.key / raw.name
+
+
+def damaged_raw_message(base: BaseData, raw: RawFile, path: str | os.PathLike, problem: str) -> str:
+    """What to say of a raw file that does not match its pins, and how to get the pinned one.
+
+    A mismatch is a damaged file or a wrong pin, and only the sources can
+    tell which; so the advice never deletes the file (``--force`` would, before
+    the fetch runs): in the workflow's cache it is moved aside and fetched
+    again, so that a file no source can replace stays; elsewhere (a
+    ``--raw-dir``), where no rule writes, it is replaced by a copy of the cache's.
+    """
+    head = f"raw file {path} is damaged, or its pin (base_data.{base.key}.files) is wrong ({problem})"
+    cached = cache_path(base, raw)
+    if os.path.abspath(path) == os.path.abspath(cached):
+        return (
+            f"{head}: move it aside and fetch it again, `mv {cached} {cached}.mismatch && snakemake --cores 1 {cached}`, "
+            f"then rerun; if no source delivers the pinned bytes either, check the pin: {cached}.mismatch may be the right file"
+        )
+    pin = f"sha256 {raw.sha256}" if raw.sha256 else f"a .gz of sha256 {raw.gz_sha256}"
+    return f"{head}: replace it with the pinned file ({raw.size} bytes, {pin}), e.g. a copy of {cached}, which `snakemake --cores 1 {cached}` fetches"
+
+
 def verify_raw_files(base: BaseData, raw_paths: dict[str, str]) -> None:
     """Raise ValueError naming the first raw file (by path) that does not match its pins,
-    and the command that fetches it again."""
+    and how to get the pinned one (``damaged_raw_message``)."""
     for name, path in sorted(raw_paths.items()):
-        problem = raw_file_problem(base.file_by_name(name), path)
+        raw = base.file_by_name(name)
+        problem = raw_file_problem(raw, path)
         if problem:
-            raise ValueError(f"raw file {path} is damaged ({problem}): fetch it again with `snakemake --cores 1 --force {path}`, then rerun")
+            raise ValueError(damaged_raw_message(base, raw, path, problem))
 
 
 def mirror_url_problem(url: str) -> str | None:
@@ -299,17 +349,30 @@ def _install(data: bytes, raw: RawFile, dest: Path, origin: str) -> None:
 
 
 def _write_atomically(data: bytes, dest: Path) -> None:
-    """Write ``data`` under a temporary name beside ``dest``, then rename it to ``dest``."""
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            os.chmod(tmp.name, 0o644)
-        except BaseException:
-            os.unlink(tmp.name)  # a half-written copy (a full disk) must not stay behind
-            raise
-    os.replace(tmp.name, dest)
+    """Write ``data`` under a temporary name of this process's own beside ``dest``, then rename it to ``dest``.
+
+    ``atomic.atomic_path``: a concurrent fetch of the same file (an orphaned
+    job and its rerun) never writes, removes or renames this one's bytes, and
+    a half-written copy (a full disk) does not stay behind.
+    """
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+
+
+def _stale_fetch_folders(folder: Path, name: str) -> list[Path]:
+    """The download folders ``.fetch-<name>-<host>.<pid>-*`` of dead fetches on this host (and of the
+    earlier ``.fetch-<name>-*`` form, which names no writer)."""
+    stale = []
+    host = host_name()
+    for candidate in folder.glob(f".fetch-{name}-*"):
+        match = re.fullmatch(rf"\.fetch-{re.escape(name)}-(?P<host>[^./]+)\.(?P<pid>\d+)-.*", candidate.name)
+        if match is None or (match["host"] == host and not process_alive(int(match["pid"]))):
+            stale.append(candidate)
+    return stale
 
 
 def _largest_gzip(size: int) -> int:
@@ -546,11 +609,12 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
         return f"{dest} (already verified)"
     failures = []
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a fetch of this file that was killed; Snakemake's lock keeps a
-    # second fetch of the same file from running now.
-    for stale in [*dest.parent.glob(f".fetch-{raw.name}-*"), *dest.parent.glob(f".{raw.name}.*")]:
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    with tempfile.TemporaryDirectory(prefix=f".fetch-{raw.name}-", dir=dest.parent) as workdir:
+    # Leftovers of fetches of this file that were killed (their process is gone); a live
+    # fetch's folder and temporary file are its own (an orphaned job and its rerun).
+    for stale in _stale_fetch_folders(dest.parent, raw.name):
+        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(dest)
+    with tempfile.TemporaryDirectory(prefix=f".fetch-{raw.name}-{host_name()}.{os.getpid()}-", dir=dest.parent) as workdir:
         attempts = []
         if base.local_dir:
             attempts.append((f"local folder {base.local_dir}", lambda: _from_local(raw, base.local_dir)))
@@ -587,4 +651,17 @@ def fetch_raw_file(base: BaseData, name: str, dest: str | os.PathLike) -> str:
             log.info("%s: accepted from %s", name, origin)
             return origin
     pin = f"sha256 {raw.sha256}" if raw.sha256 else f"a .gz of sha256 {raw.gz_sha256}"
-    raise FetchError(f"no source delivered {name} with {pin}:\n" + "\n".join(failures))
+    raise FetchError(f"no source delivered {name} with {pin}:\n" + "\n".join(failures) + _wrong_pin_hint(base, raw, failures))
+
+
+def _wrong_pin_hint(base: BaseData, raw: RawFile, failures: list[str]) -> str:
+    """A closing line when several sources delivered the same other bytes: then the pin, not they, may be wrong."""
+    digests = [match.group(1) for failure in failures if (match := re.search(r"checksum mismatch \(\d+ bytes, sha256 ([0-9a-f]{64})", failure))]
+    common = max(set(digests), key=digests.count) if digests else None
+    if common is None or digests.count(common) < 2:
+        return ""
+    role = next(role for role, entry in base.files.items() if entry.name == raw.name)
+    return (
+        f"\n{digests.count(common)} sources delivered the same bytes, sha256 {common}, not the pinned ones: "
+        f"the pin (base_data.{base.key}.files.{role}) may be wrong"
+    )

@@ -14,11 +14,10 @@ checksum manifest of the whole file uses.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .atomic import atomic_path, remove_stale_temporaries, write_text_atomically
 from .direct_io import ALIGNMENT, DirectWriter, aligned_empty
-from .disk import disk_full, no_space
+from .disk import no_space
 from .layout import COMPRESSED_LAYOUT, SPLITS
 
-__all__ = ["SPLITS", "COMPRESSED_LAYOUT", "OutputOptions", "part_path", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
+__all__ = ["SPLITS", "COMPRESSED_LAYOUT", "OutputOptions", "atomic_path", "write_text_atomically", "SplitData", "write_file", "data_crc32"]
 
 
 
@@ -77,41 +77,6 @@ class OutputOptions:
         if layout != COMPRESSED_LAYOUT:
             raise ValueError(f"compressed layout {layout!r} asked for; this package writes {COMPRESSED_LAYOUT!r}")
         return cls(**values)
-
-
-def part_path(path: str | os.PathLike) -> Path:
-    """The temporary name beside ``path`` under which it is written: ``.<name>.part``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.part")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary name beside ``path``; rename it to ``path`` only on success.
-
-    Whatever fails inside the block, nothing is left under ``path`` or the
-    temporary name.  A full disk raises OSError(ENOSPC) naming ``path``.
-    """
-    path = Path(path)
-    tmp = part_path(path)
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        if disk_full(error):  # h5py's message names the temporary file and buries the cause
-            raise no_space(path) from error
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through ``atomic_path``: a kill leaves no half-written file."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def data_crc32(values: np.ndarray, crc: int = 0) -> int:
@@ -176,8 +141,9 @@ def write_file(
     """
     height, width = out_shape
     dtype, compression, chunk_images = options.dtype, options.compression, options.chunk_images
-    # A killed build's .part would otherwise count against the space this one needs.
-    part_path(path).unlink(missing_ok=True)
+    # A killed build's temporary file would otherwise count against the space this one needs;
+    # a live writer's (another build of the same name) is its own and stays.
+    remove_stale_temporaries(path)
     if not compression:  # the size is known: fail at once rather than after hours of work
         needed = sum(len(data.images) * (height * width * np.dtype(dtype).itemsize + 9) for data in splits.values()) + (1 << 16)
         if shutil.disk_usage(Path(path).parent).free < needed:

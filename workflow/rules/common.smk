@@ -30,7 +30,12 @@ if str(WORKFLOW_DIR) not in sys.path:
     sys.path.insert(0, str(WORKFLOW_DIR))
 
 from mnist_large_scale import NUMERICS_VERSION
-from mnist_large_scale.job_resources import job_memory_mb, job_runtime_min
+from mnist_large_scale.job_resources import (
+    job_memory_mb,
+    job_runtime_min,
+    memory_problem,
+    scale_problem,
+)
 from mnist_large_scale.layout import COMPRESSED_LAYOUT
 from mnist_large_scale.names import (
     PUBLISHED_TEST_SCALES,
@@ -42,7 +47,14 @@ from mnist_large_scale.names import (
 )
 from mnist_large_scale.recipe_constants import Recipe, recorded
 from mnist_large_scale.reference_config import TABLE_NAME, reference_configuration
-from mnist_large_scale.sources import BaseData, expected_sha256, raw_file_problem
+from mnist_large_scale.sources import (
+    BaseData,
+    cache_path,
+    damaged_raw_message,
+    expected_sha256,
+    raw_file_problem,
+    split_overlap_problem,
+)
 
 BASES = {
     key: BaseData.from_config(key, entry) for key, entry in config["base_data"].items()
@@ -79,6 +91,9 @@ def _check_config():
                 raise ValueError(
                     f"config: base_data.{base.key}.splits.{split_name} is empty (stop <= start)"
                 )
+        overlap = split_overlap_problem(base.key, base.splits)
+        if overlap:
+            raise ValueError(overlap)
     for name in config["targets"]:
         file_spec(name)
     for name in config["evaluate"]["test_files"] or []:
@@ -93,35 +108,81 @@ def _check_config():
         )
 
 
+# (path, mtime, size) -> what is wrong with a cached raw file (None: it matches its pins).
+_RAW_PROBLEMS = {}
+
+
+def damaged_raw_file(base, raw):
+    """What to say of the cached copy of ``raw`` when it does not match its pins; None when it does or is absent.
+
+    Hashed once per state of the file (its mtime and size), however many jobs ask.
+    """
+    path = cache_path(base, raw)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _RAW_PROBLEMS:
+        _RAW_PROBLEMS[key] = raw_file_problem(raw, path)
+    problem = _RAW_PROBLEMS[key]
+    return damaged_raw_message(base, raw, path, problem) if problem else None
+
+
 def _warn_about_damaged_raw_files():
     """Name cached raw files that no longer match their pins; change nothing.
 
     Reading the workflow must not touch files (a dry run, --lint or a cluster
-    job reads it too), so a damaged file stays where it is: the jobs that read
-    it refuse it with the command that fetches it again (docs/recovery.md).  Only the main process looks; hashing the four MNIST files
-    takes a fraction of a second.
+    job reads it too), so a damaged file stays where it is; a run that needs
+    it stops while its jobs are planned (raw_inputs), before any output is
+    deleted, with the way to fetch it again that deletes nothing (docs/troubleshooting.md).
+    Only the main process looks; hashing the four MNIST files takes a
+    fraction of a second.
     """
     for base in BASES.values():
         for raw in base.files.values():
-            path = Path("resources") / base.key / raw.name
-            problem = raw_file_problem(raw, path) if path.is_file() else None
-            if problem:
-                print(
-                    f"WARNING: {path} is damaged ({problem}); jobs that read it will fail until it is "
-                    f"fetched again: snakemake --cores 1 --force {path}",
-                    file=sys.stderr,
-                )
+            message = damaged_raw_file(base, raw)
+            if message:
+                print(f"WARNING: {message}", file=sys.stderr)
+
+
+def refuse_damaged_raw_files(base):
+    """Raise, while the jobs are planned, when a cached raw file of ``base`` is damaged (main process only).
+
+    Snakemake removes a job's outputs before it runs it: a file built from the
+    good bytes would be deleted by the job that then refuses the damaged input.
+    Stopping here schedules nothing and deletes nothing.
+    """
+    if not workflow.is_main_process:
+        return
+    for raw in base.files.values():
+        message = damaged_raw_file(base, raw)
+        if message:
+            raise ValueError(message)
 
 
 def file_spec(name):
-    """The FileSpec of a target name, checked against its base data; raises with the reason."""
+    """The FileSpec of a target name, checked against its base data and the engine's scales; raises with the reason."""
     spec = parse_name(name, prefixes=tuple(BASE_BY_PREFIX))
     check_counts(spec, BASE_BY_PREFIX[spec.prefix].available())
+    problem = scale_problem(spec.name, largest_scale(spec))
+    if problem:
+        raise ValueError(problem)
     return spec
 
 
 def base_of(name):
     return BASE_BY_PREFIX[file_spec(name).prefix]
+
+
+def target_name(wildcards):
+    """The file name of a rule's {name} wildcard, the stem of results/{name}.h5: the name with .h5.
+
+    The stem goes through the grammar with its .h5, as a target in the config
+    does, so results/<name>.h5.h5 is refused here, by the one grammar, rather
+    than built and then refused by its validation.
+    """
+    return f"{wildcards.name}.h5"
 
 
 def published_files():
@@ -227,9 +288,8 @@ def ladder_inputs(wildcards):
     """The raw files of the ladder's base, and a target per published test scale
     whose test split can give that column (112 x 112, one scale; test-only first)."""
     base = ladder_base()
-    inputs = {
-        raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()
-    }
+    refuse_damaged_raw_files(base)
+    inputs = {raw.name: str(cache_path(base, raw)) for raw in base.files.values()}
     tags = {scale_tag(scale) for scale in PUBLISHED_TEST_SCALES}
     for name in sorted(
         config["targets"], key=lambda name: not file_spec(name).test_only
@@ -250,12 +310,14 @@ def raw_inputs(wildcards):
     resumed), even consumers whose outputs are missing, so that run would end
     without building.  A raw file fetched again rebuilds what uses it.
     """
-    base = base_of(wildcards.name)
-    return {raw.name: f"resources/{base.key}/{raw.name}" for raw in base.files.values()}
+    base = base_of(target_name(wildcards))
+    refuse_damaged_raw_files(base)
+    refuse_what_the_run_cannot_hold(wildcards)
+    return {raw.name: str(cache_path(base, raw)) for raw in base.files.values()}
 
 
 def base_key(wildcards):
-    return base_of(wildcards.name).key
+    return base_of(target_name(wildcards)).key
 
 
 # Parameters: exactly the values that change an output's bytes, so that Snakemake reruns a job
@@ -296,7 +358,7 @@ def base_pins(key):
 
 def scale_seed(wildcards):
     """The seed, for a file with per-sample scales; None for the others (their bytes ignore it)."""
-    return config["scale_seed"] if is_range_file(wildcards.name) else None
+    return config["scale_seed"] if is_range_file(target_name(wildcards)) else None
 
 
 def storage_params(wildcards):
@@ -322,23 +384,57 @@ def raw_pin(wildcards):
     return {"name": raw.name, "size": raw.size, "sha256": raw.pin}
 
 
-def job_mem_mb(wildcards):
-    """A build or validation job's memory, from the name's output size and the block size.
+def largest_scale(spec):
+    """The largest scale of a file: the top of a range, the largest of its splits."""
+    return max(spec.split_scale(split).high for split in ("train", "val", "test"))
 
-    Validation reads the file in blocks of the same size: measured 200-265 MB at
-    112 x 112, 466 MB at 224 x 224 and 1.5 GB at 448 x 448 (the bound: 540, 1258
-    and 4129 MB).
+
+def run_memory_limit_mb():
+    """The run's mem_mb limit (--resources mem_mb, the profile's), or None when it sets none."""
+    settings = workflow.resource_settings
+    limit = settings.resources.get("mem_mb") if settings else None
+    value = getattr(limit, "value", None) if limit is not None else None
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def job_mem_mb(wildcards):
+    """A build or validation job's memory, from the name's output size, block size, scale and counts.
+
+    Validation reads the file in blocks of the same size (measured 200-265 MB
+    at 112 x 112, 466 MB at 224 x 224 and 1.5 GB at 448 x 448, with 1000
+    images a block): the build's bound covers it.
     """
+    spec = file_spec(target_name(wildcards))
+    largest_split = max(spec.split_count(split) for split in ("train", "val", "test"))
     return job_memory_mb(
-        file_spec(wildcards.name).out_shape, config["output"]["chunk_images"]
+        spec.out_shape,
+        config["output"]["chunk_images"],
+        scale=largest_scale(spec),
+        images=largest_split,
     )
 
 
+def refuse_what_the_run_cannot_hold(wildcards):
+    """Raise, while the jobs are planned, when a job needs more memory than the run's mem_mb limit.
+
+    Snakemake would silently lower the job's declaration to the limit and
+    evaluates resources only when the job is about to run (after its raw
+    files are fetched); an input function runs while the DAG is built, before
+    any job.  Main process only: a cluster job's node has its own limit.
+    """
+    if workflow.is_main_process:
+        problem = memory_problem(
+            target_name(wildcards), job_mem_mb(wildcards), run_memory_limit_mb()
+        )
+        if problem:
+            raise ValueError(problem)
+
+
 def job_runtime(wildcards):
-    """A build or validation job's time limit in minutes, from the name's images and size."""
-    spec = file_spec(wildcards.name)
+    """A build or validation job's time limit in minutes, from the name's images, size and scale."""
+    spec = file_spec(target_name(wildcards))
     images = sum(spec.split_count(split) for split in ("train", "val", "test"))
-    return job_runtime_min(spec.out_shape, images)
+    return job_runtime_min(spec.out_shape, images, scale=largest_scale(spec))
 
 
 def raw_sha256(wildcards):
@@ -346,6 +442,26 @@ def raw_sha256(wildcards):
     .gz alone the one the fetch recorded from the verified .gz."""
     raw = BASES[wildcards.base].file_by_name(wildcards.file)
     return expected_sha256(raw, f"resources/{wildcards.base}/{raw.name}") or raw.pin
+
+
+def keep_symlinked_folders():
+    """Put a .keep file into every empty output folder that is a symlink (results/ on a bigger disk).
+
+    After a failed run, Snakemake removes the empty folders of the outputs it
+    did not make with os.removedirs, which cannot remove a symlink: the run
+    would end with NotADirectoryError after the real error.  A folder that
+    holds a file is not empty, and is left alone.  Runs from onstart (a real
+    run, not a dry run or --lint), and only where a folder is a symlink.
+    """
+    folders = ["results", "results/validation", "results/checksums", "results/figures"]
+    folders += [f"resources/{key}" for key in BASES]
+    for folder in folders:
+        path = Path(folder)
+        if path.is_symlink() and path.is_dir() and not any(path.iterdir()):
+            (path / ".keep").write_text(
+                "Keeps this symlinked folder from being empty: Snakemake cannot remove an empty symlinked folder "
+                "after a failed run (NotADirectoryError).\n"
+            )
 
 
 _check_config()

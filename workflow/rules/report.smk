@@ -19,7 +19,7 @@ rule montage:
         "../../envs/mnist_large_scale.yaml"
     params:
         images=config["figures"]["montage_images"],
-        classes=lambda wildcards: list(base_of(wildcards.name).classes),
+        classes=lambda wildcards: list(base_of(target_name(wildcards)).classes),
     script:
         "../scripts/montage.py"
 

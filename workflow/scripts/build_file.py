@@ -1,12 +1,10 @@
 """Snakemake entry point: build one MNIST Large Scale file from its name."""
 
-import functools
 import logging
 
 import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
-from mnist_large_scale.build import build_file
-from mnist_large_scale.engine import transform_images
+from mnist_large_scale.build import build_file, transform_for
 from mnist_large_scale.names import parse_name
 from mnist_large_scale.progress import progress_bar
 from mnist_large_scale.recipe import Recipe
@@ -14,7 +12,9 @@ from mnist_large_scale.sources import BaseData
 from mnist_large_scale.writer import OutputOptions
 
 logs.setup(snakemake)
-spec = parse_name(snakemake.wildcards.name)
+spec = parse_name(f"{snakemake.wildcards.name}.h5")
+# recipe.transform picks the exact engine or scikit-image itself (build.transform_for)
+recipe = Recipe.from_config(snakemake.params.recipe)
 base = BaseData.from_config(snakemake.params.base_key, snakemake.params.base)
 # dtype and compression from params (they change the bytes); images per step and direct
 # writes from the config: changing them reruns nothing.
@@ -28,8 +28,8 @@ with progress_bar(total, "build", logging.getLogger("progress"), mininterval=10)
         base,
         raw_paths,
         snakemake.output[0],
-        Recipe.from_config(snakemake.params.recipe),
-        functools.partial(transform_images, threads=snakemake.threads),
+        recipe,
+        transform_for(recipe, snakemake.threads),
         seed=snakemake.params.scale_seed,
         options=options,
         progress=bar.update,

@@ -2,8 +2,6 @@
 
 import logging
 
-import torch
-
 import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
 from mnist_large_scale.evaluate.model import InputConvention
@@ -11,6 +9,8 @@ from mnist_large_scale.evaluate.pipeline import run_evaluation
 from mnist_large_scale.evaluate.run import EvaluationSettings
 
 logs.setup(snakemake)
+import torch  # noqa: E402  (after job_packages, which names the rules' missing packages first)
+
 torch.set_num_threads(snakemake.threads)
 run_evaluation(
     snakemake.params.model,

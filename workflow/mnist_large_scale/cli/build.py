@@ -40,10 +40,7 @@ def output_path(out: str | None, name: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Build one file as the build rule does; print its wall time and this process's peak memory as JSON."""
-    import functools
-
-    from ..build import build_file
-    from ..engine import transform_images
+    from ..build import build_file, transform_for
     from ..writer import OutputOptions
 
     config = load_config(args.config)
@@ -63,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             paths,
             out,
             config.recipe,
-            functools.partial(transform_images, threads=args.threads),
+            transform_for(config.recipe, args.threads),
             seed=config.values["scale_seed"],
             options=options,
             progress=update,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from .common import add_config_option, check_mnist_file, default_config_path, load_config, note, positive_int, progress
 
@@ -22,6 +24,14 @@ def add_to(commands) -> None:
     parser.add_argument("--max-images", type=positive_int, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     parser.add_argument("--chunk-images", type=positive_int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--check",
+        choices=("layout", "crc", "values"),
+        default="values",
+        help="what the file must pass besides being read: layout (HDF5, the datasets, not truncated), crc (also each "
+        "dataset's stored CRC-32) or values (also the value range [-1, 1]; the default). The CRC-32 and the range "
+        "come from the scan itself; a damaged file makes the exit status 1",
+    )
     add_config_option(parser, "the class names of the file's base data set (none when no config is found)")
     parser.set_defaults(run=run)
 
@@ -29,10 +39,20 @@ def add_to(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..figures import file_montage, save_figure  # matplotlib: only where a montage may be drawn
     from ..inspect_file import format_summary, summarize_file
+    from ..integrity import DamagedFile, check_file
 
+    if Path(args.file).is_file():  # a file that is not an HDF5 file of the layout is damaged: status 1
+        integrity = check_file(args.file, "layout")
+        if not integrity.ok:
+            print(f"inspect: {args.file} is damaged: {integrity.problems[0]}", file=sys.stderr)
+            return 1
     path = check_mnist_file(args.file, every_split=False)  # any split there is summarised
-    with progress(args, "scanning") as update:
-        summary = summarize_file(path, chunk_images=args.chunk_images, max_images=args.max_images, progress=update)
+    try:
+        with progress(args, "scanning") as update:
+            summary = summarize_file(path, chunk_images=args.chunk_images, max_images=args.max_images, progress=update, check=args.check)
+    except DamagedFile as error:
+        print(f"inspect: {error}", file=sys.stderr)
+        return 1
     classes = file_classes(args.config, path.name, summary["attributes"])
     if any(name != str(label) for label, name in enumerate(classes)):  # MNIST's digits name themselves
         summary["classes"] = classes
@@ -40,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if args.montage:
         save_figure(file_montage(path, args.split, args.count, classes=classes), args.montage)
         note(args, f"montage of the first {args.split} images: {args.montage}")
+    if not summary["integrity"]["ok"]:
+        print(f"inspect: {args.file} is damaged: {summary['integrity']['problems'][0]}", file=sys.stderr)
+        return 1
     return 0
 
 

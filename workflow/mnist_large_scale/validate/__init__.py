@@ -11,6 +11,7 @@ from .check import (
     ValidationSettings,
     attribute_differences,
     raise_on_failure,
+    reference_bound,
     validate_and_checksum,
     validate_file,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "validate_file",
     "validate_and_checksum",
     "raise_on_failure",
+    "reference_bound",
     "digit_moments",
     "reference_moments",
     "uncropped_scale_limit",

@@ -59,6 +59,11 @@ def scan_dataset(x: h5py.Dataset, single: bool, chunk_images: int, background: f
     return scan.result(n)
 
 
+def stored_value(value: float, recipe: Recipe, dtype) -> float:
+    """A value of the recipe (the background, the top) as a file stores it: rounded to float32 when the recipe or the dtype does."""
+    return float(np.float32(value)) if recipe.round_to_float32 or np.dtype(dtype) == np.float32 else float(value)
+
+
 def scan_while_hashing(path: Path, spec: FileSpec, recipe: Recipe, threads: int = 2, direct: bool = True) -> tuple[dict[str, dict], str]:
     """Scans of the image datasets and the file's sha256, from one front-to-back read of its bytes.
 
@@ -79,7 +84,7 @@ def scan_while_hashing(path: Path, spec: FileSpec, recipe: Recipe, threads: int 
             count = 1 if single else n
             regions[split] = (x.id.get_offset(), count, x.dtype.itemsize * math.prod(want[-3:]))
             shapes[split] = (x.dtype, want[-3:], n)
-            scans[split] = Scan(background)
+            scans[split] = Scan(stored_value(background, recipe, x.dtype))
 
     def consume(split: str, first: int, data: np.ndarray) -> None:
         dtype, shape, _ = shapes[split]
