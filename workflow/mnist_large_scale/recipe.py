@@ -55,6 +55,7 @@ __all__ = [
     "recorded",
     "canvas_margin",
     "prefilter",
+    "antialiased",
     "resample",
     "smooth",
     "smoothing_canvas",
@@ -99,6 +100,16 @@ def prefilter(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     if sigma == 0:
         return image
     return ndimage.gaussian_filter(image, image_axes(sigma, image.ndim), mode="constant", cval=0.0, truncate=truncate)
+
+
+def antialiased(image: np.ndarray, scale: float, recipe: Recipe) -> np.ndarray:
+    """``prefilter`` at scikit-image's anti-aliasing sigma for ``scale`` when ``recipe.antialias`` is on; else ``image``."""
+    if not recipe.antialias:
+        return image
+    # imported here: the engine package, which holds scikit-image's rule, imports this module
+    from .engine.skimage_weights import antialias_sigma
+
+    return prefilter(image, float(antialias_sigma(scale)), recipe.truncate)
 
 
 def resample(
@@ -216,10 +227,7 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     height, width = out_shape
     sigma = recipe.sigma(scale)
     margin, mode = smoothing_canvas(recipe, sigma)
-    if recipe.antialias:
-        from .engine.skimage_weights import antialias_sigma
-
-        image = prefilter(image, float(antialias_sigma(scale)), recipe.truncate)
+    image = antialiased(image, scale, recipe)
     canvas = resample(image, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
@@ -294,10 +302,7 @@ def transform_batch(images: np.ndarray, scale: float, out_shape: tuple[int, int]
     sigma = recipe.sigma(scale)
     margin, mode = smoothing_canvas(recipe, sigma)
     stack = np.asarray(images, dtype=np.float64)
-    if recipe.antialias:
-        from .engine.skimage_weights import antialias_sigma
-
-        stack = prefilter(stack, float(antialias_sigma(scale)), recipe.truncate)
+    stack = antialiased(stack, scale, recipe)
     canvas = resample(stack, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
