@@ -28,7 +28,7 @@ from mnist_large_scale.recipe import Recipe
 
 # The engine computes on exact grids: within this of the float reference.
 TOLERANCE = engine.ENGINE_TOLERANCE
-# With the default recipe, on real digits (measured: at most 1.07e-9; docs/same-bytes.md states it).
+# With the default recipe, on real digits (measured: at most 1.07e-9).
 REAL_DIGITS_BOUND = 1.5e-9
 OUT = (112, 112)
 SCALES = [0.5, 0.595, 1.0, 1.189, 2.0, 3.0, 4.0, 5.657, 8.0]

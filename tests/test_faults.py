@@ -788,7 +788,7 @@ def test_flipped_bytes_in_a_built_file_fail_the_checksums_and_the_validation(bui
     assert rerun.returncode != 0 and "ValidationFailed" in output and SMALL in output
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums, "the manifest now vouches for the damaged file"
 
-    h5_path.unlink()  # the remedy of docs/recovery.md
+    h5_path.unlink()  # the remedy of docs/troubleshooting.md
     fixed = run_snakemake(work, "--cores", "2", "all")
     assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-3000:]
     assert (work / "results" / "SHA256SUMS").read_bytes() == sums and sha256sum_check(work).returncode == 0
