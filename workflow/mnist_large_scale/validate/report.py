@@ -15,6 +15,7 @@ class ValidationFailed(RuntimeError):
 
 
 def add_check(report: dict, name: str, ok: bool, **details) -> None:
+    """Record one check of ``report``: its name, whether it passed and the numbers behind it."""
     report["checks"].append({"check": name, "ok": bool(ok), **details})
 
 
