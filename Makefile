@@ -15,6 +15,10 @@
 #                 (results/experiment/; installs the optional PyTorch extra into .venv)
 # make bench-full the 45 GB set against a raw write of its bytes (benchmarks/full_build.json)
 # make cross-check three small files built with numpy 1 (.venv-np1) and on aarch64 (qemu), compared
+# make evidence   the public evidence on the recipe: fetches two public notebooks and a model's weights
+#                 (HTTPS, pinned by sha256, into resources/evidence/; an existing verified copy is used),
+#                 checks the printed ranges, fits the authors' figures, runs the model on rebuilt test
+#                 images (every 10th); JSON into docs/evidence/, comparison figures into results/evidence/
 # make references record the built published files as the reference checksums (after make all)
 #
 # .venv is made with $(PYTHON) when given (make PYTHON=/path/to/python3.12), otherwise
@@ -30,7 +34,7 @@ LOCK := envs/requirements.lock
 LOCK_TORCH := envs/requirements-torch.lock
 CORES ?= 8
 
-.PHONY: all test test-fast test-slurm bench bench-storage bench-full experiment torch cross-check references report dag lint lock clean-results need-dot
+.PHONY: evidence all test test-fast test-slurm bench bench-storage bench-full experiment torch cross-check references report dag lint lock clean-results need-dot
 
 all: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all
@@ -57,6 +61,9 @@ experiment: $(VENV)/.torch-installed
 	$(BIN)/snakemake --cores $(CORES) experiment
 
 torch: $(VENV)/.torch-installed
+
+evidence: $(VENV)/.torch-installed
+	$(BIN)/python -m mnist_large_scale.evidence
 
 report: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) all

@@ -253,7 +253,10 @@ def test_the_console_script_runs_the_same_command_line():
 
 
 def test_help_is_plain_text_for_every_command(capsys):
-    commands = [parser_module.__name__.rsplit(".", 1)[-1] for parser_module in COMMANDS]
+    from mnist_large_scale.cli import parser
+
+    commands = list(parser().command_parsers)
+    assert len(commands) >= len(COMMANDS)  # a module may add more than one command (evaluate, compare-model)
     for argv in ([], *([command] for command in commands)):
         assert main([*argv, "--help"]) == 0
         out = capsys.readouterr().out
@@ -358,3 +361,10 @@ def test_build_draws_its_progress_on_a_terminal_unless_quiet(tmp_path, mnist_dir
     assert status == 0 and "building" in seen and "img" in seen
     status, seen = stderr_on_a_terminal([*argv, "--quiet"])
     assert status == 0 and seen == ""
+
+
+def test_compare_figure_names_a_missing_montage_and_a_bad_name(capsys, tmp_path):
+    fails(capsys, ["compare-figure", str(tmp_path / "none.png"), "--name", "mnist_large_scale_te10000_outsize112-112_scte2p000.h5"], "none.png", "no such file")
+    montage = tmp_path / "montage.png"
+    montage.write_bytes(b"")
+    fails(capsys, ["compare-figure", str(montage), "--name", "mnist_large_scale_te10000_outsize112-112_scte2p00.h5"], "scte2p00")

@@ -14,13 +14,13 @@ import sys
 import traceback
 
 from .. import NUMERICS_VERSION, __version__
-from . import build, compare, evaluate, inspect, preview, verify
+from . import build, compare, compare_figure, evaluate, inspect, preview, verify
 from .common import InputError
 
 __all__ = ["main", "COMMANDS", "InputError"]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (inspect, verify, compare, build, preview, evaluate)
+COMMANDS = (inspect, verify, compare, compare_figure, build, preview, evaluate)
 
 #: Exit statuses (docs/cli.md).
 OK, DIFFERS, BAD_INPUT, INTERNAL_ERROR, INTERRUPTED = 0, 1, 2, 3, 130
