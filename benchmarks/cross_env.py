@@ -265,7 +265,8 @@ def raw_dir_or_fetch(raw_dir: Path) -> Path:
     """``raw_dir`` with the four verified raw MNIST files, fetched through the configured sources when missing."""
     import yaml
 
-    from mnist_large_scale.sources import BaseData, fetch_raw_file
+    from mnist_large_scale.fetch import fetch_raw_file
+    from mnist_large_scale.sources import BaseData
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     base = BaseData.from_config("mnist", config["base_data"]["mnist"])

@@ -28,6 +28,7 @@ sys.path[:0] = [str(REPO / "workflow"), str(REPO)]
 
 from benchmarks.provenance import machine  # noqa: E402
 from mnist_large_scale import engine  # noqa: E402
+from mnist_large_scale.engine.plan import shared_plan  # noqa: E402
 from mnist_large_scale.idx import read_idx  # noqa: E402
 from mnist_large_scale.recipe import Recipe  # noqa: E402
 
@@ -47,7 +48,7 @@ def measure(images: np.ndarray, scales: np.ndarray, repeats: int) -> dict:
     recipes = {mode: Recipe(smooth_boundary=mode) for mode in MODES}
     result = {}
     for mode, rcp in recipes.items():
-        engine.shared_plan.cache_clear()
+        shared_plan.cache_clear()
         cold = cpu_seconds(lambda rcp=rcp: engine.transform_images(images, scales, OUT_SHAPE, rcp, out=out))
         result[mode] = {"cold_us_per_image": round(cold / len(images) * 1e6, 1)}
     warm = {mode: [] for mode in MODES}

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from benchmarks.workdir import copy_workflow
+from mnist_large_scale.fetch import fetch_raw_file
 from mnist_large_scale.idx import read_idx
-from mnist_large_scale.sources import BaseData, FetchError, fetch_raw_file
+from mnist_large_scale.sources import BaseData, FetchError
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

@@ -19,18 +19,12 @@ from matplotlib.image import imread
 
 from conftest import REPO, fetched_or_skip, make_workdir, run_snakemake
 from mnist_large_scale.__main__ import main
+from mnist_large_scale.fetch import _install, fetch_raw_file
 from mnist_large_scale.figures import class_label, montage_figure
 from mnist_large_scale.idx import read_idx
 from mnist_large_scale.names import published_names
 from mnist_large_scale.recipe import soft_threshold
-from mnist_large_scale.sources import (
-    BaseData,
-    FetchError,
-    _install,
-    fetch_raw_file,
-    raw_file_problem,
-    recorded_sha256_path,
-)
+from mnist_large_scale.sources import BaseData, FetchError, raw_file_problem, recorded_sha256_path
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 NEEDS_FASHION = "needs raw Fashion-MNIST: Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or network to its mirror"

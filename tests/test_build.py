@@ -248,7 +248,7 @@ def test_the_images_per_step_do_not_change_the_bytes(tmp_path, mnist_base, mnist
 
 def test_a_fetch_removes_the_download_folders_of_dead_fetches_only(tmp_path):
     from mnist_large_scale.atomic import host_name
-    from mnist_large_scale.sources import _stale_fetch_folders
+    from mnist_large_scale.fetch import _stale_fetch_folders
 
     name = "t10k-labels-idx1-ubyte"
     dead = tmp_path / f".fetch-{name}-{host_name()}.{_dead_pid()}-abc123"

@@ -19,7 +19,10 @@ from scipy.ndimage import _filters as scipy_filters
 from mnist_large_scale import engine, recipe
 from mnist_large_scale import recipe as recipe_module
 from mnist_large_scale.build import draw_scales
-from mnist_large_scale.engine import transform_images
+from mnist_large_scale.engine import grids, skimage_weights, stages, transform_images, workspace
+from mnist_large_scale.engine.band import Band
+from mnist_large_scale.engine.geometry import AxisGeometry
+from mnist_large_scale.engine.plan import plan_axis, shared_plan
 from mnist_large_scale.names import PUBLISHED_TEST_SCALES, ScaleSpec
 from mnist_large_scale.recipe import Recipe
 
@@ -151,6 +154,17 @@ def test_a_clip_range_too_wide_for_exact_grids_is_refused(synthetic):
         transform_images(synthetic, 2.0, OUT, Recipe(clip_max=1000.0))
 
 
+def test_a_groups_support_spans_the_ink_extents_of_its_images(synthetic):
+    """The shared plans' input window is the union of the images' own ink boxes; blank is (0, 0)."""
+    images = np.concatenate([np.roll(synthetic, (3, -4), axis=(1, 2))[2:6], np.zeros((2, 28, 28), np.uint8)])
+    extents = stages.ink_extents(images)
+    inked = extents[:, 1] > 0
+    union = ((extents[inked, 0].min(), extents[inked, 1].max()), (extents[inked, 2].min(), extents[inked, 3].max()))
+    assert stages.input_support(images) == union
+    assert stages.input_support(images[inked][:1]) == ((extents[0, 0], extents[0, 1]), (extents[0, 2], extents[0, 3]))
+    assert stages.input_support(images[~inked]) == ((0, 0), (0, 0)) and not stages.ink_extents(images[~inked]).any()
+
+
 def test_blank_images_give_the_background(synthetic):
     blank = np.zeros((3, 28, 28), np.uint8)
     got = transform_images(blank, 2.0, OUT)
@@ -245,7 +259,7 @@ def test_bad_arguments_are_refused(kwargs, error):
 @pytest.mark.parametrize("sigma", [1e-20, 0.05, 0.4375, 0.875, 1.0, 2.7, 7.0])
 @pytest.mark.parametrize("truncate", [4.0, 2.5, 0.0])
 def test_gaussian_weights_are_scipys(sigma, truncate):
-    radius, weights = engine.gaussian_weights(np.array([sigma, 2.0]), truncate)
+    radius, weights = skimage_weights.gaussian_weights(np.array([sigma, 2.0]), truncate)
     if sigma <= 1e-15:  # scipy's gaussian_filter skips the axis
         np.testing.assert_array_equal(weights[0][weights[0] != 0], [1.0])
         return
@@ -280,7 +294,7 @@ def test_a_flat_region_stays_exactly_flat():
     square = np.zeros((1, 28, 28), np.uint8)
     square[0, 4:24, 4:24] = 255
     out = transform_images(square, 8.0, OUT)
-    assert np.all(out[0, 40:72, 40:72] == engine.threshold_table(Recipe()).scalar(255.0))
+    assert np.all(out[0, 40:72, 40:72] == stages.threshold_table(Recipe()).scalar(255.0))
 
 
 @pytest.mark.parametrize(
@@ -321,11 +335,11 @@ def test_the_largest_tap_is_numpys_argmax(order):
     """The interpolation weights' rounding correction goes to the tap that argmax picks
     (the first of the largest magnitudes), ties at fraction 1/2 included."""
     fraction = np.concatenate([np.linspace(0.0, 1.0, 20001, endpoint=False), 0.5 + np.arange(-40, 41) * 2.0**-53])
-    weights = engine.tap_weights(fraction, order)
-    np.testing.assert_array_equal(engine.largest_tap(weights, order), np.abs(weights).argmax(axis=0))
+    weights = skimage_weights.tap_weights(fraction, order)
+    np.testing.assert_array_equal(skimage_weights.largest_tap(weights, order), np.abs(weights).argmax(axis=0))
 
 
-def exact_rounded_product(band: engine.Band, x: np.ndarray, stack: np.ndarray, rows_out: int) -> np.ndarray:
+def exact_rounded_product(band: Band, x: np.ndarray, stack: np.ndarray, rows_out: int) -> np.ndarray:
     """rint(C + F) for a rounded band, from its dense rows split into coarse and fine parts."""
     result = np.empty((len(x), rows_out, x.shape[2]))
     for i, matrix in enumerate(stack):
@@ -333,7 +347,7 @@ def exact_rounded_product(band: engine.Band, x: np.ndarray, stack: np.ndarray, r
         for r in np.flatnonzero(band._row_blocks[:rows_out] != -2):  # zero rows stay zero
             start, weights = band._row(int(r), int(matrix))
             dense[r, start : start + len(weights)] = weights
-        coarse, fine = engine.split_weights(dense)
+        coarse, fine = grids.split_weights(dense)
         # each part's product is exact (integers on its grid), whatever the order
         result[i] = np.rint(coarse @ x[i] + fine @ x[i])
     return result
@@ -346,19 +360,19 @@ def test_a_rounded_product_rounds_as_the_exact_two_parts(scales, stage):
     checked and repaired, equals the rounded two-part result on data at the stage's bound;
     also when every element is repaired."""
     rcp = Recipe(antialias=True)
-    plan = engine.plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, stage == "last smooth")
+    plan = plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, stage == "last smooth")
     band = getattr(plan, stage.split()[-1])
     k = len(scales)
     # (input rows, output rows): input pixels to canvas pixels, or canvas pixels to frame pixels
     width, columns = (28, plan.size) if stage == "resample" else (plan.size, plan.rows)
-    bound = engine._RESAMPLED_BOUND if stage == "resample" else engine.canvas_bound(rcp)
+    bound = grids.RESAMPLED_BOUND if stage == "resample" else grids.canvas_bound(rcp)
     rng = np.random.default_rng(7)
-    x = np.rint(rng.uniform(-1, 1, (k, width, 40)) ** 3 * math.ldexp(bound, engine.UNIT_BITS))
+    x = np.rint(rng.uniform(-1, 1, (k, width, 40)) ** 3 * math.ldexp(bound, grids.UNIT_BITS))
     expected = exact_rounded_product(band, x, np.arange(k), columns)
-    work = engine.Workspace()
+    work = workspace.Workspace()
     got = band.left_rounded(x, np.empty((k, columns, 40)), slice(None), work)
     np.testing.assert_array_equal(got, expected)
-    forced = replace(band, rounding=0.49)  # nearly every element goes through the exact repair
+    forced = replace(band, error_bound=0.49)  # nearly every element goes through the exact repair
     np.testing.assert_array_equal(forced.left_rounded(x, np.empty((k, columns, 40)), slice(None), work), expected)
 
 
@@ -368,19 +382,19 @@ def test_repairing_every_element_changes_no_byte(synthetic, scales, monkeypatch)
     trusted) gives the bytes of the engine as it runs."""
     if scales == "mixed":
         scales = log_uniform(len(synthetic), 0.5, 8.0, seed=9)
-    rounded = engine.Band.rounded
+    attach_bound = Band.with_error_bound
 
     def distrusted(band, *args):
-        return replace(rounded(band, *args), rounding=0.49)
+        return replace(attach_bound(band, *args), error_bound=0.49)
 
     for rcp in (Recipe(), Recipe(antialias=True, centre_shift=[0.2, -0.1])):
-        engine.shared_plan.cache_clear()
+        shared_plan.cache_clear()
         as_run = transform_images(synthetic, scales, OUT, rcp)
-        monkeypatch.setattr(engine.Band, "rounded", distrusted)
-        engine.shared_plan.cache_clear()
+        monkeypatch.setattr(Band, "with_error_bound", distrusted)
+        shared_plan.cache_clear()
         repaired = transform_images(synthetic, scales, OUT, rcp)
         monkeypatch.undo()
-        engine.shared_plan.cache_clear()
+        shared_plan.cache_clear()
         np.testing.assert_array_equal(repaired, as_run)
 
 
@@ -389,10 +403,10 @@ def test_a_rounded_product_is_repaired_where_it_rounds_the_other_way():
     (s = 7) lands on the other side of a half-integer than the exact result for a few
     elements (2 here with OpenBLAS's Haswell kernel); the check finds and repairs them."""
     rcp = Recipe()
-    plan = engine.plan_axis(np.array([7.0]), 112, 28, rcp, (0, 28), False, False)
-    x = np.rint(np.random.default_rng(1).uniform(0.5, 1, (1, plan.size, 20000)) * math.ldexp(255.0, engine.UNIT_BITS))
+    plan = plan_axis(np.array([7.0]), 112, 28, rcp, (0, 28), False, False)
+    x = np.rint(np.random.default_rng(1).uniform(0.5, 1, (1, plan.size, 20000)) * math.ldexp(255.0, grids.UNIT_BITS))
     rows = plan.rows
-    got = plan.smooth.left_rounded(x, np.empty((1, rows, x.shape[2])), slice(None), engine.Workspace())
+    got = plan.smooth.left_rounded(x, np.empty((1, rows, x.shape[2])), slice(None), workspace.Workspace())
     np.testing.assert_array_equal(got, exact_rounded_product(plan.smooth, x, np.arange(1), rows))
 
 
@@ -401,8 +415,8 @@ def test_a_geometry_subset_equals_the_geometry_of_its_scales(rcp):
     """Per-sample windows compute one AxisGeometry and hand each group its subset: the
     subset must be exactly what the group's scales alone give (trimmed kernels and pixels)."""
     scales = np.sort(log_uniform(40, 0.3, 8.0, seed=11))
-    window = engine.AxisGeometry.of(scales, 112, 28, rcp, 0.3)
+    window = AxisGeometry.of(scales, 112, 28, rcp, 0.3)
     for members in (slice(0, 8), slice(8, 30), slice(30, 40)):
-        part, alone = window.subset(members), engine.AxisGeometry.of(scales[members], 112, 28, rcp, 0.3)
+        part, alone = window.subset(members), AxisGeometry.of(scales[members], 112, 28, rcp, 0.3)
         for field in ("radius", "kernel", "prefilter_radius", "prefilter", "p", "first", "fraction", "weights", "raw_weights", "data_weights"):
             np.testing.assert_array_equal(getattr(part, field), getattr(alone, field), err_msg=field)

@@ -15,17 +15,8 @@ import numpy as np
 import pytest
 
 from mnist_large_scale import evidence
-from mnist_large_scale.figure_fit import (
-    Display,
-    Hypothesis,
-    analyse_figure,
-    colormap_table,
-    decode_panels,
-    draw_montage,
-    find_panels,
-    model_values,
-    read_png,
-)
+from mnist_large_scale.figure_display import Display, colormap_table, decode_panels, draw_montage, find_panels, read_png
+from mnist_large_scale.figure_fit import Hypothesis, analyse_figure, model_values
 from mnist_large_scale.recipe import Recipe
 
 ROWS, COLS, SIZE = 4, 4, 64

@@ -27,12 +27,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_large_scale import engine
 from mnist_large_scale import recipe as reference
 from mnist_large_scale.build import draw_scales
+from mnist_large_scale.engine import grids, skimage_weights
+from mnist_large_scale.engine.geometry import AxisGeometry
+from mnist_large_scale.engine.plan import compose_prefilter, plan_axis
+from mnist_large_scale.engine.skimage_weights import gaussian_weights
+from mnist_large_scale.exactmath import to_grid
 from mnist_large_scale.names import PUBLISHED_TEST_SCALES, ScaleSpec
 from mnist_large_scale.recipe import Recipe
-from mnist_large_scale.skimage_weights import gaussian_weights
 
 LENGTH, N_IN = 112, 28
 # The warp's products of two weights (each below 1.25), in Horner form: a few ulp of 1.
@@ -49,23 +52,14 @@ VARIANTS = [
 SCALES = [pytest.param(np.array([s]), id=f"s{s:.3f}") for s in PUBLISHED_TEST_SCALES] + [pytest.param(PER_SAMPLE, id="per-sample")]
 
 
-def resampling_matrices(geometry: engine.AxisGeometry, weights: np.ndarray) -> np.ndarray:
-    """Dense ``R`` (k, K, N_IN) from a geometry's tap positions and ``weights`` (taps, k, K); taps off the input read zero."""
-    taps, stack, size = weights.shape
-    matrix = np.zeros((stack, size, N_IN))
-    for t in range(taps):
-        column = geometry.first + t
-        inside = (column >= 0) & (column < N_IN)
-        image, pixel = np.nonzero(inside)
-        matrix[image, pixel, column[inside]] += weights[t][inside]
-    return matrix
+def engine_resampling(geometry: AxisGeometry, rcp: Recipe) -> np.ndarray:
+    """The engine's ``R`` (or ``R P`` with the prefilter) before the grid, as ``plan_axis`` forms it.
 
-
-def engine_resampling(geometry: engine.AxisGeometry, rcp: Recipe) -> np.ndarray:
-    """The engine's ``R`` (or ``R P`` with the prefilter) before the grid, as ``plan_axis`` forms it."""
-    matrix = resampling_matrices(geometry, geometry.weights)
+    ``skimage_weights.resampling_matrix`` (also the fit's float model) scatters the taps.
+    """
+    matrix = skimage_weights.resampling_matrix(geometry.first, geometry.weights, N_IN)
     if rcp.antialias:
-        matrix = engine.compose_prefilter(matrix, engine.prefilter_matrix(geometry.prefilter, N_IN))
+        matrix = compose_prefilter(matrix, skimage_weights.prefilter_matrix(geometry.prefilter, N_IN))
     return matrix
 
 
@@ -81,12 +75,12 @@ def warped_impulses(scale: float, rcp: Recipe, margin: int, axis: int) -> np.nda
         impulse = np.zeros((N_IN, N_IN))
         impulse[(a, 13) if axis == 0 else (13, a)] = 1.0
         if rcp.antialias:
-            impulse = reference.prefilter(impulse, reference.antialias_sigma(scale), rcp.truncate)
+            impulse = reference.prefilter(impulse, float(skimage_weights.antialias_sigma(scale)), rcp.truncate)
         responses.append(reference.resample(impulse, scale, (LENGTH, LENGTH), margin, rcp.order, rcp.centre_shift))
     return np.stack(responses)
 
 
-def canvas_rows(geometry: engine.AxisGeometry, j: int) -> tuple[np.ndarray, np.ndarray]:
+def canvas_rows(geometry: AxisGeometry, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices into the geometry's canvas pixels of image ``j`` that lie on its canvas, and their canvas indices."""
     margin = int(geometry.radius[j]) + 1
     canvas = geometry.p + margin
@@ -98,7 +92,7 @@ def canvas_rows(geometry: engine.AxisGeometry, j: int) -> tuple[np.ndarray, np.n
 @pytest.mark.parametrize("scales", SCALES)
 def test_resampling_matrices_are_the_warp_of_unit_impulses(scales, changes):
     rcp = replace(Recipe(), **changes)
-    geometries = [engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[axis]) for axis in (0, 1)]
+    geometries = [AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[axis]) for axis in (0, 1)]
     matrices = [engine_resampling(geometry, rcp) for geometry in geometries]
     for j, scale in enumerate(scales):
         margin = int(geometries[0].radius[j]) + 1
@@ -120,7 +114,7 @@ def test_resampling_matrices_are_the_warp_of_unit_impulses(scales, changes):
 
 def engine_smoothing(kernel: np.ndarray, j: int, margin: int) -> np.ndarray:
     """Dense ``G`` (LENGTH, canvas) of image ``j``: frame pixel ``o`` reads canvas pixels around ``o + margin``."""
-    return engine.kernel_band(kernel[j : j + 1], LENGTH, LENGTH + 2 * margin, margin)[0]
+    return skimage_weights.kernel_band(kernel[j : j + 1], LENGTH, LENGTH + 2 * margin, margin)[0]
 
 
 @pytest.mark.parametrize("truncate", [4.0, 2.5])
@@ -129,7 +123,7 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
     rcp = replace(Recipe(), truncate=truncate)
     sigma = rcp.sigma_per_scale * scales
     radius, kernel = gaussian_weights(sigma, truncate)
-    geometry = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, 0.0)
+    geometry = AxisGeometry.of(scales, LENGTH, N_IN, rcp, 0.0)
     for j, s in enumerate(sigma):
         margin = int(radius[j]) + 1
         canvas = LENGTH + 2 * margin
@@ -138,27 +132,27 @@ def test_smoothing_matrices_are_the_gaussian_filter_of_unit_impulses(scales, tru
         expected = expected[margin : margin + LENGTH]
         np.testing.assert_allclose(engine_smoothing(kernel, j, margin), expected, rtol=0, atol=KERNEL_GRID)
         # on the grid: within half a step (and the kernel's error) of scipy's, the largest tap aside
-        bits = int(engine.split_bits(2 * radius[j] + 1, engine.canvas_bound(rcp)))
+        bits = int(grids.weight_grid_bits(2 * radius[j] + 1, grids.canvas_bound(rcp)))
         rounded = engine_smoothing(geometry.kernel, j, margin)
-        assert np.array_equal(engine.to_grid(rounded, bits), rounded)
+        assert np.array_equal(to_grid(rounded, bits), rounded)
         largest = rounded == rounded.max(axis=1, keepdims=True)
         error = np.abs(rounded - expected)
         assert np.all(error[~largest] <= math.ldexp(0.5, -bits) + KERNEL_GRID), f"sigma {s}: {error[~largest].max()}"
         np.testing.assert_array_equal(rounded.sum(axis=1), 1.0)
 
 
-def planned_resampling(scales: np.ndarray, rcp: Recipe, transpose: bool) -> np.ndarray:
+def planned_resampling(scales: np.ndarray, rcp: Recipe, x_axis: bool) -> np.ndarray:
     """The resampling matrices (k, K, N_IN) of the engine's own plan (``plan_axis``), in grey levels.
 
-    Every canvas pixel within reach of the frame is kept (``keep_all``), so the
+    Every canvas pixel within reach of the frame is kept (``clip_moves_zero``), so the
     rows are the geometry's canvas pixels; the x axis's blocks are stored
     transposed, in data units.
     """
-    plan = engine.plan_axis(scales, LENGTH, N_IN, rcp, (0, N_IN), True, transpose)
+    plan = plan_axis(scales, LENGTH, N_IN, rcp, (0, N_IN), True, x_axis)
     matrix = np.zeros((len(scales), plan.size, plan.input_width))
     for a, b, q0, q1, block in plan.resample.blocks:
-        matrix[:, a:b, q0:q1] = block.transpose(0, 2, 1) if transpose else block
-    return matrix / 2.0**engine.UNIT_BITS if transpose else matrix
+        matrix[:, a:b, q0:q1] = block.transpose(0, 2, 1) if x_axis else block
+    return matrix / 2.0**grids.UNIT_BITS if x_axis else matrix
 
 
 def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step: float) -> None:
@@ -182,22 +176,22 @@ def assert_sets_within_half_a_step(rounded: np.ndarray, exact: np.ndarray, step:
 @pytest.mark.parametrize("scales", SCALES)
 def test_rounded_resampling_weights_lie_within_half_a_grid_step(scales, changes):
     rcp = replace(Recipe(), **changes)
-    geometry = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[0])
-    data_bits = int(engine.split_bits(engine.TAPS[rcp.order], engine._RESAMPLED_BOUND))
+    geometry = AxisGeometry.of(scales, LENGTH, N_IN, rcp, rcp.centre_shift[0])
+    data_bits = int(grids.weight_grid_bits(skimage_weights.TAPS[rcp.order], grids.RESAMPLED_BOUND))
     filtered = geometry.prefilter_radius > 0
     # the tap weights of every image that the prefilter leaves alone (all of them without antialias)
-    raw = geometry.raw_weights[:, ~filtered] / 2.0**engine.UNIT_BITS
-    assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -engine.RAW_BITS))
+    raw = geometry.raw_weights[:, ~filtered] / 2.0**grids.UNIT_BITS
+    assert_sets_within_half_a_step(raw, geometry.weights[:, ~filtered], math.ldexp(1.0, -grids.RAW_BITS))
     assert_sets_within_half_a_step(geometry.data_weights[:, ~filtered], geometry.weights[:, ~filtered], math.ldexp(1.0, -data_bits))
     # the engine's own planned matrices, on each axis (its own centre shift): these tap weights where
     # there is no prefilter, and R P rounded entry by entry where there is, within half a step of it
-    bits = engine.split_bits(engine.TAPS[rcp.order] + 2 * geometry.prefilter_radius, engine._RESAMPLED_BOUND)
-    for transpose, shift in ((False, rcp.centre_shift[0]), (True, rcp.centre_shift[1])):
-        axis = engine.AxisGeometry.of(scales, LENGTH, N_IN, rcp, shift)
-        quantized = axis.raw_weights / 2.0**engine.UNIT_BITS if transpose else axis.data_weights
-        grid = np.where(filtered, bits, engine.RAW_BITS if transpose else data_bits)
-        planned = planned_resampling(scales, rcp, transpose)
-        np.testing.assert_array_equal(planned[~filtered], resampling_matrices(axis, quantized)[~filtered])
+    bits = grids.weight_grid_bits(skimage_weights.TAPS[rcp.order] + 2 * geometry.prefilter_radius, grids.RESAMPLED_BOUND)
+    for x_axis, shift in ((False, rcp.centre_shift[0]), (True, rcp.centre_shift[1])):
+        axis = AxisGeometry.of(scales, LENGTH, N_IN, rcp, shift)
+        quantized = axis.raw_weights / 2.0**grids.UNIT_BITS if x_axis else axis.data_weights
+        grid = np.where(filtered, bits, grids.RAW_BITS if x_axis else data_bits)
+        planned = planned_resampling(scales, rcp, x_axis)
+        np.testing.assert_array_equal(planned[~filtered], skimage_weights.resampling_matrix(axis.first, quantized, N_IN)[~filtered])
         step = np.ldexp(1.0, -grid)[filtered][:, None, None]
         exact = engine_resampling(axis, rcp)[filtered]
         assert np.all(np.abs(planned[filtered] - exact) <= step / 2 + ULPS), "a prefiltered weight past half a grid step"

@@ -21,7 +21,12 @@ import pytest
 from scipy import ndimage
 
 from mnist_large_scale import engine, recipe
-from mnist_large_scale.engine import boundary_index, folded_band, gaussian_weights
+from mnist_large_scale.engine import grids, workspace
+from mnist_large_scale.engine import plan as plan_module
+from mnist_large_scale.engine import run as run_module
+from mnist_large_scale.engine.geometry import AxisGeometry
+from mnist_large_scale.engine.plan import plan_axis, shared_plan
+from mnist_large_scale.engine.skimage_weights import boundary_index, folded_band, gaussian_weights
 from mnist_large_scale.recipe import RECORDED_WHEN_SET, SMOOTH_BOUNDARIES, Recipe, recorded
 from mnist_large_scale.recipe_fit import pre_threshold
 from tests.test_engine import exact_rounded_product, log_uniform, synthetic_digits
@@ -72,7 +77,7 @@ def test_the_fits_float_model_equals_the_reference(digits, mode, scales):
 def test_the_folded_band_is_scipys_correlation_with_that_boundary(mode, length, sigma):
     """Kernels wider than the line reflect (or repeat) more than once; on the engine's grid, rows sum exactly."""
     radius, kernel = gaussian_weights(np.array([sigma]), 4.0)
-    kernel = engine.quantize_weights(kernel, engine.split_bits(2 * radius + 1, 255.0)[:, None], axis=1)
+    kernel = grids.quantize_weights(kernel, grids.weight_grid_bits(2 * radius + 1, 255.0)[:, None], axis=1)
     line = np.random.default_rng(length).uniform(-1, 1, (length, 3))
     band = folded_band(kernel, 0, 0, length, length, length, mode)[0]
     expected = ndimage.correlate1d(line, kernel[0], axis=0, mode=mode, cval=0.0)
@@ -237,19 +242,19 @@ def test_block_sizes_and_groups_change_no_byte(synthetic, monkeypatch, mode, blo
     images = np.concatenate([synthetic] * 2)
     rcp = Recipe(smooth_boundary=mode)
     cases = [(8.0, None), (3.0, None), (None, log_uniform(len(images), 0.5, 8.0, seed=6))]
-    engine.shared_plan.cache_clear()
+    shared_plan.cache_clear()
     as_run = [engine.transform_images(images, scales if scale is None else scale, OUT, rcp) for scale, scales in cases]
     smooth_block, resample_block, group = blocks
-    monkeypatch.setattr(engine, "_SMOOTH_BLOCK", smooth_block)
-    monkeypatch.setattr(engine, "_RESAMPLE_BLOCK", resample_block)
-    monkeypatch.setattr(engine, "_GROUP_MAX", group)
-    monkeypatch.setattr(engine, "_PLAN_GROUP", max(2, group // 2))
-    engine.shared_plan.cache_clear()
+    monkeypatch.setattr(plan_module, "_SMOOTH_BLOCK", smooth_block)
+    monkeypatch.setattr(plan_module, "_RESAMPLE_BLOCK", resample_block)
+    monkeypatch.setattr(run_module, "_GROUP_MAX", group)
+    monkeypatch.setattr(run_module, "_PLAN_GROUP", max(2, group // 2))
+    shared_plan.cache_clear()
     try:
         for (scale, scales), expected in zip(cases, as_run, strict=True):
             np.testing.assert_array_equal(engine.transform_images(images, scales if scale is None else scale, OUT, rcp), expected)
     finally:
-        engine.shared_plan.cache_clear()
+        shared_plan.cache_clear()
 
 
 @pytest.mark.parametrize("mode", FRAME_MODES)
@@ -259,15 +264,15 @@ def test_a_folded_product_rounds_as_the_exact_two_parts(mode, scales, axis):
     """The folded smoothing band, checked and repaired, equals the rounded two-part (exact)
     result on data at the canvas bound; also when every element is repaired."""
     rcp = Recipe(smooth_boundary=mode)
-    plan = engine.plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, axis == "last smooth")
+    plan = plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, axis == "last smooth")
     band = plan.smooth
     k = len(scales)
     rng = np.random.default_rng(7)
-    x = np.rint(rng.uniform(-1, 1, (k, plan.size, 40)) ** 3 * math.ldexp(engine.canvas_bound(rcp), engine.UNIT_BITS))
+    x = np.rint(rng.uniform(-1, 1, (k, plan.size, 40)) ** 3 * math.ldexp(grids.canvas_bound(rcp), grids.UNIT_BITS))
     expected = exact_rounded_product(band, x, np.arange(k), plan.rows)
-    work = engine.Workspace()
+    work = workspace.Workspace()
     np.testing.assert_array_equal(band.left_rounded(x, np.empty((k, plan.rows, 40)), slice(None), work), expected)
-    forced = replace(band, rounding=0.49)
+    forced = replace(band, error_bound=0.49)
     np.testing.assert_array_equal(forced.left_rounded(x, np.empty((k, plan.rows, 40)), slice(None), work), expected)
 
 
@@ -277,15 +282,15 @@ def test_folded_rows_keep_the_kernels_grid_and_sum(mode, scales):
     """Every weight of a folded band lies on its kernel's grid; rows sum to exactly 1 (reflect,
     nearest) or at most 1 (constant), and a row inside the frame is the kernel's."""
     rcp = Recipe(smooth_boundary=mode)
-    plan = engine.plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, False)
-    geometry = engine.AxisGeometry.of(np.array(scales), 112, 28, rcp, 0.0)
-    bits = engine.grid_bits(geometry.kernel)
+    plan = plan_axis(np.array(scales), 112, 28, rcp, (0, 28), False, False)
+    geometry = AxisGeometry.of(np.array(scales), 112, 28, rcp, 0.0)
+    bits = grids.grid_bits(geometry.kernel)
     dense = np.zeros((len(scales), plan.rows, plan.size))
     for i, matrix in enumerate(range(len(scales))):
         for r in range(plan.rows):
             start, weights = plan.smooth._row(r, matrix)
             dense[i, r, start : start + len(weights)] = weights
-    assert engine.grid_bits(dense) <= bits
+    assert grids.grid_bits(dense) <= bits
     frame = plan.origin[:, None] + np.arange(plan.rows) if len(plan.origin) > 1 else plan.origin[0] + np.arange(plan.rows)[None, :]
     inside = np.broadcast_to(frame < 112, dense.shape[:2])
     sums = dense.sum(axis=2)[inside]
@@ -300,14 +305,14 @@ def test_folded_rows_keep_the_kernels_grid_and_sum(mode, scales):
 def test_every_row_block_at_the_edge_is_folded(synthetic, monkeypatch, mode, smooth_block):
     """Row blocks of one and five rows put block boundaries at every distance from the edge:
     a block that the fold misses by one row would be off the reference by far more than the bound."""
-    monkeypatch.setattr(engine, "_SMOOTH_BLOCK", smooth_block)
-    engine.shared_plan.cache_clear()
+    monkeypatch.setattr(plan_module, "_SMOOTH_BLOCK", smooth_block)
+    shared_plan.cache_clear()
     try:
         rcp = Recipe(smooth_boundary=mode)
         assert max_difference(synthetic, 8.0, rcp=rcp) <= engine.ENGINE_TOLERANCE
         assert max_difference(synthetic, log_uniform(len(synthetic), 3.0, 8.0, seed=11), (33, 57), rcp) <= engine.ENGINE_TOLERANCE
     finally:
-        engine.shared_plan.cache_clear()
+        shared_plan.cache_clear()
 
 
 @pytest.mark.parametrize("mode", FRAME_MODES)

@@ -20,14 +20,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from mnist_large_scale.sources import (
-    FetchError,
-    fetch_raw_file,
-    gunzip_bounded,
-    mirror_url_problem,
-    npm_spec_problem,
-    sha256_of,
-)
+from mnist_large_scale.fetch import fetch_raw_file, gunzip_bounded
+from mnist_large_scale.sources import FetchError, mirror_url_problem, npm_spec_problem, sha256_of
 
 NAME = "t10k-labels-idx1-ubyte"
 

@@ -1,8 +1,9 @@
 """Rebuild the MNIST Large Scale data set (Jansson & Lindeberg) from raw MNIST.
 
 Modules: ``names`` (the file-name grammar), ``idx`` and ``sources`` (raw files),
-``recipe`` (the per-image reference), ``engine`` (the fast batched engine),
-``skimage_weights`` (the weights it takes from scikit-image's and scipy's definitions),
+``recipe`` (the per-image reference), ``engine`` (the fast batched engine, a package:
+``engine.skimage_weights`` holds the weights it takes from scikit-image's and scipy's
+definitions, the other modules one stage of the work each),
 ``writer`` (the HDF5 layout), ``build`` (one file from its name), ``validate``,
 ``inspect_file`` (reading any file, the ``inspect`` command), ``figures``,
 ``loader`` (``load`` and ``MNISTLargeScale``: the files for training, NumPy or PyTorch),

@@ -1,7 +1,7 @@
 """The per-image reference recipe of MNIST Large Scale (docs/recipe.md), in scikit-image.
 
 This is the definition: slow, one image at a time, written to be read.  The
-production engine (``engine.py``) must reproduce it to floating-point rounding.
+production engine (the ``engine`` package) must reproduce it to floating-point rounding.
 
 For an image ``I`` (28 x 28, values 0..255) and a scale ``s``:
 
@@ -43,7 +43,9 @@ import numpy as np
 from .recipe_constants import RECORDED_WHEN_SET, SMOOTH_BOUNDARIES, TRANSFORMS, Recipe, recorded
 
 # scikit-image and scipy.ndimage are imported where the reference uses them: the production
-# engine needs only Recipe, and a build job starts 0.3 s sooner without them.
+# engine needs only Recipe, and a build job starts 0.3 s sooner without them.  So is
+# engine.skimage_weights, which holds the libraries' rules (the kernel radius, the
+# anti-aliasing sigma) once for both: the engine package imports this module.
 
 __all__ = [
     "TRANSFORMS",
@@ -51,9 +53,9 @@ __all__ = [
     "SMOOTH_BOUNDARIES",
     "RECORDED_WHEN_SET",
     "recorded",
-    "antialias_sigma",
     "canvas_margin",
     "prefilter",
+    "antialiased",
     "resample",
     "smooth",
     "smoothing_canvas",
@@ -69,18 +71,16 @@ __all__ = [
 _BATCH = 32
 
 
-def antialias_sigma(scale: float) -> float:
-    """Sigma of the anti-aliasing prefilter in input pixels: ``max(0, (1/s - 1) / 2)``, scikit-image's rule."""
-    return max(0.0, (1.0 / scale - 1.0) / 2.0)
-
-
 def canvas_margin(sigma: float, truncate: float) -> int:
     """Pixels of margin around the frame so that smoothing sees an infinite plane.
 
-    scipy's Gaussian kernel has radius ``int(truncate * sigma + 0.5)``; one more
-    pixel keeps the frame clear of the canvas edge.
+    scipy's Gaussian kernel has radius ``int(truncate * sigma + 0.5)``
+    (``engine.skimage_weights.gaussian_radius``); one more pixel keeps the
+    frame clear of the canvas edge.
     """
-    return int(truncate * sigma + 0.5) + 1
+    from .engine.skimage_weights import gaussian_radius
+
+    return int(gaussian_radius(sigma, truncate)) + 1
 
 
 def image_axes(sigma: float, ndim: int) -> tuple[float, ...]:
@@ -100,6 +100,16 @@ def prefilter(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     if sigma == 0:
         return image
     return ndimage.gaussian_filter(image, image_axes(sigma, image.ndim), mode="constant", cval=0.0, truncate=truncate)
+
+
+def antialiased(image: np.ndarray, scale: float, recipe: Recipe) -> np.ndarray:
+    """``prefilter`` at scikit-image's anti-aliasing sigma for ``scale`` when ``recipe.antialias`` is on; else ``image``."""
+    if not recipe.antialias:
+        return image
+    # imported here: the engine package, which holds scikit-image's rule, imports this module
+    from .engine.skimage_weights import antialias_sigma
+
+    return prefilter(image, float(antialias_sigma(scale)), recipe.truncate)
 
 
 def resample(
@@ -217,8 +227,7 @@ def transform_image(image: np.ndarray, scale: float, out_shape: tuple[int, int],
     height, width = out_shape
     sigma = recipe.sigma(scale)
     margin, mode = smoothing_canvas(recipe, sigma)
-    if recipe.antialias:
-        image = prefilter(image, antialias_sigma(scale), recipe.truncate)
+    image = antialiased(image, scale, recipe)
     canvas = resample(image, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)
@@ -293,8 +302,7 @@ def transform_batch(images: np.ndarray, scale: float, out_shape: tuple[int, int]
     sigma = recipe.sigma(scale)
     margin, mode = smoothing_canvas(recipe, sigma)
     stack = np.asarray(images, dtype=np.float64)
-    if recipe.antialias:
-        stack = prefilter(stack, antialias_sigma(scale), recipe.truncate)
+    stack = antialiased(stack, scale, recipe)
     canvas = resample(stack, scale, out_shape, margin, recipe.order, recipe.centre_shift)
     if recipe.clip:
         canvas = np.clip(canvas, recipe.clip_min, recipe.clip_max)

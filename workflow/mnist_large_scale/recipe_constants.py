@@ -71,8 +71,8 @@ class Recipe:
     gain, offset : float
         Soft threshold ``(2/pi) * arctan(gain * (x - offset))``.
     antialias : bool
-        Below scale 1, prefilter the input with a Gaussian of ``antialias_sigma(s)``
-        input pixels before resampling.
+        Below scale 1, prefilter the input with a Gaussian of
+        ``engine.skimage_weights.antialias_sigma(s)`` input pixels before resampling.
     centre_shift : (float, float)
         Output pixels ``(down, right)`` by which the digit's centre moves from the
         frame's centre.

@@ -21,10 +21,11 @@ How
   each, ``sigma_per_scale`` is searched on a small subsample, with the centre
   shift that the images' centroids give; the best candidates are then refined
   by Nelder-Mead over sigma and the shift together, on a larger subsample.
-* The pre-threshold images come from a float model of the recipe (separable
-  matrices, as in ``engine.py``, without the exact grids): it equals the
-  reference recipe to float rounding, and is fast enough to evaluate hundreds
-  of times.
+* The pre-threshold images come from a float model of the recipe: the
+  engine's taps, weights and kernels before they are put on their grids
+  (``engine.geometry.AxisGeometry``, ``engine.skimage_weights``), as dense
+  separable matrices in float64.  It equals the reference recipe to float
+  rounding, and is fast enough to evaluate hundreds of times.
 
 The residual is the root mean square difference of the output values.  A
 candidate that is not the configured one must lower it by a clear margin
@@ -41,15 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import (
-    antialias_kernels,
-    folded_band,
-    gaussian_weights,
-    kernel_band,
-    prefilter_matrix,
-    tap_positions,
-    tap_weights,
-)
+from .engine.geometry import AxisGeometry
+from .engine.skimage_weights import folded_band, gaussian_weights, kernel_band, prefilter_matrix, resampling_matrix
 from .recipe import Recipe
 
 __all__ = ["Fit", "fit_recipe", "is_float32", "pre_threshold", "changes", "THRESHOLDS", "ROUNDING"]
@@ -103,21 +97,17 @@ def is_float32(values: np.ndarray) -> bool:
     return bool(np.array_equal(values, values.astype(np.float32).astype(np.float64)))
 
 
-def _resample_matrices(scales: np.ndarray, length: int, n_in: int, reach: int, shift: float, recipe: Recipe) -> np.ndarray:
-    """Resampling of one axis onto canvas pixels ``-reach .. length + reach - 1`` (the frame alone for ``reach`` 0): (k, K, n_in), float."""
-    p = np.arange(-reach, length + reach, dtype=np.float64)
-    u = (p[None, :] - (length - 1) / 2 - shift) / scales[:, None] + (n_in - 1) / 2
-    first, fraction = tap_positions(u, recipe.order)
-    weights = tap_weights(fraction, recipe.order)
-    matrix = np.zeros((len(scales), p.size, n_in))
-    rows = np.arange(p.size)
-    for t in range(weights.shape[0]):
-        column = first + t
-        inside = (column >= 0) & (column < n_in)
-        k, c = np.nonzero(inside)
-        matrix[k, rows[c], column[inside]] += weights[t][inside]
+def _resample_matrices(scales: np.ndarray, length: int, n_in: int, shift: float, recipe: Recipe) -> np.ndarray:
+    """Resampling of one axis onto the engine's canvas pixels (``AxisGeometry.p``), in float: (k, K, n_in).
+
+    The engine's taps and weights before they are put on their grids, and its
+    prefilter kernels; the canvas is the frame and a margin of the widest
+    kernel's reach (``canvas``), or the frame alone (a boundary mode).
+    """
+    geometry = AxisGeometry.of(scales, length, n_in, recipe, shift)
+    matrix = resampling_matrix(geometry.first, geometry.weights, n_in)
     if recipe.antialias:
-        matrix = matrix @ prefilter_matrix(antialias_kernels(scales, recipe)[1], n_in)
+        matrix = matrix @ prefilter_matrix(geometry.prefilter, n_in)
     return matrix
 
 
@@ -143,12 +133,13 @@ def pre_threshold(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, 
     stack = scales[:1] if np.all(scales == scales[0]) else scales
     sigma = recipe.sigma_per_scale * stack
     _, kernel = gaussian_weights(sigma, recipe.truncate)
-    # On the frame itself (a boundary mode) the canvas is the frame.
-    reach = kernel.shape[1] // 2 + 1 if recipe.on_canvas else 0
+    # The canvas reaches the widest kernel's reach past the frame; on the frame itself
+    # (a boundary mode) it is the frame.
+    reach = kernel.shape[1] // 2 if recipe.on_canvas else 0
     height, width = out_shape
     (_, h, w), (dy, dx) = images.shape, recipe.centre_shift
-    r_y = _resample_matrices(stack, height, h, reach, dy, recipe)
-    r_x = _resample_matrices(stack, width, w, reach, dx, recipe)
+    r_y = _resample_matrices(stack, height, h, dy, recipe)
+    r_x = _resample_matrices(stack, width, w, dx, recipe)
     if recipe.on_canvas:  # smoothing from canvas pixels -reach .. to the frame: (k, H, H + 2 reach), (k, W, W + 2 reach)
         g_y = kernel_band(kernel, height, height + 2 * reach, reach)
         g_x = kernel_band(kernel, width, width + 2 * reach, reach)

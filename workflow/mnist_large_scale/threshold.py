@@ -62,7 +62,7 @@ class SoftThreshold:
     def __call__(self, t: np.ndarray, out: np.ndarray, work=None) -> np.ndarray:
         """The threshold of ``x = t 2**-BITS``, into ``out`` (shape of ``t``, both C-contiguous); ``t`` is overwritten.
 
-        ``work``, the caller's ``engine.Workspace``, lends the scratch arrays
+        ``work``, the caller's ``engine.workspace.Workspace``, lends the scratch arrays
         (fresh ones without it).  Every ``t`` must lie in ``[first - 1/2, last + 1/2]``.
         The values go through ``CHUNK`` at a time, so that the passes over one
         chunk find its arrays still in the core's cache.

@@ -4,7 +4,8 @@ import logging
 
 import mnist_large_scale.job_packages  # noqa: F401  (first: without the rules' packages, the job stops here in one line)
 from mnist_large_scale import logs
-from mnist_large_scale.sources import BaseData, fetch_raw_file, route_pooch_log
+from mnist_large_scale.fetch import fetch_raw_file, route_pooch_log
+from mnist_large_scale.sources import BaseData
 
 logs.setup(snakemake)
 route_pooch_log(logging.getLogger().handlers)  # pooch's lines go to this log too

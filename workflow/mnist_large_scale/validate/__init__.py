@@ -2,19 +2,13 @@
 
 ``measure`` (the digits' size, centroid and ink), ``scan`` (one pass over a
 file's image bytes: range, corners, CRC-32, with the file's sha256), ``check``
-(a file against its name, the config and MNIST: the report and its verdict)
-and ``table`` (the summary of every report, as TSV and HTML).
+(a file against its name, the config and MNIST), ``samples`` (the stored
+CRC-32s and images recomputed from the raw files), ``report`` (a report's
+checks, as JSON and as a verdict) and ``table`` (the summary of every report,
+as TSV and HTML).
 """
 
-from .check import (
-    ValidationFailed,
-    ValidationSettings,
-    attribute_differences,
-    raise_on_failure,
-    reference_bound,
-    validate_and_checksum,
-    validate_file,
-)
+from .check import ValidationSettings, attribute_differences, validate_and_checksum, validate_file
 from .measure import (
     digit_moments,
     ink_reach,
@@ -25,6 +19,8 @@ from .measure import (
     reference_moments,
     uncropped_scale_limit,
 )
+from .report import ValidationFailed, raise_on_failure
+from .samples import reference_bound
 from .table import SUMMARY_COLUMNS, summary_html, summary_rows, summary_tsv
 
 __all__ = [

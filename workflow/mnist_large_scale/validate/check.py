@@ -45,7 +45,6 @@ medians alone are checked (measured on all 10,000 test garments: medians within
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -56,12 +55,11 @@ import h5py
 import numpy as np
 
 from .. import NUMERICS_VERSION, engine
-from .. import recipe as reference
-from ..build import load_split, split_scales
+from ..build import load_split
 from ..names import FileSpec, ScaleSpec, parse_name
 from ..recipe import RECORDED_WHEN_SET, Recipe, canvas_margin, soft_threshold
 from ..sources import BaseData, verify_raw_files
-from ..writer import SPLITS, OutputOptions, data_crc32
+from ..writer import SPLITS, OutputOptions
 from .measure import (
     label_histogram,
     log_uniform_ks,
@@ -70,9 +68,11 @@ from .measure import (
     quantiles,
     uncropped_scale_limit,
 )
+from .report import add_check, add_check_every, json_safe
+from .samples import integrity_checks
 from .scan import scan_dataset, scan_while_hashing, stored_value
 
-__all__ = ["ValidationSettings", "ValidationFailed", "attribute_differences", "validate_file", "validate_and_checksum", "raise_on_failure", "reference_bound"]
+__all__ = ["ValidationSettings", "attribute_differences", "validate_file", "validate_and_checksum"]
 
 
 #: Below this scale the recipe samples the bicubic interpolant more coarsely than
@@ -119,33 +119,6 @@ class ValidationSettings:
         return asdict(self)
 
 
-class ValidationFailed(RuntimeError):
-    """A file failed one or more checks; the message lists them."""
-
-
-def _check(report: dict, name: str, ok: bool, **details) -> None:
-    report["checks"].append({"check": name, "ok": bool(ok), **details})
-
-
-def _check_every(report: dict, name: str, off: np.ndarray, tolerance: float, each: np.ndarray, worst_key: str, measured: np.ndarray) -> None:
-    """One check that ``off`` (NaN counts as failing) is within ``tolerance`` for every digit in ``each``.
-
-    Records the worst digit's index and its ``measured`` value under ``worst_key``,
-    how many digits are outside, and how many were checked.
-    """
-    off = np.where(each, np.nan_to_num(off, nan=np.inf), -np.inf)
-    worst = int(np.argmax(off))
-    _check(
-        report,
-        name,
-        bool(np.all(off[each] <= tolerance)),
-        worst_index=worst,
-        **{worst_key: float(measured[worst])},
-        outside=int(np.count_nonzero(off[each] > tolerance)),
-        digits=int(each.sum()),
-    )
-
-
 def _background_expected(scale_high: float, out_shape: tuple[int, int], recipe: Recipe) -> bool:
     """Whether the frame's corners lie outside the digit's reach at every scale of the split.
 
@@ -169,14 +142,14 @@ def _scale_checks(
     tol, tol_px = settings.size_tolerance, settings.centroid_tolerance_px
     if in_frame.any():
         median = float(np.median(relative[in_frame]))
-        _check(report, f"{split}: median size ratio / scale within 1 +- {tol:g}", abs(median - 1) <= tol, median=median, digits=int(in_frame.sum()))
+        add_check(report, f"{split}: median size ratio / scale within 1 +- {tol:g}", abs(median - 1) <= tol, median=median, digits=int(in_frame.sum()))
         median_error = float(np.median(error[in_frame]))
-        _check(report, f"{split}: median centroid error within {tol_px:g} px", median_error <= tol_px, median_px=median_error, digits=int(in_frame.sum()))
+        add_check(report, f"{split}: median centroid error within {tol_px:g} px", median_error <= tol_px, median_px=median_error, digits=int(in_frame.sum()))
     if each.any():
-        _check_every(
+        add_check_every(
             report, f"{split}: every digit's size ratio / scale within 1 +- {tol:g}", np.abs(relative - 1), tol, each, "worst_ratio_over_scale", relative
         )
-        _check_every(
+        add_check_every(
             report,
             f"{split}: every digit's centroid within {tol_px:g} px of the frame centre + s x its scale-1 offset",
             error,
@@ -326,74 +299,135 @@ def validate_file(
     path = Path(path)
     spec = parse_name(path.name)
     verify_raw_files(base, raw_paths)  # the labels and recomputed samples come from them
-    dtype, compression, chunk_images = options.dtype, options.compression, options.chunk_images
     report = {"file": path.name, "checks": [], "summary": {}, "settings": settings.as_dict()}
-    background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
+    # the background as the engine computes it (the value of every pixel the ink does not reach)
+    background = engine.background_value(recipe)
     top = float(soft_threshold(recipe.clip_max, recipe.gain, recipe.offset))
     with h5py.File(path, "r") as h5:
         report["summary"]["background"] = background
-        _check(report, "attributes name the file", h5.attrs.get("file_name") == spec.name, found=str(h5.attrs.get("file_name")))
+        add_check(report, "attributes name the file", h5.attrs.get("file_name") == spec.name, found=str(h5.attrs.get("file_name")))
         differences = attribute_differences(dict(h5.attrs), spec, base, recipe, seed, numerics_version)
-        _check(report, "attributes agree with the config, the name and the package", not differences, differences=differences)
+        add_check(report, "attributes agree with the config, the name and the package", not differences, differences=differences)
+        checks = _SplitChecks(report, h5, spec, base, raw_paths, recipe, options, settings, scans or {}, background, top)
         for split in SPLITS:
-            n = spec.split_count(split)
-            single = spec.test_only and split != "test"
-            want_x = (*spec.out_shape, 1) if single else (n, *spec.out_shape, 1)
-            x, y = h5.get(f"x_{split}"), h5.get(f"y_{split}")
-            if x is None or y is None:
-                _check(report, f"{split}: datasets present", False, missing=[k for k in (f"x_{split}", f"y_{split}") if k not in h5])
-                continue
-            _check(report, f"{split}: x shape", x.shape == want_x, found=list(x.shape), expected=list(want_x))
-            _check(report, f"{split}: x dtype", x.dtype == np.dtype(dtype), found=str(x.dtype), expected=dtype)
-            _check(report, f"{split}: y shape and dtype", y.shape == (() if single else (n,)) and y.dtype == np.uint8, found=[list(y.shape), str(y.dtype)])
-            if not compression:
-                _check(report, f"{split}: contiguous, uncompressed", x.chunks is None and x.compression is None, chunks=str(x.chunks))
-            elif not single:
-                layout = x.compression == compression and x.chunks == (1, *want_x[1:]) and x.shuffle == options.shuffle
-                _check(
-                    report,
-                    f"{split}: {compression}, {'shuffled, ' if options.shuffle else ''}one image a chunk",
-                    layout,
-                    compression=str(x.compression),
-                    chunks=str(x.chunks),
-                    shuffle=bool(x.shuffle),
-                )
-            sources, labels = load_split(base, raw_paths, split, n)
-            stored = np.atleast_1d(y[()])
-            _check(report, f"{split}: labels equal the base data's, in order", np.array_equal(stored, labels), mismatches=int(np.sum(stored != labels)) if stored.shape == labels.shape else -1)
-            histogram = label_histogram(stored)
-            _check(report, f"{split}: label histogram equals the base data's", histogram == label_histogram(labels), histogram=histogram)
-            scale = spec.split_scale(split)
-            s = np.full(n, scale.low)
-            if scale.is_range:
-                s = np.atleast_1d(h5[f"s_{split}"][()]) if f"s_{split}" in h5 else np.array([])
-                _check(report, f"{split}: per-sample scales within [{scale.low:.4f}, {scale.high:.4f})", len(s) == n and bool(np.all((s >= scale.low) & (s < scale.high))), count=len(s))
-            # the background and the top as the file stores them (float32 when rounded so)
-            stored_background, stored_top = stored_value(background, recipe, x.dtype), stored_value(top, recipe, x.dtype)
-            stats = scans[split] if scans and split in scans else scan_dataset(x, single, chunk_images, stored_background, n)
-            stats["labels_histogram"] = histogram
-            report["summary"][split] = stats
-            if scale.is_range and len(s) == n:
-                statistic, p_value = log_uniform_ks(s, scale.low, scale.high)
-                stats["scale_distribution"] = {"count": n, "ks_statistic": statistic, "p_value": p_value}
-                if n >= KS_MIN_SAMPLES:
-                    _check(report, f"{split}: scales log-uniform on [{scale.low:g}, {scale.high:g}) (KS p >= {settings.ks_alpha:g})", p_value >= settings.ks_alpha, ks_statistic=statistic, p_value=p_value, count=n)
-            if len(s) == n and x.shape[-3:] == (*spec.out_shape, 1):
-                m = min(n, settings.sample_images)
-                sample = (x[()][np.newaxis] if single else x[:m])[..., 0]
-                measured = measure_scales(sample, s[:m], sources[:m], recipe)
-                limit = uncropped_scale_limit(spec.out_shape, sources.shape[1:])
-                stats["scale"] = _scale_checks(report, split, measured, mnist_centre_of_mass_offsets(sources[:m]), spec.out_shape, scale, limit, settings)
-            _check(report, f"{split}: finite", stats["nonfinite"] == 0, nonfinite=stats["nonfinite"])
-            # without the clip the cubic's overshoot reaches past [0, clip_max]: only the threshold's (-1, 1) holds
-            low_ok = stats["min"] >= stored_background - 1e-9 if recipe.clip else stats["min"] > -1
-            high_ok = stats["max"] <= stored_top + 1e-9 if recipe.clip else stats["max"] < 1
-            _check(report, f"{split}: values within [background, arctan of clip_max]", low_ok and high_ok, min=stats["min"], max=stats["max"], background=background, top=top)
-            if _background_expected(scale.high, spec.out_shape, recipe):
-                _check(report, f"{split}: every image's corners are background", stats["corner_background_fraction"] == 1.0, fraction=stats["corner_background_fraction"])
-        _integrity_checks(report, h5, spec, base, raw_paths, recipe, seed)
+            checks.run(split)
+        integrity_checks(report, h5, spec, base, raw_paths, recipe, seed)
     report["ok"] = all(check["ok"] for check in report["checks"])
-    return _json_safe(report)
+    return json_safe(report)
+
+
+@dataclass(frozen=True)
+class _SplitChecks:
+    """What the checks of every split of one file share: the report they add to, the open file, its name and the config.
+
+    ``background`` and ``top`` are the recipe's values of a zero pixel and of
+    ``clip_max``; ``scans`` holds the splits' image scans made elsewhere.
+    """
+
+    report: dict
+    h5: h5py.File
+    spec: FileSpec
+    base: BaseData
+    raw_paths: dict[str, str]
+    recipe: Recipe
+    options: OutputOptions
+    settings: ValidationSettings
+    scans: dict[str, dict]
+    background: float
+    top: float
+
+    def run(self, split: str) -> None:
+        """Every check of one split, in the report's order; its summary goes to ``report['summary'][split]``."""
+        spec, h5 = self.spec, self.h5
+        n = spec.split_count(split)
+        single = spec.test_only and split != "test"
+        x, y = h5.get(f"x_{split}"), h5.get(f"y_{split}")
+        if x is None or y is None:
+            add_check(self.report, f"{split}: datasets present", False, missing=[k for k in (f"x_{split}", f"y_{split}") if k not in h5])
+            return
+        self.layout(split, x, y, n, single)
+        sources, labels = load_split(self.base, self.raw_paths, split, n)
+        histogram = self.labels(split, np.atleast_1d(y[()]), labels)
+        scale = spec.split_scale(split)
+        s = self.sample_scales(split, scale, n)
+        # the background and the top as the file stores them (float32 when rounded so)
+        stored_background, stored_top = stored_value(self.background, self.recipe, x.dtype), stored_value(self.top, self.recipe, x.dtype)
+        stats = self.scans[split] if split in self.scans else scan_dataset(x, single, self.options.chunk_images, stored_background, n)
+        stats["labels_histogram"] = histogram
+        self.report["summary"][split] = stats
+        if scale.is_range and len(s) == n:
+            self.distribution(split, stats, s, scale)
+        if len(s) == n and x.shape[-3:] == (*spec.out_shape, 1):
+            stats["scale"] = self.digit_scales(split, x, s, sources, scale, single)
+        self.values(split, stats, scale, stored_background, stored_top)
+
+    def layout(self, split: str, x: h5py.Dataset, y: h5py.Dataset, n: int, single: bool) -> None:
+        """Shapes, dtypes and storage of a split's datasets, as the name and ``options`` ask."""
+        report, options = self.report, self.options
+        want_x = (*self.spec.out_shape, 1) if single else (n, *self.spec.out_shape, 1)
+        add_check(report, f"{split}: x shape", x.shape == want_x, found=list(x.shape), expected=list(want_x))
+        add_check(report, f"{split}: x dtype", x.dtype == np.dtype(options.dtype), found=str(x.dtype), expected=options.dtype)
+        add_check(report, f"{split}: y shape and dtype", y.shape == (() if single else (n,)) and y.dtype == np.uint8, found=[list(y.shape), str(y.dtype)])
+        if not options.compression:
+            add_check(report, f"{split}: contiguous, uncompressed", x.chunks is None and x.compression is None, chunks=str(x.chunks))
+        elif not single:
+            layout = x.compression == options.compression and x.chunks == (1, *want_x[1:]) and x.shuffle == options.shuffle
+            add_check(
+                report,
+                f"{split}: {options.compression}, {'shuffled, ' if options.shuffle else ''}one image a chunk",
+                layout,
+                compression=str(x.compression),
+                chunks=str(x.chunks),
+                shuffle=bool(x.shuffle),
+            )
+
+    def labels(self, split: str, stored: np.ndarray, labels: np.ndarray) -> dict:
+        """The stored labels against the base data's, in order and as a histogram; returns the stored histogram."""
+        mismatches = int(np.sum(stored != labels)) if stored.shape == labels.shape else -1
+        add_check(self.report, f"{split}: labels equal the base data's, in order", np.array_equal(stored, labels), mismatches=mismatches)
+        histogram = label_histogram(stored)
+        add_check(self.report, f"{split}: label histogram equals the base data's", histogram == label_histogram(labels), histogram=histogram)
+        return histogram
+
+    def sample_scales(self, split: str, scale: ScaleSpec, n: int) -> np.ndarray:
+        """Each image's scale: the name's one, or the stored per-sample scales of a range split (checked to lie in the range)."""
+        if not scale.is_range:
+            return np.full(n, scale.low)
+        s = np.atleast_1d(self.h5[f"s_{split}"][()]) if f"s_{split}" in self.h5 else np.array([])
+        inside = len(s) == n and bool(np.all((s >= scale.low) & (s < scale.high)))
+        add_check(self.report, f"{split}: per-sample scales within [{scale.low:.4f}, {scale.high:.4f})", inside, count=len(s))
+        return s
+
+    def distribution(self, split: str, stats: dict, s: np.ndarray, scale: ScaleSpec) -> None:
+        """The Kolmogorov-Smirnov test of a range split's scales against the log-uniform law, checked from ``KS_MIN_SAMPLES`` on."""
+        n, alpha = len(s), self.settings.ks_alpha
+        statistic, p_value = log_uniform_ks(s, scale.low, scale.high)
+        stats["scale_distribution"] = {"count": n, "ks_statistic": statistic, "p_value": p_value}
+        if n >= KS_MIN_SAMPLES:
+            name = f"{split}: scales log-uniform on [{scale.low:g}, {scale.high:g}) (KS p >= {alpha:g})"
+            add_check(self.report, name, p_value >= alpha, ks_statistic=statistic, p_value=p_value, count=n)
+
+    def digit_scales(self, split: str, x: h5py.Dataset, s: np.ndarray, sources: np.ndarray, scale: ScaleSpec, single: bool) -> dict:
+        """The size and centroid checks of the split's first ``sample_images`` digits (``_scale_checks``); their summary."""
+        m = min(len(s), self.settings.sample_images)
+        sample = (x[()][np.newaxis] if single else x[:m])[..., 0]
+        measured = measure_scales(sample, s[:m], sources[:m], self.recipe)
+        limit = uncropped_scale_limit(self.spec.out_shape, sources.shape[1:])
+        offsets = mnist_centre_of_mass_offsets(sources[:m])
+        return _scale_checks(self.report, split, measured, offsets, self.spec.out_shape, scale, limit, self.settings)
+
+    def values(self, split: str, stats: dict, scale: ScaleSpec, stored_background: float, stored_top: float) -> None:
+        """Finite values, within the recipe's range, and background corners wherever no digit can reach them."""
+        report, recipe = self.report, self.recipe
+        add_check(report, f"{split}: finite", stats["nonfinite"] == 0, nonfinite=stats["nonfinite"])
+        # without the clip the cubic's overshoot reaches past [0, clip_max]: only the threshold's (-1, 1) holds
+        low_ok = stats["min"] >= stored_background - 1e-9 if recipe.clip else stats["min"] > -1
+        high_ok = stats["max"] <= stored_top + 1e-9 if recipe.clip else stats["max"] < 1
+        in_range = low_ok and high_ok
+        add_check(report, f"{split}: values within [background, arctan of clip_max]", in_range, min=stats["min"], max=stats["max"], background=self.background, top=self.top)
+        if _background_expected(scale.high, self.spec.out_shape, recipe):
+            fraction = stats["corner_background_fraction"]
+            add_check(report, f"{split}: every image's corners are background", fraction == 1.0, fraction=fraction)
 
 
 def validate_and_checksum(
@@ -428,143 +462,3 @@ def validate_and_checksum(
     return report, sha256
 
 
-def _json_safe(value):
-    """The report with NaN and infinities as None, so that it is strict JSON."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def reference_bound(recipe: Recipe, peaks: np.ndarray | None = None) -> np.ndarray | float:
-    """How far a correct file's values may lie from scikit-image's (``recipe.py``), per image.
-
-    ``engine.ENGINE_TOLERANCE`` bounds the engine's difference to the
-    reference after the soft threshold at the default gain: it is the
-    engine's error in grey levels before the threshold times the threshold's
-    steepest slope, ``(2/pi) 0.02``.  So another ``gain`` scales it by
-    ``gain / 0.02``.  ``stretch`` multiplies each image by ``clip_max / peak``
-    (its smoothed maximum ``peak``), and the peak carries the same error: the
-    bound grows by ``2 clip_max / peak`` (``peaks``, one per image).  Values
-    rounded to float32 (``round_to_float32`` or a float32 file) may round the
-    other way: one float32 step (2**-24 below 1) more.  Every other recipe
-    key leaves the bound as it is.
-    """
-    bound = engine.ENGINE_TOLERANCE * max(1.0, abs(recipe.gain) / Recipe().gain)
-    if recipe.stretch and peaks is not None:
-        positive = np.asarray(peaks) > 0
-        bound = bound * np.where(positive, 2.0 * recipe.clip_max / np.where(positive, peaks, 1.0), 1.0)
-    return bound
-
-
-def smoothed_peaks(images: np.ndarray, scales: np.ndarray, out_shape: tuple[int, int], recipe: Recipe) -> np.ndarray:
-    """Each image's smoothed frame maximum before the stretch, in grey levels (scikit-image's, through the threshold's inverse)."""
-    unstretched = dataclasses.replace(recipe, stretch=False, round_to_float32=False)
-    top = reference.transform_images(images, scales, out_shape, unstretched).reshape(len(images), -1).max(axis=1)
-    return recipe.offset + np.tan(top * (math.pi / 2)) / recipe.gain
-
-
-def _built_exactly(h5: h5py.File) -> bool:
-    """Whether the file says it was built by the exact transform at this package's numerics version."""
-    try:
-        transform = json.loads(h5.attrs["recipe"]).get("transform", "exact")
-        version = int(h5.attrs["numerics_version"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return False
-    return transform == "exact" and version == NUMERICS_VERSION
-
-
-def _sample_checks(report: dict, split: str, index: np.ndarray, stored: np.ndarray, images: np.ndarray, scales: np.ndarray, out_shape, recipe: Recipe, exact: bool) -> None:
-    """The recomputed samples of one split: with the engine (bit for bit when ``exact``) and with scikit-image within ``reference_bound``."""
-    dtype = stored.dtype
-    float32_step = 2.0**-24 if (dtype == np.float32 or recipe.round_to_float32) else 0.0
-    peaks = smoothed_peaks(images, scales, out_shape, recipe) if recipe.stretch else None
-    bound = np.broadcast_to(np.asarray(reference_bound(recipe, peaks), dtype=np.float64) + float32_step, (len(index),))
-    computed = engine.transform_images(images, scales, out_shape, recipe).astype(dtype)
-    engine_error = np.abs(stored.astype(np.float64) - computed).reshape(len(index), -1).max(axis=1)
-    differing = index[engine_error != 0].tolist()
-    if exact:
-        _check(
-            report,
-            f"{split}: {len(index)} recomputed samples equal the engine's bit for bit",
-            not differing,
-            differing_images=differing,
-            max_abs_diff=float(engine_error.max()),
-        )
-    else:  # another transform or numerics version: the engine within the recipe's bound
-        outside = index[engine_error > 2 * bound].tolist()
-        _check(report, f"{split}: {len(index)} recomputed samples within twice the recipe's bound of the engine's", not outside, outside_images=outside, max_abs_diff=float(engine_error.max()))
-    expected = reference.transform_images(images, scales, out_shape, recipe).astype(dtype)
-    error = np.abs(stored.astype(np.float64) - expected).reshape(len(index), -1).max(axis=1)
-    worst = int(np.argmax(error / bound))
-    _check(
-        report,
-        f"{split}: {len(index)} recomputed samples within the recipe's bound of scikit-image's",
-        bool(np.all(error <= bound)),
-        outside_images=index[error > bound].tolist(),
-        worst_index=int(index[worst]),
-        max_abs_diff=float(error[worst]),
-        bound=float(bound[worst]),
-    )
-
-
-def _integrity_checks(
-    report: dict,
-    h5: h5py.File,
-    spec: FileSpec,
-    base: BaseData,
-    raw_paths: dict[str, str],
-    recipe: Recipe,
-    seed: int,
-    samples: int = 32,
-) -> None:
-    """Damage and drift that range checks cannot see: a flipped low bit stays finite and in range.
-
-    1. Every dataset's values against the ``crc32`` attribute the writer stored.
-    2. Up to ``samples`` images per split, spread evenly, recomputed from the
-       raw files with the configured recipe and seed: with the engine, which
-       must give the stored values bit for bit when the file says it was
-       built by the exact transform at this numerics version (otherwise
-       within twice ``reference_bound``), and with scikit-image
-       (``recipe.py``), within ``reference_bound``.
-    """
-    for name in sorted(h5):
-        dataset = h5[name]
-        if "crc32" not in dataset.attrs:
-            continue
-        scanned = report["summary"].get(name.removeprefix("x_"), {}) if name.startswith("x_") else {}
-        if "crc32" in scanned:  # the images: summed while _scan read them
-            found = scanned["crc32"]
-        else:  # labels, scales: small
-            found = data_crc32(dataset[()])
-        stored = int(dataset.attrs["crc32"])
-        _check(report, f"{name}: values equal the crc32 stored when written", found == stored, found=f"{found:08x}", stored=f"{stored:08x}")
-    exact = _built_exactly(h5)
-    for split in SPLITS:
-        n = spec.split_count(split)
-        single = spec.test_only and split != "test"
-        x = h5.get(f"x_{split}")
-        if x is None or x.dtype.kind != "f" or x.shape != ((*spec.out_shape, 1) if single else (n, *spec.out_shape, 1)):
-            continue  # the layout checks above already failed
-        index = np.unique(np.linspace(0, n - 1, min(n, samples)).round().astype(int))
-        images, _ = load_split(base, raw_paths, split, n)
-        stored = (x[()][np.newaxis] if single else x[index.tolist()])[..., 0]
-        scales = split_scales(spec, split, seed)[index]
-        _sample_checks(report, split, index, stored, images[index], scales, spec.out_shape, recipe, exact)
-
-
-def raise_on_failure(report: dict) -> None:
-    """Raise ValidationFailed naming every failed check of a report, and each difference it found."""
-    failed = [check for check in report["checks"] if not check["ok"]]
-    if failed:
-        lines = []
-        for check in failed:
-            details = {key: value for key, value in check.items() if key not in ("check", "ok", "differences")}
-            lines.append(f"  - {check['check']}" + (f": {json.dumps(details)}" if details else ""))
-            lines += [f"      {difference}" for difference in check.get("differences", [])]
-        raise ValidationFailed(f"{report['file']}: {len(failed)} check(s) failed:\n" + "\n".join(lines))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .. import engine
-from ..recipe import Recipe, canvas_margin, soft_threshold
+from ..recipe import Recipe, canvas_margin
 
 __all__ = [
     "digit_moments",
@@ -39,7 +39,7 @@ def digit_moments(images: np.ndarray, background: float) -> tuple[np.ndarray, np
     images : (n, H, W) ndarray of float
         Images as stored (soft-thresholded values).
     background : float
-        The value of an empty pixel, ``soft_threshold(0)``.
+        The value of an empty pixel (``engine.background_value``).
 
     Returns
     -------
@@ -88,7 +88,7 @@ def reference_moments(images: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, n
     # recipe.smooth_boundary smooths it as on the canvas.
     margin = canvas_margin(recipe.sigma(1.0), recipe.truncate)
     frame = (h + 2 * margin, w + 2 * margin)
-    background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
+    background = engine.background_value(recipe)
     # The engine rather than the per-image reference: within 1.1e-9 of it on real digits (tests/test_engine.py
     # holds it to 1e-8) and 5.8 to 29 times faster per core (benchmarks/results.json).
     centroids, radii = digit_moments(engine.transform_images(images, np.ones(len(images)), frame, recipe), background)
@@ -124,7 +124,7 @@ def measure_scales(images: np.ndarray, scales: np.ndarray, sources: np.ndarray, 
         (bool), whether the digit's ink lies inside the frame (``ink_reach``).
     """
     height, width = images.shape[1:]
-    background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
+    background = engine.background_value(recipe)
     centroids, radii = digit_moments(images, background)
     ref_offsets, ref_radii = reference_moments(sources, recipe)
     scales = np.asarray(scales, dtype=np.float64)

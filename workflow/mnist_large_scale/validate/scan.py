@@ -13,9 +13,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .. import engine
 from ..direct_io import read_in_order
 from ..names import FileSpec
-from ..recipe import Recipe, soft_threshold
+from ..recipe import Recipe
 from ..writer import SPLITS, data_crc32
 
 __all__ = ["Scan", "scan_dataset", "scan_while_hashing"]
@@ -72,7 +73,7 @@ def scan_while_hashing(path: Path, spec: FileSpec, recipe: Recipe, threads: int 
     and fail its layout checks).
     """
     regions, shapes, scans = {}, {}, {}
-    background = float(soft_threshold(0.0, recipe.gain, recipe.offset))
+    background = engine.background_value(recipe)
     with h5py.File(path, "r") as h5:
         for split in SPLITS:
             x = h5.get(f"x_{split}")
