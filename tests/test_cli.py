@@ -368,3 +368,10 @@ def test_compare_figure_names_a_missing_montage_and_a_bad_name(capsys, tmp_path)
     montage = tmp_path / "montage.png"
     montage.write_bytes(b"")
     fails(capsys, ["compare-figure", str(montage), "--name", "mnist_large_scale_te10000_outsize112-112_scte2p00.h5"], "scte2p00")
+
+
+def test_the_check_levels_of_the_options_are_the_integrity_checks():
+    from mnist_large_scale import integrity
+    from mnist_large_scale.cli.common import CHECK_LEVELS
+
+    assert CHECK_LEVELS == integrity.CHECKS

@@ -115,6 +115,21 @@ def add_config_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+#: The levels of ``integrity.check_file``, cheapest first (named here: the parser must not import h5py).
+CHECK_LEVELS = ("layout", "crc", "values")
+
+
+def add_check_option(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+    """The ``--check {layout,crc,values}`` option of the commands that check a file's integrity."""
+    parser.add_argument(
+        "--check",
+        choices=CHECK_LEVELS,
+        default=default,
+        help=f"{what}: layout (HDF5, the datasets, not truncated; milliseconds), crc (also each dataset's stored "
+        f"CRC-32) or values (also the value range [-1, 1]); default {default}. A damaged file makes the exit status 1",
+    )
+
+
 def default_config_path() -> Path | None:
     """config.yaml in the current folder, else the one beside the package's workflow; None when neither exists."""
     for candidate in (Path("config.yaml"), REPOSITORY / "config.yaml"):

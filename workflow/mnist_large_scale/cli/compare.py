@@ -50,14 +50,13 @@ def add_to(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def report_paths(args: argparse.Namespace, published: Path) -> tuple[Path, Path]:
-    """Where the JSON report and the figure go: --report and --figure, else ``<out dir>/<stem>.compare.*``."""
-    stem = published.name.removesuffix(".h5")
+def report_paths(args: argparse.Namespace, stem: str, kind: str = "compare") -> tuple[Path, Path]:
+    """Where the JSON report and the figure go: --report and --figure, else ``<out dir>/<stem>.<kind>.*``."""
     out_dir = Path(args.out_dir) if args.out_dir else DEFAULT_OUT_DIR
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out-dir {out_dir}: not a folder")
-    report = output_file(args.report, "--report") if args.report else out_dir / f"{stem}.compare.json"
-    figure = output_file(args.figure, "--figure") if args.figure else out_dir / f"{stem}.compare.png"
+    report = output_file(args.report, "--report") if args.report else out_dir / f"{stem}.{kind}.json"
+    figure = output_file(args.figure, "--figure") if args.figure else out_dir / f"{stem}.{kind}.png"
     return report, figure
 
 
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     published = check_mnist_file(args.published, "published file")
     rebuilt = check_mnist_file(args.rebuilt, "rebuilt file") if args.rebuilt else None
-    report, figure = report_paths(args, published)  # checked before the work, made after it
+    report, figure = report_paths(args, published.name.removesuffix(".h5"))  # checked before the work, made after it
     config = load_config(args.config)
     _, base = config.file(args.name or published.name)
     raw_dir = raw_folder(base, args.raw_dir)

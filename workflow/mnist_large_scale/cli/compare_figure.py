@@ -19,11 +19,10 @@ from .common import (
     load_config,
     non_negative_int,
     note,
-    output_file,
     positive_int,
     raw_paths,
 )
-from .compare import DEFAULT_OUT_DIR
+from .compare import DEFAULT_OUT_DIR, report_paths
 
 
 def add_to(commands) -> None:
@@ -52,17 +51,6 @@ def add_to(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def report_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """Where the JSON report and the figure go: --report and --figure, else ``<out dir>/<png stem>.figure.*``."""
-    stem = Path(args.png).name.removesuffix(".png")
-    out_dir = Path(args.out_dir) if args.out_dir else DEFAULT_OUT_DIR
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out-dir {out_dir}: not a folder")
-    report = output_file(args.report, "--report") if args.report else out_dir / f"{stem}.figure.json"
-    figure = output_file(args.figure, "--figure") if args.figure else out_dir / f"{stem}.figure.png"
-    return report, figure
-
-
 def run(args: argparse.Namespace) -> int:
     """Fit the recipe to the montage; print the verdict, write the report and figure; 1 if it differs from the configured recipe."""
     import numpy as np
@@ -74,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.png).is_file():
         raise InputError(f"{args.png}: no such file")
-    report, figure = report_paths(args)  # checked before the work, made after it
+    report, figure = report_paths(args, Path(args.png).name.removesuffix(".png"), "figure")  # checked before the work, made after it
     config = load_config(args.config)
     spec, base = config.file(args.name)
     scale = spec.test_scale if args.split == "test" or spec.train_scale is None else spec.train_scale

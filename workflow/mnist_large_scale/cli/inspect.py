@@ -7,7 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_config_option, check_mnist_file, default_config_path, load_config, note, positive_int, progress
+from .common import (
+    add_check_option,
+    add_config_option,
+    check_mnist_file,
+    default_config_path,
+    load_config,
+    note,
+    positive_int,
+    progress,
+)
 
 
 def add_to(commands) -> None:
@@ -24,14 +33,7 @@ def add_to(commands) -> None:
     parser.add_argument("--max-images", type=positive_int, metavar="N", help="scan only the first N images of each split for the value range (default: all)")
     parser.add_argument("--chunk-images", type=positive_int, default=500, metavar="N", help="images read at a time (default: 500, 50 MB at 112 x 112)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument(
-        "--check",
-        choices=("layout", "crc", "values"),
-        default="values",
-        help="what the file must pass besides being read: layout (HDF5, the datasets, not truncated), crc (also each "
-        "dataset's stored CRC-32) or values (also the value range [-1, 1]; the default). The CRC-32 and the range "
-        "come from the scan itself; a damaged file makes the exit status 1",
-    )
+    add_check_option(parser, "values", "what the file must pass besides being read (the CRC-32 and the range come from the scan itself)")
     add_config_option(parser, "the class names of the file's base data set (none when no config is found)")
     parser.set_defaults(run=run)
 

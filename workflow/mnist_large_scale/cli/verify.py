@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .common import InputError, progress
+from .common import InputError, add_check_option, progress
 
 
 def add_to(commands) -> None:
@@ -21,14 +21,7 @@ def add_to(commands) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".h5 files, named as published")
     parser.add_argument("--name", help="the published name of a single FILE that was renamed")
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    parser.add_argument(
-        "--check",
-        choices=("layout", "crc", "values"),
-        default="crc",
-        help="what a file that is not a byte-for-byte match must also pass: layout (HDF5, the datasets, not truncated; "
-        "milliseconds), crc (also each dataset's stored CRC-32: one read of the file, the default) or values (also "
-        "the value range); a damaged file is DAMAGED and makes the exit status 1",
-    )
+    add_check_option(parser, "crc", "what a file that is not a byte-for-byte match must also pass (DAMAGED otherwise)")
     parser.set_defaults(run=run)
 
 
