@@ -807,7 +807,8 @@ def test_a_wrong_image_with_a_consistent_checksum_fails_the_recomputed_samples(b
         if "crc32" in x.attrs:
             x.attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(x[()]).tobytes()))
     base = base_of(work)
-    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), Recipe(), seed=None)
+    recipe = Recipe.from_config(yaml.safe_load((work / "config.yaml").read_text())["recipe"])  # the one it was built with
+    result = validate_file(h5_path, base, raw_paths_of(work / "resources" / "mnist", base), recipe, seed=None)
     failed = [c["check"] for c in result["checks"] if not c["ok"]]
     assert failed and all("recomputed" in name for name in failed), failed
 
