@@ -3,8 +3,8 @@
 ``evaluate`` runs a model over test files (by default the 17 published
 test-only files under ``results/``) and writes a TSV, a JSON report and a
 figure; ``compare-model`` runs it over two versions of one file and prints
-the paired comparison's verdict.  Both exit with 2 and a one-line message on
-a bad model, option or file; ``compare-model`` exits with 1 when the model
+the paired comparison's verdict.  The command line's ``main`` turns a bad
+model, option or file into one line and exit status 2; ``compare-model`` exits with 1 when the model
 sees a difference.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..names import PUBLISHED_TEST_SCALES, scale_tag
 
-__all__ = ["add_commands", "compare_model", "evaluate", "run_command", "published_test_files"]
+__all__ = ["add_commands", "compare_model", "evaluate", "published_test_files"]
 
 
 def published_test_files(folder: str = "results", prefix: str = "mnist_large_scale") -> list[str]:
@@ -115,11 +115,3 @@ def compare_model(args) -> int:
     print(comparison.line)
     return 1 if comparison.verdict == "differs" else 0
 
-
-def run_command(args) -> int:
-    """Run ``evaluate`` or ``compare-model``; a bad input prints one line naming it and returns 2."""
-    try:
-        return evaluate(args) if args.command == "evaluate" else compare_model(args)
-    except (ValueError, OSError) as error:
-        print(f"{args.command}: {error}", file=sys.stderr)
-        return 2
